@@ -1,0 +1,311 @@
+//! A campaign: the content of the splash page, owned by the province.
+//!
+//! A campaign is a folder: `campaign.toml` (name, default language, the
+//! language order, store links, the URL behind the QR code) and one
+//! `locales/<tag>.toml` per language, every locale with the same keys. The
+//! built-in `bluezone` campaign is that same folder embedded in the binary, so
+//! the demo and a province's own campaign go through one loader and one set
+//! of checks. Loading checks everything up front and reports every problem
+//! naming the file and key; a loaded [`Campaign`] is trusted by the views.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::config::CampaignSource;
+use crate::lang;
+
+/// The files of the built-in campaigns, by campaign name and relative path.
+const BUILTIN: &[(&str, &str, &str)] = &[
+    (
+        "bluezone",
+        "campaign.toml",
+        include_str!("../assets/campaigns/bluezone/campaign.toml"),
+    ),
+    (
+        "bluezone",
+        "locales/vi.toml",
+        include_str!("../assets/campaigns/bluezone/locales/vi.toml"),
+    ),
+    (
+        "bluezone",
+        "locales/en.toml",
+        include_str!("../assets/campaigns/bluezone/locales/en.toml"),
+    ),
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCampaign {
+    name: String,
+    default_language: String,
+    languages: Vec<String>,
+    install_url: String,
+    website: String,
+    google_play: String,
+    app_store: String,
+}
+
+/// Every text of one language. `deny_unknown_fields` and the absence of
+/// defaults make "every locale has every key and no other" a parse rule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocaleText {
+    pub language_name: String,
+    pub page_title: String,
+    pub wifi_at: String,
+    pub language_label: String,
+    pub title: String,
+    pub slogan: String,
+    pub intro: String,
+    pub steps_title: String,
+    pub android_label: String,
+    pub ios_label: String,
+    pub steps_android: Vec<String>,
+    pub steps_ios: Vec<String>,
+    pub google_play: String,
+    pub app_store: String,
+    pub battery_note: String,
+    pub qr_caption: String,
+    pub website_label: String,
+    pub connect: String,
+    pub connect_note: String,
+    pub welcome_title: String,
+    pub welcome_text: String,
+    pub retry_title: String,
+    pub retry_text: String,
+    pub retry_button: String,
+    pub not_found_title: String,
+    pub back_to_start: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Locale {
+    /// The tag as the campaign spells it (`vi`, `zh-Hans`).
+    pub tag: String,
+    pub text: LocaleText,
+}
+
+/// Links shown as buttons; all https (checked at load).
+#[derive(Clone, Debug)]
+pub struct Links {
+    pub install_url: String,
+    pub website: String,
+    pub google_play: String,
+    pub app_store: String,
+}
+
+/// A loaded, checked campaign.
+#[derive(Clone, Debug)]
+pub struct Campaign {
+    pub name: String,
+    /// Index into `locales` of the default language.
+    pub default: usize,
+    /// In switcher order.
+    pub locales: Vec<Locale>,
+    pub links: Links,
+}
+
+/// Every problem found in a campaign, one per file and key.
+#[derive(Debug)]
+pub struct CampaignError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for CampaignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problems.join("\n"))
+    }
+}
+
+impl std::error::Error for CampaignError {}
+
+impl Campaign {
+    pub fn load(source: &CampaignSource) -> Result<Campaign, CampaignError> {
+        match source {
+            CampaignSource::Builtin(name) => {
+                if !BUILTIN.iter().any(|(n, _, _)| n == name) {
+                    return Err(CampaignError {
+                        problems: vec![format!(
+                            "portal.campaign: no built-in campaign {name:?} (built in: bluezone; or give a path to a campaign folder)"
+                        )],
+                    });
+                }
+                Self::from_files(&format!("<built-in {name}>"), |rel| {
+                    BUILTIN
+                        .iter()
+                        .find(|(n, path, _)| n == name && *path == rel)
+                        .map(|(_, _, text)| text.to_string())
+                        .ok_or_else(|| "missing from the built-in campaign".to_string())
+                })
+            }
+            CampaignSource::Folder(dir) => Self::from_files(&dir.display().to_string(), |rel| {
+                std::fs::read_to_string(dir.join(rel)).map_err(|e| e.to_string())
+            }),
+        }
+    }
+
+    /// Loads through `read(relative path)`, naming files as `origin/path`.
+    fn from_files(
+        origin: &str,
+        read: impl Fn(&str) -> Result<String, String>,
+    ) -> Result<Campaign, CampaignError> {
+        let mut problems = Vec::new();
+        let file = |rel: &str| Path::new(origin).join(rel).display().to_string();
+        let text = read("campaign.toml").map_err(|e| CampaignError {
+            problems: vec![format!("{}: {e}", file("campaign.toml"))],
+        })?;
+        let raw: RawCampaign = toml::from_str(&text).map_err(|e| CampaignError {
+            problems: vec![format!("{}: {}", file("campaign.toml"), e.message().trim())],
+        })?;
+
+        let links = Links {
+            install_url: raw.install_url,
+            website: raw.website,
+            google_play: raw.google_play,
+            app_store: raw.app_store,
+        };
+        for (key, url) in [
+            ("install_url", &links.install_url),
+            ("website", &links.website),
+            ("google_play", &links.google_play),
+            ("app_store", &links.app_store),
+        ] {
+            if !is_https_link(url) {
+                problems.push(format!(
+                    "{}: {key}: {url:?} must be an https:// link",
+                    file("campaign.toml")
+                ));
+            }
+        }
+        if raw.name.trim().is_empty() {
+            problems.push(format!("{}: name: is empty", file("campaign.toml")));
+        }
+        if raw.languages.is_empty() {
+            problems.push(format!(
+                "{}: languages: lists no language",
+                file("campaign.toml")
+            ));
+        }
+
+        let mut locales = Vec::new();
+        for tag in &raw.languages {
+            if !lang::is_valid_tag(tag) {
+                problems.push(format!(
+                    "{}: languages: {tag:?} is not a language tag like \"vi\" or \"zh-Hans\"",
+                    file("campaign.toml")
+                ));
+                continue;
+            }
+            let rel = format!("locales/{tag}.toml");
+            match read(&rel).and_then(|t| {
+                toml::from_str::<LocaleText>(&t).map_err(|e| e.message().trim().to_owned())
+            }) {
+                Ok(text) => {
+                    check_locale(&text, &file(&rel), &mut problems);
+                    locales.push(Locale {
+                        tag: tag.clone(),
+                        text,
+                    });
+                }
+                Err(e) => problems.push(format!("{}: {e}", file(&rel))),
+            }
+        }
+        let default = raw
+            .languages
+            .iter()
+            .position(|t| *t == raw.default_language);
+        if default.is_none() {
+            problems.push(format!(
+                "{}: default_language: {:?} is not in languages",
+                file("campaign.toml"),
+                raw.default_language
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(CampaignError { problems });
+        }
+        Ok(Campaign {
+            name: raw.name,
+            default: default.unwrap_or(0),
+            locales,
+            links,
+        })
+    }
+
+    /// The index of the language to show: `?lang=` beats `Accept-Language`
+    /// beats the campaign's default.
+    pub fn negotiate(&self, query_lang: Option<&str>, accept_language: Option<&str>) -> usize {
+        let tags: Vec<&str> = self.locales.iter().map(|l| l.tag.as_str()).collect();
+        lang::negotiate(&tags, query_lang, accept_language).unwrap_or(self.default)
+    }
+
+    pub fn locale_index(&self, tag: &str) -> Option<usize> {
+        self.locales.iter().position(|l| l.tag == tag)
+    }
+}
+
+fn is_https_link(url: &str) -> bool {
+    url.strip_prefix("https://").is_some_and(|rest| {
+        let host = rest.split('/').next().unwrap_or("");
+        !host.is_empty() && !url.contains([' ', '"', '<', '>'])
+    })
+}
+
+/// Empty texts and empty step lists are content mistakes serde cannot see.
+fn check_locale(text: &LocaleText, file: &str, problems: &mut Vec<String>) {
+    for (key, steps) in [
+        ("steps_android", &text.steps_android),
+        ("steps_ios", &text.steps_ios),
+    ] {
+        if steps.is_empty() || steps.iter().any(|s| s.trim().is_empty()) {
+            problems.push(format!(
+                "{file}: {key}: needs at least one step and no empty step"
+            ));
+        }
+    }
+    let fields = [
+        ("language_name", &text.language_name),
+        ("title", &text.title),
+        ("connect", &text.connect),
+        ("page_title", &text.page_title),
+    ];
+    for (key, value) in fields {
+        if value.trim().is_empty() {
+            problems.push(format!("{file}: {key}: is empty"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_bluezone_loads_with_vietnamese_default() {
+        let c = Campaign::load(&CampaignSource::Builtin("bluezone".into())).unwrap();
+        assert_eq!(c.name, "Bluezone");
+        assert_eq!(c.locales[c.default].tag, "vi");
+        assert_eq!(
+            c.locales[c.default].text.slogan,
+            "Bảo vệ mình, bảo vệ cộng đồng"
+        );
+        assert!(c.links.google_play.ends_with("id=com.mic.bluezone"));
+        assert!(c.links.app_store.ends_with("id1508062685"));
+    }
+
+    #[test]
+    fn unknown_builtin_is_named() {
+        let e = Campaign::load(&CampaignSource::Builtin("nope".into())).unwrap_err();
+        assert!(e.to_string().contains("portal.campaign"), "{e}");
+    }
+
+    #[test]
+    fn only_https_links_pass() {
+        assert!(is_https_link("https://www.bluezone.gov.vn"));
+        assert!(!is_https_link("http://www.bluezone.gov.vn"));
+        assert!(!is_https_link("https://"));
+        assert!(!is_https_link("javascript:alert(1)"));
+    }
+}

@@ -1,0 +1,337 @@
+//! The operator's TOML file, turned into a validated, immutable [`Config`].
+//!
+//! Two types on purpose: [`raw`] mirrors the file (strings, options,
+//! `deny_unknown_fields`), and [`Config`] holds only values that are already
+//! known to be good (a `SocketAddr`, a `Duration`, a parsed URL). Validation
+//! collects *every* problem rather than stopping at the first, and each
+//! [`Problem`] names the key (`portal.session`) and, where the TOML parser
+//! knows it, the line, so `portico check` can print one line per problem.
+
+mod raw;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use raw::parse_duration;
+
+/// A validated configuration. Everything in it has been checked.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub venue: Venue,
+    pub portal: Portal,
+    pub tls: Option<Tls>,
+    pub firewall: Firewall,
+    pub state: State,
+    pub admin: Admin,
+}
+
+#[derive(Clone, Debug)]
+pub struct Venue {
+    pub name: String,
+    pub kind: VenueKind,
+    pub province: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VenueKind {
+    Station,
+    Airport,
+    Port,
+    Bus,
+    Ferry,
+    Other,
+}
+
+impl VenueKind {
+    pub const ALL: [(&'static str, VenueKind); 6] = [
+        ("station", VenueKind::Station),
+        ("airport", VenueKind::Airport),
+        ("port", VenueKind::Port),
+        ("bus", VenueKind::Bus),
+        ("ferry", VenueKind::Ferry),
+        ("other", VenueKind::Other),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("other", |(s, _)| s)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Portal {
+    pub listen: SocketAddr,
+    pub public_url: PublicUrl,
+    pub session: Duration,
+    pub campaign: CampaignSource,
+}
+
+/// Where the campaign comes from: one built into the binary, or a folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CampaignSource {
+    Builtin(String),
+    Folder(PathBuf),
+}
+
+#[derive(Clone, Debug)]
+pub struct Tls {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct Firewall {
+    pub backend: Backend,
+    pub interfaces: Vec<String>,
+    pub table: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Nftables,
+    None,
+}
+
+impl Firewall {
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Nftables => "nftables",
+            Backend::None => "none",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct State {
+    pub dir: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct Admin {
+    pub listen: SocketAddr,
+}
+
+/// The portal's public URL, split into what the router needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// The whole URL, always ending in `/` after the path.
+    pub url: String,
+    pub https: bool,
+    /// Lower-case host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl PublicUrl {
+    /// Parses `http(s)://host[:port][/path]`. Query, fragment and user info
+    /// are refused: the URL is sent to every client and must be plain.
+    pub fn parse(s: &str) -> Result<PublicUrl, String> {
+        let (https, rest) = if let Some(r) = s.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err("must start with https:// or http://".into());
+        };
+        if s.contains(['?', '#', '@', ' ']) {
+            return Err("must be a plain URL without user, query or fragment".into());
+        }
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (host, port) = split_host_port(authority).ok_or("has no valid host")?;
+        let port = match port {
+            None => None,
+            Some(p) => Some(p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?),
+        };
+        let mut url = format!(
+            "{}://{}{}",
+            if https { "https" } else { "http" },
+            authority.to_ascii_lowercase(),
+            path
+        );
+        if !url.ends_with('/') {
+            url.push('/');
+        }
+        Ok(PublicUrl {
+            url,
+            https,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    /// The URL of a page of the portal, e.g. `join("welcome")`.
+    pub fn join(&self, page: &str) -> String {
+        format!("{}{}", self.url, page)
+    }
+}
+
+/// Splits `host[:port]` or `[v6][:port]`. Returns `None` for an empty or
+/// malformed host.
+pub fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let after = &rest[end + 1..];
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => return None,
+        };
+        (&rest[..end], port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let valid = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b));
+    valid.then_some((host, port))
+}
+
+/// One thing wrong with a configuration, naming where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The dotted key, e.g. `portal.session`, or the file for a syntax error.
+    pub key: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{} (line {}): {}", self.key, line, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
+    }
+}
+
+/// Every problem found in one file.
+#[derive(Debug)]
+pub struct Problems {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}: {p}", self.file.display())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, Problems> {
+        let text = std::fs::read_to_string(path).map_err(|e| Problems {
+            file: path.to_owned(),
+            problems: vec![Problem {
+                key: "file".into(),
+                line: None,
+                message: format!("cannot read: {e}"),
+            }],
+        })?;
+        // A relative campaign folder is relative to the config file, which
+        // is what an operator who keeps them side by side expects.
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base).map_err(|problems| Problems {
+            file: path.to_owned(),
+            problems,
+        })
+    }
+
+    /// Validates TOML text; relative paths are resolved against `base`.
+    pub fn from_toml(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
+        raw::parse(text, base)
+    }
+
+    /// The demo: the built-in campaign on loopback, no firewall, state in a
+    /// per-user folder. What `portico run` does without `--config`.
+    pub fn demo() -> Config {
+        let listen: SocketAddr = ([127, 0, 0, 1], 8080).into();
+        Config {
+            venue: Venue {
+                name: "Ga Buôn Ma Thuột (demo)".into(),
+                kind: VenueKind::Station,
+                province: Some("Đắk Lắk".into()),
+            },
+            portal: Portal {
+                listen,
+                public_url: PublicUrl::parse("http://127.0.0.1:8080/").expect("demo URL is valid"),
+                session: Duration::from_secs(12 * 3600),
+                campaign: CampaignSource::Builtin("bluezone".into()),
+            },
+            tls: None,
+            firewall: Firewall {
+                backend: Backend::None,
+                interfaces: Vec::new(),
+                table: "portico".into(),
+            },
+            state: State {
+                dir: demo_state_dir(),
+            },
+            admin: Admin {
+                listen: ([127, 0, 0, 1], 9090).into(),
+            },
+        }
+    }
+}
+
+/// `$XDG_STATE_HOME/portico-demo`, else `~/.local/state/portico-demo`, else a
+/// folder in the system's temporary directory.
+fn demo_state_dir() -> PathBuf {
+    let from_env = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(dir) = from_env("XDG_STATE_HOME") {
+        return dir.join("portico-demo");
+    }
+    if let Some(home) = from_env("HOME") {
+        return home.join(".local/state/portico-demo");
+    }
+    std::env::temp_dir().join("portico-demo")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_url_keeps_what_the_router_needs() {
+        let u = PublicUrl::parse("https://Portal.Example.vn").unwrap();
+        assert_eq!(u.url, "https://portal.example.vn/");
+        assert_eq!(
+            (u.host.as_str(), u.port, u.https),
+            ("portal.example.vn", None, true)
+        );
+        let u = PublicUrl::parse("http://[fd00::1]:8080/portal").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("fd00::1", Some(8080)));
+        assert_eq!(u.join("welcome"), "http://[fd00::1]:8080/portal/welcome");
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://a b",
+            "https://x/?q=1",
+            "https://u@x/",
+            "http://x:99999/",
+        ] {
+            assert!(PublicUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The config file as written, and its validation into [`Config`].
+//!
+//! Raw values stay strings so that one bad value is reported with its key
+//! instead of failing the whole parse; `deny_unknown_fields` turns a typo
+//! (`sesion = "12h"`) into an error instead of a silently ignored line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{
+    Admin, Backend, CampaignSource, Config, Firewall, Portal, Problem, PublicUrl, State, Tls,
+    Venue, VenueKind,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    venue: RawVenue,
+    portal: RawPortal,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    firewall: RawFirewall,
+    #[serde(default)]
+    state: RawState,
+    #[serde(default)]
+    admin: RawAdmin,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVenue {
+    name: String,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    province: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPortal {
+    #[serde(default)]
+    listen: Option<String>,
+    public_url: String,
+    #[serde(default)]
+    session: Option<String>,
+    #[serde(default)]
+    campaign: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    listen: String,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFirewall {
+    backend: Option<String>,
+    interface: Option<OneOrMany>,
+    table: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<String>,
+}
+
+/// Collects problems while building the validated config.
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn bad(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            key: key.into(),
+            line: None,
+            message: message.into(),
+        });
+    }
+
+    fn addr(&mut self, key: &str, value: Option<&str>, default: &str) -> SocketAddr {
+        let value = value.unwrap_or(default);
+        value.parse().unwrap_or_else(|_| {
+            self.bad(
+                key,
+                format!("{value:?} is not an address:port (like {default:?} or \"[::]:8080\")"),
+            );
+            ([0, 0, 0, 0], 0).into()
+        })
+    }
+}
+
+pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| vec![locate(text, &e)])?;
+    let mut c = Checker {
+        problems: Vec::new(),
+    };
+
+    let venue = validate_venue(&mut c, raw.venue);
+
+    let listen = c.addr(
+        "portal.listen",
+        raw.portal.listen.as_deref(),
+        "0.0.0.0:8080",
+    );
+    let public_url = PublicUrl::parse(&raw.portal.public_url).unwrap_or_else(|e| {
+        c.bad(
+            "portal.public_url",
+            format!("{:?} {e}", raw.portal.public_url),
+        );
+        PublicUrl::parse("http://invalid/").expect("placeholder URL parses")
+    });
+    let session_text = raw.portal.session.as_deref().unwrap_or("12h");
+    let session = match parse_duration(session_text) {
+        Ok(d) if d < Duration::from_secs(1) => {
+            c.bad("portal.session", "must be at least 1s");
+            d
+        }
+        Ok(d) if d > Duration::from_secs(30 * 86_400) => {
+            c.bad(
+                "portal.session",
+                "must be at most 30d: the reminder is meant to come back",
+            );
+            d
+        }
+        Ok(d) => d,
+        Err(e) => {
+            c.bad("portal.session", e);
+            Duration::ZERO
+        }
+    };
+    let campaign = match raw.portal.campaign.as_deref().unwrap_or("bluezone") {
+        "" => {
+            c.bad(
+                "portal.campaign",
+                "is empty; use \"bluezone\" or a path to a campaign folder",
+            );
+            CampaignSource::Builtin(String::new())
+        }
+        name if !name.contains(['/', '.']) => CampaignSource::Builtin(name.to_owned()),
+        path => CampaignSource::Folder(base.join(path)),
+    };
+    let portal = Portal {
+        listen,
+        public_url,
+        session,
+        campaign,
+    };
+
+    let tls = raw.tls.map(|t| Tls {
+        listen: c.addr("tls.listen", Some(&t.listen), "0.0.0.0:8443"),
+        cert: base.join(t.cert),
+        key: base.join(t.key),
+    });
+
+    let firewall = validate_firewall(&mut c, raw.firewall);
+    let state = State {
+        dir: raw
+            .state
+            .dir
+            .map_or_else(|| PathBuf::from("/var/lib/portico"), |d| base.join(d)),
+    };
+    let admin = Admin {
+        listen: c.addr(
+            "admin.listen",
+            raw.admin.listen.as_deref(),
+            "127.0.0.1:9090",
+        ),
+    };
+
+    let mut listeners = vec![
+        ("portal.listen", portal.listen),
+        ("admin.listen", admin.listen),
+    ];
+    if let Some(t) = &tls {
+        listeners.push(("tls.listen", t.listen));
+    }
+    for (i, (key, addr)) in listeners.iter().enumerate() {
+        if addr.port() != 0 && listeners[..i].iter().any(|(_, other)| other == addr) {
+            c.bad(key, format!("{addr} is already used by another listener"));
+        }
+    }
+
+    if c.problems.is_empty() {
+        Ok(Config {
+            venue,
+            portal,
+            tls,
+            firewall,
+            state,
+            admin,
+        })
+    } else {
+        Err(c.problems)
+    }
+}
+
+fn validate_venue(c: &mut Checker, raw: RawVenue) -> Venue {
+    let name = raw.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        c.bad("venue.name", "must be 1 to 100 characters");
+    }
+    let kind_text = raw.kind.as_deref().unwrap_or("other");
+    let kind = VenueKind::ALL
+        .iter()
+        .find(|(s, _)| *s == kind_text)
+        .map(|(_, k)| *k)
+        .unwrap_or_else(|| {
+            let names: Vec<&str> = VenueKind::ALL.iter().map(|(s, _)| *s).collect();
+            c.bad(
+                "venue.kind",
+                format!("{kind_text:?} is not one of {}", names.join(" | ")),
+            );
+            VenueKind::Other
+        });
+    let province = raw
+        .province
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty());
+    Venue {
+        name,
+        kind,
+        province,
+    }
+}
+
+fn validate_firewall(c: &mut Checker, raw: RawFirewall) -> Firewall {
+    let backend = match raw.backend.as_deref().unwrap_or("nftables") {
+        "nftables" => Backend::Nftables,
+        "none" => Backend::None,
+        other => {
+            c.bad(
+                "firewall.backend",
+                format!("{other:?} is not one of nftables | none"),
+            );
+            Backend::None
+        }
+    };
+    let interfaces = match raw.interface {
+        None => Vec::new(),
+        Some(OneOrMany::One(s)) => vec![s],
+        Some(OneOrMany::Many(v)) => v,
+    };
+    for name in &interfaces {
+        // The kernel's limit is 15 bytes; the character set keeps names safe
+        // to place in an nft ruleset.
+        let ok = !name.is_empty()
+            && name.len() <= 15
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+        if !ok {
+            c.bad(
+                "firewall.interface",
+                format!("{name:?} is not an interface name (1-15 of a-z 0-9 - _ . @)"),
+            );
+        }
+    }
+    if backend == Backend::Nftables && interfaces.is_empty() {
+        c.bad("firewall.interface", "is required with backend = \"nftables\" (the client-facing interface, e.g. \"br-lan\")");
+    }
+    let table = raw.table.unwrap_or_else(|| "portico".into());
+    if table.is_empty()
+        || table.len() > 32
+        || !table
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        c.bad(
+            "firewall.table",
+            format!("{table:?} is not a table name (1-32 of a-z A-Z 0-9 _)"),
+        );
+    }
+    Firewall {
+        backend,
+        interfaces,
+        table,
+    }
+}
+
+/// Parses `"12h"`, `"90s"`, `"1h30m"`, `"2d"`, `"500ms"`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let err =
+        || format!("{s:?} is not a duration (like \"12h\", \"90s\", \"1h30m\"; units d h m s ms)");
+    let mut total = Duration::ZERO;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(err());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let number: u64 = rest[..digits].parse().map_err(|_| err())?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = match &rest[..unit_len] {
+            "d" => Duration::from_secs(86_400),
+            "h" => Duration::from_secs(3_600),
+            "m" => Duration::from_secs(60),
+            "s" => Duration::from_secs(1),
+            "ms" => Duration::from_millis(1),
+            _ => return Err(err()),
+        };
+        rest = &rest[unit_len..];
+        let part = u32::try_from(number)
+            .ok()
+            .and_then(|n| unit.checked_mul(n))
+            .ok_or_else(err)?;
+        total = total.checked_add(part).ok_or_else(err)?;
+    }
+    Ok(total)
+}
+
+/// Turns a TOML/serde error into a problem naming the key and line: the
+/// parser gives a byte span; the key is read from that line, and its table
+/// from the nearest `[header]` above it.
+fn locate(text: &str, e: &toml::de::Error) -> Problem {
+    let message = e.message().trim().to_owned();
+    let Some(span) = e.span() else {
+        return Problem {
+            key: "file".into(),
+            line: None,
+            message,
+        };
+    };
+    let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let lines: Vec<&str> = text.lines().collect();
+    let line = lines.get(line_no - 1).copied().unwrap_or("").trim();
+    let table = lines[..(line_no - 1).min(lines.len())]
+        .iter()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.split(']').next()))
+        .map(str::trim);
+    // A missing field is reported on its table's header; name the field.
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next());
+    let header = line
+        .strip_prefix('[')
+        .and_then(|l| l.split(']').next())
+        .map(str::trim);
+    let key = match (header, missing) {
+        (Some(h), Some(field)) => format!("{h}.{field}"),
+        (Some(h), None) => h.to_owned(),
+        (None, Some(field)) => field.to_owned(),
+        (None, None) => {
+            let name = line.split('=').next().unwrap_or("").trim();
+            match table {
+                Some(t) if !name.is_empty() => format!("{t}.{name}"),
+                _ if !name.is_empty() => name.to_owned(),
+                _ => "file".to_owned(),
+            }
+        }
+    };
+    Problem {
+        key,
+        line: Some(line_no),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_bad_ones_say_why() {
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["", "12", "h", "12x", "-1s", "1.5h", "99999999999999999999s"] {
+            let e = parse_duration(bad).unwrap_err();
+            assert!(e.contains("not a duration"), "{bad}: {e}");
+        }
+    }
+}

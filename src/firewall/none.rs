@@ -1,0 +1,43 @@
+//! The `none` backend: changes nothing in the kernel and logs what it would
+//! do. For the demo, for tests that need no root, and for a gateway whose
+//! filter is managed by something else. Grants are still kept and made
+//! durable by `sessions`; only the kernel side is skipped.
+
+use std::time::SystemTime;
+
+use super::{Firewall, FirewallError};
+use crate::grant::Grant;
+
+pub struct NoFirewall;
+
+impl Firewall for NoFirewall {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+
+    fn install(&self, live: &[Grant], _now: SystemTime) -> Result<(), FirewallError> {
+        tracing::info!(
+            grants = live.len(),
+            "firewall backend none: no rules installed"
+        );
+        Ok(())
+    }
+
+    fn allow(&self, grants: &[Grant], now: SystemTime) -> Result<(), FirewallError> {
+        for g in grants {
+            tracing::info!(ip = %g.ip, seconds = g.remaining(now).as_secs(), "firewall none: would allow");
+        }
+        Ok(())
+    }
+
+    fn revoke(&self, grants: &[Grant]) -> Result<(), FirewallError> {
+        for g in grants {
+            tracing::info!(ip = %g.ip, "firewall none: would revoke");
+        }
+        Ok(())
+    }
+
+    fn ruleset(&self) -> String {
+        "# firewall.backend = \"none\": Portico installs no rules.\n".into()
+    }
+}

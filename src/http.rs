@@ -1,0 +1,162 @@
+//! The listeners: plain HTTP (redirected port-80 traffic and the pages), TLS
+//! (the pages and the RFC 8908 API over https) and admin (loopback).
+//!
+//! One accept loop serves all three, shaped like mini-redis: a connection
+//! permit is taken *before* `accept`, so at most [`MAX_CONNECTIONS`] are open
+//! per listener and the kernel's backlog absorbs the rest; accept errors
+//! (such as running out of file descriptors) back off instead of spinning;
+//! each connection runs in its own task, where the TLS handshake happens
+//! under a timeout and an error is logged and stays there. hyper is given a
+//! timer, without which its header-read timeout silently never fires. Every
+//! connection is watched by one `GracefulShutdown`, so a stop drains them.
+
+mod admin;
+mod body;
+mod captive;
+pub mod probes;
+mod router;
+pub mod tls;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::campaign::Campaign;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::pages::Pages;
+use crate::sessions::Sessions;
+
+pub use body::Body;
+pub use router::Conn;
+
+/// Open connections allowed per listener.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Time a client has to send a complete request head.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a request handler reads. Immutable apart from the grant table
+/// and the counters, which have their own synchronisation.
+pub struct Portal {
+    pub config: Config,
+    pub content: Content,
+    pub sessions: Sessions,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The campaign and the pages rendered from it.
+pub struct Content {
+    pub campaign: Campaign,
+    pub pages: Pages,
+}
+
+/// Which handler a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Portal,
+    Admin,
+}
+
+/// Accepts connections until `stop` turns true, then returns; the caller
+/// drains the watched connections through `graceful`.
+pub async fn serve(
+    listener: TcpListener,
+    role: Role,
+    tls: Option<TlsAcceptor>,
+    portal: Arc<Portal>,
+    graceful: &GracefulShutdown,
+    mut stop: watch::Receiver<bool>,
+) {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    let mut auto = auto::Builder::new(TokioExecutor::new());
+    auto.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    auto.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(64);
+
+    loop {
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // EMFILE and friends: wait for connections to close
+                    // rather than spin on a failing accept.
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok(local) = stream.local_addr() else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        if role == Role::Portal {
+            portal
+                .metrics
+                .connections
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let conn = Conn { peer, local };
+        let metrics = portal.metrics.clone();
+        let portal = portal.clone();
+        let svc = service_fn(move |req| {
+            let portal = portal.clone();
+            async move {
+                let res = match role {
+                    Role::Portal => router::handle(&portal, conn, req).await,
+                    Role::Admin => admin::handle(&portal, req).await,
+                };
+                Ok::<_, Infallible>(res)
+            }
+        });
+        let watcher = graceful.watcher();
+        let (h1, auto, tls) = (h1.clone(), auto.clone(), tls.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let result = match tls {
+                None => watcher.watch(h1.serve_connection(TokioIo::new(stream), svc)).await,
+                Some(acceptor) => match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => watcher
+                        .watch(auto.serve_connection(TokioIo::new(stream), svc))
+                        .await
+                        .map_err(|e| tracing::debug!(%peer, error = %e, "connection ended with an error"))
+                        .or(Ok(())),
+                    Ok(Err(e)) => {
+                        metrics.tls_handshake_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        Ok(())
+                    }
+                    Err(_) => {
+                        metrics.tls_handshake_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        Ok(())
+                    }
+                },
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}

@@ -1,0 +1,267 @@
+//! The portal's one router: every request is either for a foreign host
+//! (an OS probe or a page the phone wanted, intercepted by the firewall) or
+//! for the portal's own pages.
+//!
+//! What must stay true:
+//! - the client is the TCP peer of the connection, never anything it sends;
+//! - a client without a grant asking for a foreign host gets **302** to the
+//!   portal (never 511: Android and ChromeOS read 511 as "no internet" and
+//!   show no popup);
+//! - nothing from the request becomes a `Location` (no open redirect).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::body::{self, Body};
+use super::probes::{self, ProbeAnswer};
+use super::{Portal, captive};
+use crate::grant::client_ip;
+use crate::metrics::Outcome;
+use crate::views::Platform;
+
+/// The largest accept form we read; the real one is a dozen bytes.
+const MAX_FORM: usize = 4 * 1024;
+
+/// Facts about the connection a request arrived on.
+#[derive(Clone, Copy, Debug)]
+pub struct Conn {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Response<Body> {
+    let client = client_ip(conn.peer.ip());
+    let now = SystemTime::now();
+    let host = request_host(&req);
+    let own = match &host {
+        None => true,
+        Some(h) => is_own_host(portal, h, conn.local.ip()),
+    };
+    let (res, outcome) = if own {
+        own_page(portal, client, now, req).await
+    } else {
+        foreign(
+            portal,
+            client,
+            now,
+            host.as_deref().unwrap_or(""),
+            req.uri().path(),
+        )
+    };
+    portal.metrics.request(outcome);
+    res
+}
+
+/// A request intercepted on its way to another host.
+fn foreign(
+    portal: &Portal,
+    client: IpAddr,
+    now: SystemTime,
+    host: &str,
+    path: &str,
+) -> (Response<Body>, Outcome) {
+    let pages = &portal.content.pages;
+    if portal.sessions.lookup(client, now).is_none() {
+        let res = body::redirect(
+            StatusCode::FOUND,
+            &pages.portal_url,
+            pages.portal_redirect_body.clone(),
+        );
+        return (res, Outcome::ProbeRedirect);
+    }
+    match probes::classify(host, path) {
+        Some(ProbeAnswer::NoContent) => {
+            (body::empty(StatusCode::NO_CONTENT), Outcome::ProbeSuccess)
+        }
+        Some(ProbeAnswer::Ok {
+            body: text,
+            content_type,
+        }) => (
+            body::response(
+                StatusCode::OK,
+                content_type,
+                Bytes::from_static(text.as_bytes()),
+            ),
+            Outcome::ProbeSuccess,
+        ),
+        None => {
+            let res = body::redirect(
+                StatusCode::FOUND,
+                &pages.welcome_url,
+                pages.welcome_redirect_body.clone(),
+            );
+            (res, Outcome::WelcomeRedirect)
+        }
+    }
+}
+
+async fn own_page(
+    portal: &Portal,
+    client: IpAddr,
+    now: SystemTime,
+    req: Request<Incoming>,
+) -> (Response<Body>, Outcome) {
+    let content = &portal.content;
+    let query_lang = query_param(req.uri().query(), "lang");
+    let accept_language = header_str(&req, header::ACCEPT_LANGUAGE);
+    let lang = content.campaign.negotiate(query_lang, accept_language);
+    let tag = content.campaign.locales[lang].tag.as_str();
+    let platform = Platform::from_user_agent(header_str(&req, header::USER_AGENT).unwrap_or(""));
+    let pages = &content.pages;
+    let method = req.method().clone();
+    let readable = method == Method::GET || method == Method::HEAD;
+
+    match (readable, req.uri().path()) {
+        (true, "/") => {
+            portal.metrics.splash_view(lang);
+            (
+                body::page(StatusCode::OK, pages.splash(lang, platform), tag),
+                Outcome::Splash,
+            )
+        }
+        (true, "/welcome") => (
+            body::page(StatusCode::OK, pages.welcome(lang, platform), tag),
+            Outcome::Welcome,
+        ),
+        (true, "/api/captive") => (captive::api(portal, client, now), Outcome::Api),
+        (true, "/assets/portico.css") => {
+            let mut res = body::response(
+                StatusCode::OK,
+                "text/css; charset=utf-8",
+                pages.stylesheet.clone(),
+            );
+            res.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            );
+            (res, Outcome::Asset)
+        }
+        (false, "/") if method == Method::POST => accept(portal, client, lang, req).await,
+        (false, "/" | "/welcome" | "/api/captive") => {
+            let mut res = body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            let allow = if req.uri().path() == "/" {
+                "GET, HEAD, POST"
+            } else {
+                "GET, HEAD"
+            };
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            (res, Outcome::BadRequest)
+        }
+        _ => (
+            body::page(StatusCode::NOT_FOUND, pages.not_found(lang), tag),
+            Outcome::NotFound,
+        ),
+    }
+}
+
+/// The *Connect* tap. The form's content is read only for the language of
+/// the next page; who is granted is the TCP peer.
+async fn accept(
+    portal: &Portal,
+    client: IpAddr,
+    lang: usize,
+    req: Request<Incoming>,
+) -> (Response<Body>, Outcome) {
+    let campaign = &portal.content.campaign;
+    let form = match Limited::new(req.into_body(), MAX_FORM).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return (
+                body::text(StatusCode::PAYLOAD_TOO_LARGE, "form too large\n"),
+                Outcome::BadRequest,
+            );
+        }
+        Err(_) => {
+            return (
+                body::text(StatusCode::BAD_REQUEST, "could not read the form\n"),
+                Outcome::BadRequest,
+            );
+        }
+    };
+    let form_lang = std::str::from_utf8(&form)
+        .ok()
+        .and_then(|f| query_param(Some(f), "lang"));
+    let lang = form_lang
+        .and_then(|t| campaign.locale_index(t))
+        .unwrap_or(lang);
+    let tag = campaign.locales[lang].tag.as_str();
+    match portal.sessions.accept(client, None).await {
+        Ok(_) => {
+            // A full navigation to /welcome is what makes the iOS sheet
+            // re-probe and show "Done".
+            let location = format!("/welcome?lang={tag}");
+            (
+                body::redirect(StatusCode::SEE_OTHER, &location, Bytes::new()),
+                Outcome::Accept,
+            )
+        }
+        Err(e) => {
+            tracing::error!(client = %client, error = %e, "grant failed; the phone is asked to retry");
+            let mut res = body::page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                portal.content.pages.retry(lang),
+                tag,
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            (res, Outcome::Unavailable)
+        }
+    }
+}
+
+/// The host a request is for, lower case, without port or trailing dot:
+/// from the URI's authority (HTTP/2, absolute-form) or the `Host` header.
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    let raw = match req.uri().authority() {
+        Some(a) => a.as_str(),
+        None => req.headers().get(header::HOST)?.to_str().ok()?,
+    };
+    let (host, _) = crate::config::split_host_port(raw.trim())?;
+    Some(host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// The portal's own host: the public URL's host, or the address the client
+/// connected to, written as an IP literal.
+fn is_own_host(portal: &Portal, host: &str, local: IpAddr) -> bool {
+    if host == portal.config.portal.public_url.host {
+        return true;
+    }
+    host.parse::<IpAddr>()
+        .is_ok_and(|ip| ip.to_canonical() == local.to_canonical())
+}
+
+fn header_str<K: header::AsHeaderName>(req: &Request<Incoming>, name: K) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The first value of `name` in a query or form string, undecoded: the only
+/// values we read (language tags) never need decoding, and anything that
+/// does is not a tag.
+fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_param_finds_the_first_value() {
+        assert_eq!(query_param(Some("a=1&lang=en&lang=vi"), "lang"), Some("en"));
+        assert_eq!(query_param(Some("lang"), "lang"), None);
+        assert_eq!(query_param(None, "lang"), None);
+    }
+}

@@ -1,0 +1,32 @@
+//! Portico: a captive-portal banner for public Wi-Fi.
+//!
+//! A map of the modules, in the order a request meets them:
+//!
+//! - [`cli`]: the commands (`run`, `check`, `firewall print`).
+//! - [`config`]: the TOML file → a validated, immutable `Config`.
+//! - [`server`]: start-up, the listeners, the one shutdown path.
+//! - [`http`]: accept loops, the router, OS probes, the RFC 8908 API, admin.
+//! - [`campaign`] and [`lang`]: the province's content and which language a
+//!   visitor sees; [`views`] renders it and [`pages`] keeps every variant
+//!   pre-rendered; [`qr`] draws the install QR code.
+//! - [`sessions`]: the grant table; [`store`] makes it durable; [`grant`] is
+//!   the record itself.
+//! - [`firewall`]: the packet filter behind a trait (`none` for now).
+//! - [`metrics`]: counters for `/metrics` and the status page.
+
+#![forbid(unsafe_code)]
+
+pub mod campaign;
+pub mod cli;
+pub mod config;
+pub mod firewall;
+pub mod grant;
+pub mod http;
+pub mod lang;
+pub mod metrics;
+pub mod pages;
+pub mod qr;
+pub mod server;
+pub mod sessions;
+pub mod store;
+pub mod views;

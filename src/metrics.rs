@@ -1,0 +1,269 @@
+//! Counters the operator and the province read: Prometheus text on the admin
+//! listener's `/metrics`, and the same numbers on its status page.
+//!
+//! Plain atomics with relaxed ordering: each number is independent, a scrape
+//! may see one a moment older than another, and the hot path pays one
+//! uncontended increment. No registry crate: the text format is a few lines.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// What a request to the portal turned out to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Splash,
+    Welcome,
+    Api,
+    Asset,
+    Accept,
+    /// A client without a grant, sent to the portal.
+    ProbeRedirect,
+    /// A known probe from a granted client, answered "online".
+    ProbeSuccess,
+    /// Any other foreign request from a granted client, sent to `/welcome`.
+    WelcomeRedirect,
+    NotFound,
+    BadRequest,
+    Unavailable,
+}
+
+impl Outcome {
+    const ALL: [(Outcome, &'static str); 11] = [
+        (Outcome::Splash, "splash"),
+        (Outcome::Welcome, "welcome"),
+        (Outcome::Api, "api"),
+        (Outcome::Asset, "asset"),
+        (Outcome::Accept, "accept"),
+        (Outcome::ProbeRedirect, "probe_redirect"),
+        (Outcome::ProbeSuccess, "probe_success"),
+        (Outcome::WelcomeRedirect, "welcome_redirect"),
+        (Outcome::NotFound, "not_found"),
+        (Outcome::BadRequest, "bad_request"),
+        (Outcome::Unavailable, "unavailable"),
+    ];
+}
+
+/// Upper bounds of the accept-latency histogram, in seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// Name, type and help of every metric family, in exposition order.
+const FAMILIES: [(&str, &str, &str); 9] = [
+    (
+        "portico_requests_total",
+        "counter",
+        "Portal requests by outcome.",
+    ),
+    (
+        "portico_splash_views_total",
+        "counter",
+        "Splash pages shown, by language.",
+    ),
+    (
+        "portico_accepts_total",
+        "counter",
+        "Connect taps, by result.",
+    ),
+    (
+        "portico_grants_active",
+        "gauge",
+        "Devices with a live grant.",
+    ),
+    (
+        "portico_store_errors_total",
+        "counter",
+        "Failed writes of the grant store.",
+    ),
+    (
+        "portico_connections_total",
+        "counter",
+        "Connections accepted by the portal listeners.",
+    ),
+    (
+        "portico_tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed or timed out.",
+    ),
+    (
+        "portico_accept_duration_seconds",
+        "histogram",
+        "Connect tap to answer, including firewall and disk.",
+    ),
+    ("portico_uptime_seconds", "gauge", "Seconds since start."),
+];
+
+pub struct Metrics {
+    started: Instant,
+    requests: [AtomicU64; Outcome::ALL.len()],
+    /// Splash views per campaign language, in the campaign's order.
+    splash_by_lang: Vec<(String, AtomicU64)>,
+    pub accepts_ok: AtomicU64,
+    pub accepts_failed: AtomicU64,
+    pub store_errors: AtomicU64,
+    pub connections: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
+    accept_buckets: [AtomicU64; BUCKETS.len()],
+    accept_count: AtomicU64,
+    accept_micros: AtomicU64,
+}
+
+impl Metrics {
+    pub fn new(languages: &[String]) -> Metrics {
+        Metrics {
+            started: Instant::now(),
+            requests: Default::default(),
+            splash_by_lang: languages
+                .iter()
+                .map(|l| (l.clone(), AtomicU64::new(0)))
+                .collect(),
+            accepts_ok: AtomicU64::new(0),
+            accepts_failed: AtomicU64::new(0),
+            store_errors: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
+            accept_buckets: Default::default(),
+            accept_count: AtomicU64::new(0),
+            accept_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn request(&self, outcome: Outcome) {
+        let i = Outcome::ALL
+            .iter()
+            .position(|(o, _)| *o == outcome)
+            .unwrap_or(0);
+        self.requests[i].fetch_add(1, Relaxed);
+    }
+
+    pub fn requests(&self, outcome: Outcome) -> u64 {
+        let i = Outcome::ALL
+            .iter()
+            .position(|(o, _)| *o == outcome)
+            .unwrap_or(0);
+        self.requests[i].load(Relaxed)
+    }
+
+    pub fn splash_view(&self, lang: usize) {
+        if let Some((_, n)) = self.splash_by_lang.get(lang) {
+            n.fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn accept_latency(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.accept_buckets[i].fetch_add(1, Relaxed);
+        }
+        self.accept_count.fetch_add(1, Relaxed);
+        self.accept_micros
+            .fetch_add(took.as_micros() as u64, Relaxed);
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The Prometheus text exposition; `grants_active` is read by the caller
+    /// from the grant table at scrape time.
+    pub fn render(&self, venue: &str, grants_active: usize) -> String {
+        let venue = venue
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', " ");
+        let mut out = String::with_capacity(4096);
+        for (name, kind, help) in FAMILIES {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        }
+        for (i, (_, name)) in Outcome::ALL.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "portico_requests_total{{venue=\"{venue}\",outcome=\"{name}\"}} {}",
+                self.requests[i].load(Relaxed)
+            );
+        }
+        for (lang, n) in &self.splash_by_lang {
+            let _ = writeln!(
+                out,
+                "portico_splash_views_total{{venue=\"{venue}\",lang=\"{lang}\"}} {}",
+                n.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "portico_accepts_total{{venue=\"{venue}\",result=\"ok\"}} {}",
+            self.accepts_ok.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "portico_accepts_total{{venue=\"{venue}\",result=\"failed\"}} {}",
+            self.accepts_failed.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "portico_grants_active{{venue=\"{venue}\"}} {grants_active}"
+        );
+        let _ = writeln!(
+            out,
+            "portico_store_errors_total{{venue=\"{venue}\"}} {}",
+            self.store_errors.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "portico_connections_total{{venue=\"{venue}\"}} {}",
+            self.connections.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "portico_tls_handshake_failures_total{{venue=\"{venue}\"}} {}",
+            self.tls_handshake_failures.load(Relaxed)
+        );
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.accept_buckets[i].load(Relaxed);
+            let _ = writeln!(
+                out,
+                "portico_accept_duration_seconds_bucket{{venue=\"{venue}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = self.accept_count.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "portico_accept_duration_seconds_bucket{{venue=\"{venue}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "portico_accept_duration_seconds_sum{{venue=\"{venue}\"}} {}",
+            self.accept_micros.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "portico_accept_duration_seconds_count{{venue=\"{venue}\"}} {count}"
+        );
+        let _ = writeln!(out, "portico_uptime_seconds {}", self.uptime().as_secs());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_counts_and_escapes_the_venue() {
+        let m = Metrics::new(&["vi".into(), "en".into()]);
+        m.request(Outcome::ProbeRedirect);
+        m.request(Outcome::ProbeRedirect);
+        m.splash_view(1);
+        m.accept_latency(Duration::from_millis(3));
+        let text = m.render("Ga \"A\"", 7);
+        assert!(
+            text.contains(
+                "portico_requests_total{venue=\"Ga \\\"A\\\"\",outcome=\"probe_redirect\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("lang=\"en\"} 1"));
+        assert!(text.contains("portico_grants_active{venue=\"Ga \\\"A\\\"\"} 7"));
+        assert!(text.contains("le=\"0.005\"} 1") && text.contains("le=\"0.0025\"} 0"));
+    }
+}

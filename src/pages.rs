@@ -1,0 +1,90 @@
+//! Every page variant rendered once, at start-up, into shared bytes.
+//!
+//! The hot paths are the probe redirect and the splash; per request they are
+//! an index into these tables and a reference-count bump on a `Bytes`, never
+//! a render. The tables are rebuilt only when the campaign or config changes.
+
+use anyhow::Context as _;
+use bytes::Bytes;
+
+use crate::campaign::Campaign;
+use crate::config::Config;
+use crate::qr;
+use crate::views::{self, Page, Platform};
+
+/// The one stylesheet, embedded.
+pub const STYLESHEET: &str = include_str!("../assets/portico.css");
+
+pub struct Pages {
+    /// `[language][platform]`.
+    splash: Vec<[Bytes; 3]>,
+    welcome: Vec<[Bytes; 3]>,
+    retry: Vec<Bytes>,
+    not_found: Vec<Bytes>,
+    /// Where a client without a grant is sent, and the body sent with it.
+    pub portal_url: String,
+    pub portal_redirect_body: Bytes,
+    /// Where a granted client's stray request is sent.
+    pub welcome_url: String,
+    pub welcome_redirect_body: Bytes,
+    pub stylesheet: Bytes,
+}
+
+impl Pages {
+    pub fn build(config: &Config, campaign: &Campaign) -> anyhow::Result<Pages> {
+        let mut pages = Pages {
+            splash: Vec::new(),
+            welcome: Vec::new(),
+            retry: Vec::new(),
+            not_found: Vec::new(),
+            portal_url: config.portal.public_url.url.clone(),
+            portal_redirect_body: Bytes::new(),
+            welcome_url: config.portal.public_url.join("welcome"),
+            welcome_redirect_body: Bytes::new(),
+            stylesheet: Bytes::from_static(STYLESHEET.as_bytes()),
+        };
+        pages.portal_redirect_body = bytes(views::redirect_body(&pages.portal_url));
+        pages.welcome_redirect_body = bytes(views::redirect_body(&pages.welcome_url));
+        for (lang, locale) in campaign.locales.iter().enumerate() {
+            let label = format!("{} – {}", campaign.name, locale.text.qr_caption);
+            let qr_svg = qr::svg(&campaign.links.install_url, &label).with_context(|| {
+                format!("making the QR code for {}", campaign.links.install_url)
+            })?;
+            let page = Page {
+                campaign,
+                lang,
+                venue: &config.venue,
+                qr_svg: &qr_svg,
+            };
+            pages
+                .splash
+                .push(Platform::ALL.map(|p| bytes(views::splash(&page, p))));
+            pages
+                .welcome
+                .push(Platform::ALL.map(|p| bytes(views::welcome(&page, p))));
+            pages.retry.push(bytes(views::retry(&page)));
+            pages.not_found.push(bytes(views::not_found(&page)));
+        }
+        Ok(pages)
+    }
+
+    pub fn splash(&self, lang: usize, platform: Platform) -> Bytes {
+        self.splash[lang][platform.index()].clone()
+    }
+
+    pub fn welcome(&self, lang: usize, platform: Platform) -> Bytes {
+        self.welcome[lang][platform.index()].clone()
+    }
+
+    pub fn retry(&self, lang: usize) -> Bytes {
+        self.retry[lang].clone()
+    }
+
+    pub fn not_found(&self, lang: usize) -> Bytes {
+        self.not_found[lang].clone()
+    }
+}
+
+fn bytes(markup: maud::Markup) -> Bytes {
+    Bytes::from(markup.into_string())
+}

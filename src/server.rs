@@ -1,0 +1,200 @@
+//! Start-up and shutdown: builds every part from a validated [`Config`],
+//! serves until the shutdown future resolves, then drains and flushes.
+//!
+//! Listeners are bound by the caller and passed in (tests pre-bind
+//! `127.0.0.1:0`; `portico run` binds the configured addresses), so there is
+//! one code path for both. The one shutdown path: stop accepting, drain open
+//! connections for at most [`DRAIN_DEADLINE`], compact the grant journal,
+//! return. The firewall's table is left in place so granted devices keep
+//! their internet across a restart.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::campaign::Campaign;
+use crate::config::Config;
+use crate::firewall;
+use crate::http::{self, Content, Portal, Role};
+use crate::metrics::Metrics;
+use crate::pages::Pages;
+use crate::sessions::Sessions;
+use crate::store::Journal;
+
+/// How long open connections may take to finish after a stop.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// How often expired grants are dropped from memory.
+const PURGE_EVERY: Duration = Duration::from_secs(30);
+
+/// The bound sockets Portico serves on.
+pub struct Listeners {
+    pub portal: TcpListener,
+    pub tls: Option<TcpListener>,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the configured addresses, naming the key of one that fails.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        async fn bind(key: &str, addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("{key}: cannot listen on {addr}"))
+        }
+        let portal = bind("portal.listen", config.portal.listen).await?;
+        let tls = match &config.tls {
+            Some(t) => Some(bind("tls.listen", t.listen).await?),
+            None => None,
+        };
+        let admin = bind("admin.listen", config.admin.listen).await?;
+        Ok(Listeners { portal, tls, admin })
+    }
+}
+
+/// Builds everything and serves until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let campaign = Campaign::load(&config.portal.campaign).context("loading the campaign")?;
+    let pages = Pages::build(&config, &campaign)?;
+    let tags: Vec<String> = campaign.locales.iter().map(|l| l.tag.clone()).collect();
+    let metrics = Arc::new(Metrics::new(&tags));
+    let tls = match &config.tls {
+        Some(t) => Some(http::tls::acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
+
+    let dir = config.state.dir.clone();
+    let (journal, restored) =
+        tokio::task::spawn_blocking(move || Journal::open(&dir, SystemTime::now()))
+            .await?
+            .with_context(|| {
+                format!(
+                    "state.dir: cannot open the grant store in {}",
+                    config.state.dir.display()
+                )
+            })?;
+    let firewall = firewall::from_config(&config).context("firewall")?;
+    let backend = firewall.name();
+    let sessions = Sessions::open(
+        journal,
+        restored,
+        firewall,
+        config.portal.session,
+        metrics.clone(),
+    )
+    .await
+    .context("firewall: installing the ruleset")?;
+
+    let portal = Arc::new(Portal {
+        config,
+        content: Content { campaign, pages },
+        sessions: sessions.clone(),
+        metrics,
+    });
+    tracing::info!(
+        portal = %listeners.portal.local_addr()?,
+        admin = %listeners.admin.local_addr()?,
+        firewall = backend,
+        venue = %portal.config.venue.name,
+        "Portico serving"
+    );
+
+    let purge = PurgeTask::spawn(sessions.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let graceful = GracefulShutdown::new();
+    let serving = async {
+        let tls_loop = async {
+            if let (Some(listener), Some(acceptor)) = (listeners.tls, tls) {
+                http::serve(
+                    listener,
+                    Role::Portal,
+                    Some(acceptor),
+                    portal.clone(),
+                    &graceful,
+                    stop_rx.clone(),
+                )
+                .await;
+            }
+        };
+        tokio::join!(
+            http::serve(
+                listeners.portal,
+                Role::Portal,
+                None,
+                portal.clone(),
+                &graceful,
+                stop_rx.clone()
+            ),
+            tls_loop,
+            http::serve(
+                listeners.admin,
+                Role::Admin,
+                None,
+                portal.clone(),
+                &graceful,
+                stop_rx.clone()
+            ),
+        );
+    };
+    let stopping = async {
+        shutdown.await;
+        tracing::info!("stopping: no new connections; draining open ones");
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(serving, stopping);
+
+    if tokio::time::timeout(DRAIN_DEADLINE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections were still open after {DRAIN_DEADLINE:?}; closing them");
+    }
+    drop(purge);
+    sessions.compact().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Drops expired grants from memory periodically; aborted when dropped, so
+/// it never outlives the server.
+struct PurgeTask(tokio::task::JoinHandle<()>);
+
+impl PurgeTask {
+    fn spawn(sessions: Sessions) -> PurgeTask {
+        PurgeTask(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PURGE_EVERY);
+            loop {
+                tick.tick().await;
+                let purged = sessions.purge(SystemTime::now());
+                if purged > 0 {
+                    tracing::debug!(purged, "expired grants dropped");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for PurgeTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT: the supervisor's stop or a Ctrl-C.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

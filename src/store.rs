@@ -1,0 +1,633 @@
+//! The durable grant store: every grant is on disk before the client is told
+//! it may pass, and the grants still live when Portico starts are restored.
+//!
+//! The state is one append-only journal, `grants.journal` in the state
+//! directory, one record per line: `<crc32 of the json, 8 lowercase hex> <json>`,
+//! where the json is `{"op":"grant","ip":..,"mac":..,"expires_ms":..}` or
+//! `{"op":"revoke","ip":..}`. Replaying it in order gives the grant table.
+//!
+//! Why this shape rather than rewriting a JSON file or embedding a database:
+//!
+//! - An append never touches bytes already on disk, and [`Journal::append`]
+//!   returns only after `fdatasync`, so an acknowledged grant survives
+//!   `kill -9` or a power cut. Rewriting one JSON file in place can leave it
+//!   half-written; write-temp-then-rename for every grant would cost several
+//!   fsyncs per click.
+//! - A crash can only tear the last, unacknowledged line. Its missing newline
+//!   or wrong CRC gives it away, so replay stops there, the tail is cut off,
+//!   and every earlier record is kept. There is no state in which the file
+//!   cannot be read.
+//! - The journal grows, so it is compacted: the live grants are written to
+//!   `grants.journal.tmp`, which is fsynced, renamed over the journal, and
+//!   the directory fsynced. A rename is atomic, so a crash leaves either the
+//!   old journal or the new one, both complete. Expired grants are purged
+//!   from disk here.
+//! - [`Store`] puts the journal on its own thread and commits every request
+//!   that queued during the previous fsync with a single write and fsync
+//!   (group commit), so a burst of hundreds of accepts costs a few fsyncs.
+//! - No dependency beyond `serde_json` and `crc32fast`, and an operator can
+//!   `cat` the file to see who has been let through.
+//!
+//! What must stay true: a record is applied to the in-memory table only after
+//! it is durable, and nothing is ever appended after bytes that replay would
+//! reject, because replay stops at the first bad line and would hide it.
+//!
+//! One process owns the state directory; a second Portico on the same
+//! directory would interleave appends and is not guarded against here.
+
+use std::collections::BTreeMap;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::grant::{Grant, MacAddr, from_unix_ms, to_unix_ms};
+
+const JOURNAL: &str = "grants.journal";
+const COMPACTING: &str = "grants.journal.tmp";
+/// Where replay puts what it dropped when more than a torn last line was bad,
+/// so that an operator can look at it instead of it being silently erased.
+const REJECTED: &str = "grants.journal.rejected";
+/// Below this many records the journal is never worth compacting.
+const MIN_RECORDS_TO_COMPACT: usize = 1024;
+
+/// One change to the grant table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// Insert the grant, replacing any grant for the same IP.
+    Grant(Grant),
+    /// Remove the grant for this IP, if any.
+    Revoke(IpAddr),
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The io error is behind an `Arc` so that one failed group commit can be
+    /// reported to every request in it.
+    #[error("cannot {action} {}: {error}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        error: Arc<io::Error>,
+    },
+    #[error(
+        "not writing to {}: an earlier failed write could not be undone; \
+         the journal will be rewritten from memory once the disk accepts writes",
+        path.display()
+    )]
+    NeedsRewrite { path: PathBuf },
+    #[error("the grant store thread has stopped")]
+    Stopped,
+}
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.to_owned();
+    move |error| StoreError::Io {
+        action,
+        path,
+        error: Arc::new(error),
+    }
+}
+
+/// The json half of a journal line.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+enum Line {
+    Grant {
+        ip: IpAddr,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mac: Option<String>,
+        expires_ms: u64,
+    },
+    Revoke {
+        ip: IpAddr,
+    },
+}
+
+impl Record {
+    /// The full journal line, newline included.
+    fn encode(&self) -> String {
+        let line = match self {
+            Record::Grant(grant) => Line::Grant {
+                ip: grant.ip,
+                mac: grant.mac.map(|mac| mac.to_string()),
+                expires_ms: to_unix_ms(grant.expires),
+            },
+            Record::Revoke(ip) => Line::Revoke { ip: *ip },
+        };
+        // Addresses, strings and integers always serialise.
+        let json = serde_json::to_string(&line).expect("a journal line serialises");
+        format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()))
+    }
+
+    /// A line without its newline, or `None` if it is not one we wrote whole.
+    fn decode(line: &[u8]) -> Option<Record> {
+        let (crc, rest) = line.split_at_checked(8)?;
+        let json = rest.strip_prefix(b" ")?;
+        if !crc.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        let crc = u32::from_str_radix(std::str::from_utf8(crc).ok()?, 16).ok()?;
+        if crc32fast::hash(json) != crc {
+            return None;
+        }
+        Some(match serde_json::from_slice(json).ok()? {
+            Line::Grant {
+                ip,
+                mac,
+                expires_ms,
+            } => Record::Grant(Grant {
+                ip,
+                mac: mac.map(|mac| mac.parse::<MacAddr>()).transpose().ok()?,
+                expires: from_unix_ms(expires_ms),
+            }),
+            Line::Revoke { ip } => Record::Revoke(ip),
+        })
+    }
+
+    fn apply(&self, grants: &mut BTreeMap<IpAddr, Grant>) {
+        match self {
+            Record::Grant(grant) => grants.insert(grant.ip, grant.clone()),
+            Record::Revoke(ip) => grants.remove(ip),
+        };
+    }
+}
+
+/// The open journal. Synchronous: every call that writes returns only once
+/// the data is on disk. It keeps its own copy of the grant table, so that
+/// compaction writes exactly what the journal says, not a snapshot taken by a
+/// caller that a concurrent commit could already have outdated.
+pub struct Journal {
+    dir: PathBuf,
+    path: PathBuf,
+    file: File,
+    /// Length of the file up to the end of the last durable record.
+    len: u64,
+    /// Records in the file, to decide when compaction pays.
+    records: usize,
+    grants: BTreeMap<IpAddr, Grant>,
+    /// Set when the file may end in bytes replay would reject, or the handle
+    /// may point at a replaced file; only a compaction clears it.
+    needs_rewrite: bool,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `dir`, cuts off a torn tail,
+    /// and returns the grants live at `now`, sorted by IP.
+    pub fn open(dir: &Path, now: SystemTime) -> Result<(Journal, Vec<Grant>), StoreError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_error("create directory", dir))?;
+        let path = dir.join(JOURNAL);
+        let file = open_append(&path)?;
+        // Make the journal's directory entry durable too, or the first fsynced
+        // grant could vanish with a file that was never linked.
+        sync_dir(dir)?;
+        let mut bytes = Vec::new();
+        (&file)
+            .read_to_end(&mut bytes)
+            .map_err(io_error("read", &path))?;
+
+        let mut grants = BTreeMap::new();
+        let mut records = 0;
+        let mut good = 0;
+        while let Some(newline) = bytes[good..].iter().position(|&b| b == b'\n') {
+            let Some(record) = Record::decode(&bytes[good..good + newline]) else {
+                break;
+            };
+            record.apply(&mut grants);
+            records += 1;
+            good += newline + 1;
+        }
+        if good < bytes.len() {
+            let dropped = &bytes[good..];
+            if dropped.contains(&b'\n') {
+                // More than the last line is unreadable: that is not a torn
+                // append but damage or a hand edit. Keep it for the operator.
+                let rejected = dir.join(REJECTED);
+                fs::write(&rejected, dropped).map_err(io_error("write", &rejected))?;
+                tracing::error!(
+                    journal = %path.display(),
+                    offset = good,
+                    rejected = %rejected.display(),
+                    "grant journal unreadable from this offset; later records dropped and saved aside"
+                );
+            } else {
+                tracing::warn!(
+                    journal = %path.display(),
+                    offset = good,
+                    "grant journal ends in a torn record (crash during a write); dropping it"
+                );
+            }
+            file.set_len(good as u64)
+                .and_then(|()| file.sync_all())
+                .map_err(io_error("truncate", &path))?;
+        }
+
+        grants.retain(|_, grant| grant.is_live(now));
+        let live = grants.values().cloned().collect();
+        let journal = Journal {
+            dir: dir.to_owned(),
+            path,
+            file,
+            len: good as u64,
+            records,
+            grants,
+            needs_rewrite: false,
+        };
+        Ok((journal, live))
+    }
+
+    /// Appends `records` with one write and one fsync.
+    pub fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
+        if self.needs_rewrite {
+            return Err(StoreError::NeedsRewrite {
+                path: self.path.clone(),
+            });
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let text: String = records.iter().map(Record::encode).collect();
+        let written = (&self.file)
+            .write_all(text.as_bytes())
+            .and_then(|()| self.file.sync_data());
+        if let Err(error) = written {
+            // A partial line left here would stop every later replay at it,
+            // hiding the records appended after it; cut it off.
+            let undone = self
+                .file
+                .set_len(self.len)
+                .and_then(|()| self.file.sync_data());
+            self.needs_rewrite = undone.is_err();
+            return Err(io_error("write", &self.path)(error));
+        }
+        self.len += text.len() as u64;
+        self.records += records.len();
+        for record in records {
+            record.apply(&mut self.grants);
+        }
+        Ok(())
+    }
+
+    /// Whether the journal holds enough dead records that rewriting it pays:
+    /// more than `max(1024, 4 × grants live at now)`, or an earlier failure
+    /// left it needing a rewrite.
+    pub fn should_compact(&self, now: SystemTime) -> bool {
+        self.needs_rewrite
+            || (self.records > MIN_RECORDS_TO_COMPACT
+                && self.records > 4 * self.grants.values().filter(|g| g.is_live(now)).count())
+    }
+
+    /// Rewrites the journal as just the grants live at `now`, atomically.
+    pub fn compact(&mut self, now: SystemTime) -> Result<(), StoreError> {
+        self.grants.retain(|_, grant| grant.is_live(now));
+        let text: String = self
+            .grants
+            .values()
+            .map(|grant| Record::Grant(grant.clone()).encode())
+            .collect();
+        let tmp = self.dir.join(COMPACTING);
+        if let Err(error) = write_synced(&tmp, text.as_bytes()) {
+            let _ = fs::remove_file(&tmp);
+            return Err(error);
+        }
+        fs::rename(&tmp, &self.path).map_err(io_error("rename into place", &self.path))?;
+        // The handle now points at the replaced file: until it is reopened on
+        // the new one, appending would write where no replay will look.
+        self.needs_rewrite = true;
+        sync_dir(&self.dir)?;
+        self.file = open_append(&self.path)?;
+        self.len = text.len() as u64;
+        self.records = self.grants.len();
+        self.needs_rewrite = false;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_error("open", path))
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_error("create", path))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error("write", path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("sync directory", dir))
+}
+
+type Reply = oneshot::Sender<Result<(), StoreError>>;
+
+enum Request {
+    Commit(Vec<Record>, Reply),
+    Compact(Reply),
+}
+
+/// The async front of the journal: a cheap, clonable handle to the thread
+/// that owns it. The thread stops once every handle is dropped and the
+/// requests already queued are done.
+#[derive(Clone)]
+pub struct Store {
+    // `mpsc::Sender` is already a shared handle, so cloning it is the whole
+    // cost of cloning a `Store`. The queue is unbounded, but each caller waits
+    // for its answer, so it never holds more than one request per caller.
+    requests: mpsc::Sender<Request>,
+}
+
+impl Store {
+    /// Starts the thread "portico-store" that owns `journal`.
+    pub fn spawn(journal: Journal) -> Store {
+        let (requests, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("portico-store".into())
+            .spawn(move || {
+                let batches = run(journal, queue);
+                tracing::debug!(batches, "grant store stopped");
+            })
+            // As `std::thread::spawn` does: only fails when the OS is out of
+            // threads or memory, and then Portico cannot run anyway.
+            .expect("cannot start the grant store thread");
+        Store { requests }
+    }
+
+    /// Makes `records` durable. When this returns `Ok`, they are on disk:
+    /// there is no separate flush. If the future is dropped before it
+    /// finishes, the records may or may not have been written.
+    pub async fn commit(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        self.ask(|reply| Request::Commit(records, reply)).await
+    }
+
+    /// Rewrites the journal as the grants live now. The store also does this
+    /// on its own when the journal has grown enough; this is for shutdown and
+    /// tests.
+    pub async fn compact(&self) -> Result<(), StoreError> {
+        self.ask(Request::Compact).await
+    }
+
+    async fn ask(&self, request: impl FnOnce(Reply) -> Request) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(request(reply))
+            .map_err(|_| StoreError::Stopped)?;
+        answer.await.map_err(|_| StoreError::Stopped)?
+    }
+}
+
+/// The store thread: serves requests until every sender is gone, and returns
+/// how many batches it wrote.
+fn run(mut journal: Journal, queue: mpsc::Receiver<Request>) -> u64 {
+    let mut batches = 0;
+    let mut records = Vec::new();
+    let mut waiters = Vec::new();
+    while let Ok(first) = queue.recv() {
+        // Everything that queued while the last fsync ran goes in one batch.
+        for request in std::iter::once(first).chain(queue.try_iter()) {
+            match request {
+                Request::Commit(mut more, reply) => {
+                    records.append(&mut more);
+                    waiters.push(reply);
+                }
+                Request::Compact(reply) => {
+                    batches += write_batch(&mut journal, &mut records, &mut waiters);
+                    let _ = reply.send(journal.compact(SystemTime::now()));
+                }
+            }
+        }
+        batches += write_batch(&mut journal, &mut records, &mut waiters);
+        let now = SystemTime::now();
+        if journal.should_compact(now) {
+            if let Err(error) = journal.compact(now) {
+                tracing::warn!(%error, "grant journal compaction failed; will retry");
+            }
+        }
+    }
+    batches
+}
+
+fn write_batch(journal: &mut Journal, records: &mut Vec<Record>, waiters: &mut Vec<Reply>) -> u64 {
+    if waiters.is_empty() {
+        return 0;
+    }
+    let result = journal.append(records);
+    records.clear();
+    for waiter in waiters.drain(..) {
+        // A waiter that gave up no longer needs the answer.
+        let _ = waiter.send(result.clone());
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const NOW_MS: u64 = 1_790_000_000_000;
+
+    fn now() -> SystemTime {
+        from_unix_ms(NOW_MS)
+    }
+
+    fn grant(ip: &str, minutes: i64) -> Grant {
+        let expires_ms = NOW_MS.checked_add_signed(minutes * 60_000).unwrap();
+        Grant {
+            ip: ip.parse().unwrap(),
+            mac: Some("02:00:5e:10:00:0a".parse().unwrap()),
+            expires: from_unix_ms(expires_ms),
+        }
+    }
+
+    fn reopen(dir: &Path) -> Vec<Grant> {
+        Journal::open(dir, now()).unwrap().1
+    }
+
+    #[test]
+    fn line_format_is_crc_then_json() {
+        let line = Record::Grant(Grant {
+            mac: None,
+            ..grant("10.0.0.7", 0)
+        })
+        .encode();
+        let json = r#"{"op":"grant","ip":"10.0.0.7","expires_ms":1790000000000}"#;
+        assert_eq!(
+            line,
+            format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()))
+        );
+        let revoke = Record::Revoke("10.0.0.7".parse().unwrap()).encode();
+        assert!(revoke.ends_with(" {\"op\":\"revoke\",\"ip\":\"10.0.0.7\"}\n"));
+    }
+
+    #[test]
+    fn replay_applies_grants_and_revokes_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, loaded) = Journal::open(dir.path(), now()).unwrap();
+        assert!(loaded.is_empty());
+        let (a, b, c) = (
+            grant("10.0.0.1", 10),
+            grant("10.0.0.2", 10),
+            grant("fd00::3", 10),
+        );
+        let b_later = grant("10.0.0.2", 60);
+        journal
+            .append(&[Record::Grant(c.clone()), Record::Grant(a.clone())])
+            .unwrap();
+        journal.append(&[Record::Grant(b.clone())]).unwrap();
+        journal.append(&[Record::Revoke(a.ip)]).unwrap();
+        journal.append(&[Record::Grant(b_later.clone())]).unwrap();
+        drop(journal);
+        assert_eq!(reopen(dir.path()), vec![b_later, c]);
+    }
+
+    #[test]
+    fn expired_grants_are_not_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), now()).unwrap();
+        let live = grant("10.0.0.1", 1);
+        let records = [grant("10.0.0.2", -1), grant("10.0.0.3", 0), live.clone()];
+        journal.append(&records.map(Record::Grant)).unwrap();
+        drop(journal);
+        assert_eq!(reopen(dir.path()), vec![live]);
+    }
+
+    #[test]
+    fn compaction_keeps_live_grants_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), now()).unwrap();
+        let (live, expired) = (grant("10.0.0.1", 30), grant("10.0.0.2", -30));
+        let gone = grant("10.0.0.3", 30);
+        let records = [
+            Record::Grant(live.clone()),
+            Record::Grant(expired),
+            Record::Grant(gone.clone()),
+            Record::Revoke(gone.ip),
+        ];
+        journal.append(&records).unwrap();
+        journal.compact(now()).unwrap();
+        let text = fs::read_to_string(dir.path().join(JOURNAL)).unwrap();
+        assert_eq!(text, Record::Grant(live.clone()).encode());
+        assert!(!dir.path().join(COMPACTING).exists());
+
+        // Appends after compaction go to the new file.
+        let added = grant("10.0.0.4", 30);
+        journal.append(&[Record::Grant(added.clone())]).unwrap();
+        drop(journal);
+        assert_eq!(reopen(dir.path()), vec![live, added]);
+    }
+
+    #[test]
+    fn garbage_in_the_middle_stops_replay_and_is_saved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = grant("10.0.0.1", 30);
+        let after = Record::Grant(grant("10.0.0.2", 30)).encode();
+        let text = format!(
+            "{}not a record\n{after}",
+            Record::Grant(first.clone()).encode()
+        );
+        fs::write(dir.path().join(JOURNAL), &text).unwrap();
+
+        assert_eq!(reopen(dir.path()), vec![first.clone()]);
+        let kept = fs::read_to_string(dir.path().join(JOURNAL)).unwrap();
+        assert_eq!(kept, Record::Grant(first).encode());
+        let rejected = fs::read_to_string(dir.path().join(REJECTED)).unwrap();
+        assert_eq!(rejected, format!("not a record\n{after}"));
+    }
+
+    #[test]
+    fn compaction_is_due_once_dead_records_dominate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), now()).unwrap();
+        let churn: Vec<Record> = (0..MIN_RECORDS_TO_COMPACT as u32)
+            .map(|i| {
+                Record::Grant(Grant {
+                    ip: IpAddr::from(i.to_be_bytes()),
+                    ..grant("0.0.0.0", 5)
+                })
+            })
+            .collect();
+        journal.append(&churn).unwrap();
+        assert!(!journal.should_compact(now()));
+        journal.append(&[Record::Revoke([0; 4].into())]).unwrap();
+        // 1025 records, 1023 live grants: not yet.
+        assert!(!journal.should_compact(now()));
+        // Ten minutes later every one has expired.
+        assert!(journal.should_compact(now() + Duration::from_secs(600)));
+        journal.compact(now() + Duration::from_secs(600)).unwrap();
+        assert!(!journal.should_compact(now() + Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn one_fsync_for_everything_already_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(dir.path(), now()).unwrap();
+        let (requests, queue) = mpsc::channel();
+        let answers: Vec<_> = (1..=50)
+            .map(|i| {
+                let (reply, answer) = oneshot::channel();
+                let record = Record::Grant(grant(&format!("10.0.1.{i}"), 30));
+                requests.send(Request::Commit(vec![record], reply)).unwrap();
+                answer
+            })
+            .collect();
+        drop(requests);
+        assert_eq!(run(journal, queue), 1);
+        for mut answer in answers {
+            answer.try_recv().unwrap().unwrap();
+        }
+        assert_eq!(reopen(dir.path()).len(), 50);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_commits_are_all_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(dir.path(), SystemTime::now()).unwrap();
+        let store = Store::spawn(journal);
+        let expires = SystemTime::now() + Duration::from_secs(3600);
+        let tasks: Vec<_> = (1..=100u8)
+            .map(|i| {
+                let store = store.clone();
+                let ip = IpAddr::from([10, 0, 2, i]);
+                tokio::spawn(async move {
+                    let record = Record::Grant(Grant {
+                        ip,
+                        mac: None,
+                        expires,
+                    });
+                    store.commit(vec![record]).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        store.compact().await.unwrap();
+        let (_, loaded) = Journal::open(dir.path(), SystemTime::now()).unwrap();
+        assert_eq!(loaded.len(), 100);
+        drop(store);
+    }
+}

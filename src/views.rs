@@ -1,0 +1,229 @@
+//! The pages a phone sees, as maud functions returning `Markup`.
+//!
+//! What must stay true: no JavaScript, nothing from another origin, system
+//! fonts only, one small stylesheet from `/assets/`, and the *Connect* button
+//! is a plain `<form method="post">` so it works in every captive mini-browser.
+//! Everything the campaign needs to say is on the splash itself, because
+//! Android closes its login window the moment the network validates.
+//! These functions run at start-up (see `pages`), never per request.
+
+use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
+
+use crate::campaign::{Campaign, Locale};
+use crate::config::Venue;
+
+/// The visitor's platform, from the page request's User-Agent (the browser's,
+/// not the probe's): it decides which install steps come first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Platform {
+    Android,
+    Ios,
+    Other,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 3] = [Platform::Android, Platform::Ios, Platform::Other];
+
+    pub fn from_user_agent(ua: &str) -> Platform {
+        if ua.contains("Android") {
+            Platform::Android
+        } else if ua.contains("iPhone")
+            || ua.contains("iPad")
+            || ua.contains("iPod")
+            || ua.contains("CaptiveNetworkSupport")
+        {
+            Platform::Ios
+        } else {
+            Platform::Other
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What every page of one language needs.
+pub struct Page<'a> {
+    pub campaign: &'a Campaign,
+    pub lang: usize,
+    pub venue: &'a Venue,
+    /// The campaign's QR code, an SVG document made at start-up.
+    pub qr_svg: &'a str,
+}
+
+impl Page<'_> {
+    fn locale(&self) -> &Locale {
+        &self.campaign.locales[self.lang]
+    }
+}
+
+/// The whole document around a page body.
+fn layout(page: &Page, title: &str, path: &str, body: Markup) -> Markup {
+    let locale = page.locale();
+    html! {
+        (DOCTYPE)
+        html lang=(locale.tag) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                link rel="stylesheet" href="/assets/portico.css";
+            }
+            body {
+                header.venue {
+                    p { (locale.text.wifi_at) " " strong { (page.venue.name) } }
+                    (LanguageSwitcher { page, path })
+                }
+                main { (body) }
+                footer {
+                    a href=(page.campaign.links.website) { (locale.text.website_label) }
+                }
+            }
+        }
+    }
+}
+
+/// Links to every language of the campaign, each in its own name.
+struct LanguageSwitcher<'a> {
+    page: &'a Page<'a>,
+    path: &'a str,
+}
+
+impl Render for LanguageSwitcher<'_> {
+    fn render(&self) -> Markup {
+        let current = self.page.lang;
+        html! {
+            nav.langs aria-label=(self.page.locale().text.language_label) {
+                ul {
+                    @for (i, locale) in self.page.campaign.locales.iter().enumerate() {
+                        li {
+                            @if i == current {
+                                a href={ (self.path) "?lang=" (locale.tag) } lang=(locale.tag) hreflang=(locale.tag) aria-current="page" { (locale.text.language_name) }
+                            } @else {
+                                a href={ (self.path) "?lang=" (locale.tag) } lang=(locale.tag) hreflang=(locale.tag) { (locale.text.language_name) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Install steps and store button for one platform.
+fn install_block(page: &Page, platform: Platform) -> Markup {
+    let t = &page.locale().text;
+    let links = &page.campaign.links;
+    let (label, steps, href, button) = match platform {
+        Platform::Ios => (&t.ios_label, &t.steps_ios, &links.app_store, &t.app_store),
+        _ => (
+            &t.android_label,
+            &t.steps_android,
+            &links.google_play,
+            &t.google_play,
+        ),
+    };
+    html! {
+        section.platform {
+            h3 { (label) }
+            ol { @for step in steps { li { (step) } } }
+            a.store href=(href) { (button) }
+        }
+    }
+}
+
+/// Install steps for both platforms, the visitor's first, then the QR code.
+fn install(page: &Page, platform: Platform) -> Markup {
+    let t = &page.locale().text;
+    let order = match platform {
+        Platform::Ios => [Platform::Ios, Platform::Android],
+        _ => [Platform::Android, Platform::Ios],
+    };
+    html! {
+        section.install {
+            h2 { (t.steps_title) }
+            @for p in order { (install_block(page, p)) }
+            p.note { (t.battery_note) }
+            figure.qr {
+                (PreEscaped(page.qr_svg))
+                figcaption { (t.qr_caption) }
+            }
+        }
+    }
+}
+
+pub fn splash(page: &Page, platform: Platform) -> Markup {
+    let t = &page.locale().text;
+    let body = html! {
+        h1 { (t.title) }
+        p.slogan { (t.slogan) }
+        p { (t.intro) }
+        (install(page, platform))
+        form.connect method="post" action="/" {
+            input type="hidden" name="lang" value=(page.locale().tag);
+            button type="submit" { (t.connect) }
+            p.note { (t.connect_note) }
+        }
+    };
+    layout(page, &t.page_title, "/", body)
+}
+
+pub fn welcome(page: &Page, platform: Platform) -> Markup {
+    let t = &page.locale().text;
+    let body = html! {
+        h1 { (t.welcome_title) }
+        p.slogan { (t.slogan) }
+        p { (t.welcome_text) }
+        (install(page, platform))
+    };
+    layout(page, &t.welcome_title, "/welcome", body)
+}
+
+/// Shown with 503 when a grant could not be applied: the phone is told to
+/// try again, and the button repeats the accept.
+pub fn retry(page: &Page) -> Markup {
+    let t = &page.locale().text;
+    let body = html! {
+        h1 { (t.retry_title) }
+        p { (t.retry_text) }
+        form.connect method="post" action="/" {
+            input type="hidden" name="lang" value=(page.locale().tag);
+            button type="submit" { (t.retry_button) }
+        }
+    };
+    layout(page, &t.retry_title, "/", body)
+}
+
+pub fn not_found(page: &Page) -> Markup {
+    let t = &page.locale().text;
+    let body = html! {
+        h1 { (t.not_found_title) }
+        p { a href={ "/?lang=" (page.locale().tag) } { (t.back_to_start) } }
+    };
+    layout(page, &t.not_found_title, "/", body)
+}
+
+/// The small HTML body of a redirect, for clients that do not follow it.
+pub fn redirect_body(location: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html { head { title { "Wi-Fi" } } body { p { a href=(location) { (location) } } } }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platform_comes_from_the_browser_user_agent() {
+        let android = "Mozilla/5.0 (Linux; Android 13; SM-A146P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36";
+        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148";
+        let desktop = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+        assert_eq!(Platform::from_user_agent(android), Platform::Android);
+        assert_eq!(Platform::from_user_agent(iphone), Platform::Ios);
+        assert_eq!(Platform::from_user_agent(desktop), Platform::Other);
+        assert_eq!(Platform::from_user_agent(""), Platform::Other);
+    }
+}
