@@ -92,7 +92,7 @@ pub async fn serve(
     loop {
         let permit = tokio::select! {
             permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stopped(&mut stop) => return,
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -105,7 +105,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stopped(&mut stop) => return,
         };
         let Ok(local) = stream.local_addr() else {
             continue;
@@ -159,4 +159,10 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// Resolves once a stop has been asked for. (The guard `wait_for` returns is
+/// dropped here, before any await, so the accept loop stays `Send`.)
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

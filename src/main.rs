@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,6 +16,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "portico=info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, not for journald or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match portico::cli::run(cli) {
         Ok(code) => code,

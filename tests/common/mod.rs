@@ -1,0 +1,180 @@
+//! A whole Portico in-process on pre-bound loopback ports, and a minimal
+//! HTTP/1.1 client that sends exactly the Host header a phone's probe would.
+
+#![allow(dead_code)] // each test binary uses a different part of this
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::HeaderMap;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use portico::config::Config;
+use portico::server::{self, Listeners};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestPortal {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub state: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// A config for a portal on `port`, with extra TOML lines appended to
+/// `[portal]`.
+pub fn config_text(port: u16, state: &Path, portal_extra: &str) -> String {
+    format!(
+        r#"[venue]
+name = "Ga Thử Nghiệm"
+kind = "station"
+
+[portal]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}/"
+{portal_extra}
+
+[firewall]
+backend = "none"
+
+[state]
+dir = "{}"
+
+[admin]
+listen = "127.0.0.1:0"
+"#,
+        state.display()
+    )
+}
+
+impl TestPortal {
+    pub async fn start(state: &Path) -> TestPortal {
+        Self::start_with(state, "session = \"12h\"").await
+    }
+
+    pub async fn start_with(state: &Path, portal_extra: &str) -> TestPortal {
+        let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = portal.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let text = config_text(addr.port(), state, portal_extra);
+        let config = Config::from_toml(&text, Path::new(".")).expect("test config is valid");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listeners = Listeners { portal, tls: None, admin };
+        let task = tokio::spawn(server::run(config, listeners, async {
+            let _ = stopped.await;
+        }));
+        TestPortal { addr, admin: admin_addr, state: state.to_owned(), stop: Some(stop), task }
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it to finish.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap().unwrap();
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.addr.port())
+    }
+
+    pub async fn get(&self, host: &str, path: &str) -> Reply {
+        send(self.addr, "GET", host, path, &[], Bytes::new()).await
+    }
+
+    /// A request for the portal's own pages.
+    pub async fn page(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let host = format!("127.0.0.1:{}", self.addr.port());
+        send(self.addr, "GET", &host, path, headers, Bytes::new()).await
+    }
+
+    /// Loads the splash, finds its form as a browser would and submits it.
+    pub async fn accept(&self) -> Reply {
+        let splash = self.page("/", &[]).await;
+        let form = Form::parse(&splash.text()).expect("the splash has a post form");
+        let host = format!("127.0.0.1:{}", self.addr.port());
+        send(
+            self.addr,
+            "POST",
+            &host,
+            &form.action,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Bytes::from(form.body()),
+        )
+        .await
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.to_vec()).expect("utf-8 body")
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
+    }
+}
+
+/// One request on a fresh connection, with exactly these headers.
+pub async fn send(addr: SocketAddr, method: &str, host: &str, path: &str, headers: &[(&str, &str)], body: Bytes) -> Reply {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::builder().method(method).uri(path).header("host", host);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = sender.send_request(req.body(Full::new(body)).unwrap()).await.unwrap();
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Reply { status: parts.status, headers: parts.headers, body }
+}
+
+/// The splash's `<form method="post">`, read the way a browser reads it:
+/// its action and its hidden inputs.
+pub struct Form {
+    pub action: String,
+    pub fields: Vec<(String, String)>,
+}
+
+impl Form {
+    pub fn parse(html: &str) -> Option<Form> {
+        let start = html.find("<form")?;
+        let end = start + html[start..].find("</form>")?;
+        let form = &html[start..end];
+        let open = &form[..form.find('>')?];
+        if attr(open, "method")?.to_ascii_lowercase() != "post" {
+            return None;
+        }
+        let action = attr(open, "action").unwrap_or_else(|| "/".into());
+        let fields = form
+            .match_indices("<input")
+            .filter_map(|(i, _)| {
+                let tag = &form[i..i + form[i..].find('>')?];
+                Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
+            })
+            .collect();
+        Some(Form { action, fields })
+    }
+
+    pub fn body(&self) -> String {
+        self.fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+    }
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let needle = format!(" {name}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    let len = tag[start..].find('"')?;
+    Some(tag[start..start + len].to_owned())
+}
