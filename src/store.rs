@@ -421,10 +421,10 @@ fn run(mut journal: Journal, queue: mpsc::Receiver<Request>) -> u64 {
         }
         batches += write_batch(&mut journal, &mut records, &mut waiters);
         let now = SystemTime::now();
-        if journal.should_compact(now) {
-            if let Err(error) = journal.compact(now) {
-                tracing::warn!(%error, "grant journal compaction failed; will retry");
-            }
+        if journal.should_compact(now)
+            && let Err(error) = journal.compact(now)
+        {
+            tracing::warn!(%error, "grant journal compaction failed; will retry");
         }
     }
     batches

@@ -242,7 +242,12 @@ async fn language_follows_query_then_accept_language_then_default() {
     assert_eq!(lang_of(en.clone()), "en");
     assert!(en.contains("Protect yourself, protect the community"));
 
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
+    let cases: &[Case] = &[
         ("/", &[("accept-language", "en-AU,en;q=0.9")], "en"),
         ("/", &[("accept-language", "fr;q=0.9, en;q=0.5")], "en"),
         ("/", &[("accept-language", "en;q=0.3, vi;q=0.8")], "vi"),

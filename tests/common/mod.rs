@@ -185,7 +185,7 @@ impl Form {
         let end = start + html[start..].find("</form>")?;
         let form = &html[start..end];
         let open = &form[..form.find('>')?];
-        if attr(open, "method")?.to_ascii_lowercase() != "post" {
+        if !attr(open, "method")?.eq_ignore_ascii_case("post") {
             return None;
         }
         let action = attr(open, "action").unwrap_or_else(|| "/".into());
