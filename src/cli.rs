@@ -74,6 +74,7 @@ fn run_server(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
+        let shutdown = server::shutdown_signal()?;
         let listeners = Listeners::bind(&config).await?;
         if path.is_none() {
             println!(
@@ -82,7 +83,7 @@ fn run_server(path: Option<&Path>) -> anyhow::Result<ExitCode> {
                 config.portal.public_url.url
             );
         }
-        server::run(config, listeners, server::shutdown_signal()).await
+        server::run(config, listeners, shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -189,12 +189,18 @@ impl Drop for PurgeTask {
 }
 
 /// Resolves on SIGTERM or SIGINT: the supervisor's stop or a Ctrl-C.
-pub async fn shutdown_signal() {
+///
+/// The handlers are installed when this is *called*, not when the future is
+/// first polled, so a stop that arrives during start-up is not lost to the
+/// default action (which would kill the process without a drain).
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

@@ -22,7 +22,9 @@ fn now() -> SystemTime {
 fn grant(n: u8) -> Grant {
     Grant {
         ip: IpAddr::from([10, 0, 0, n]),
-        mac: n.is_multiple_of(2).then(|| format!("02:00:5e:10:00:{n:02x}").parse().unwrap()),
+        mac: n
+            .is_multiple_of(2)
+            .then(|| format!("02:00:5e:10:00:{n:02x}").parse().unwrap()),
         expires: from_unix_ms(NOW_MS + 3_600_000 + u64::from(n)),
     }
 }
