@@ -18,21 +18,9 @@ use crate::lang;
 
 /// The files of the built-in campaigns, by campaign name and relative path.
 const BUILTIN: &[(&str, &str, &str)] = &[
-    (
-        "bluezone",
-        "campaign.toml",
-        include_str!("../assets/campaigns/bluezone/campaign.toml"),
-    ),
-    (
-        "bluezone",
-        "locales/vi.toml",
-        include_str!("../assets/campaigns/bluezone/locales/vi.toml"),
-    ),
-    (
-        "bluezone",
-        "locales/en.toml",
-        include_str!("../assets/campaigns/bluezone/locales/en.toml"),
-    ),
+    ("bluezone", "campaign.toml", include_str!("../assets/campaigns/bluezone/campaign.toml")),
+    ("bluezone", "locales/vi.toml", include_str!("../assets/campaigns/bluezone/locales/vi.toml")),
+    ("bluezone", "locales/en.toml", include_str!("../assets/campaigns/bluezone/locales/en.toml")),
 ];
 
 #[derive(Deserialize)]
@@ -147,15 +135,11 @@ impl Campaign {
     }
 
     /// Loads through `read(relative path)`, naming files as `origin/path`.
-    fn from_files(
-        origin: &str,
-        read: impl Fn(&str) -> Result<String, String>,
-    ) -> Result<Campaign, CampaignError> {
+    fn from_files(origin: &str, read: impl Fn(&str) -> Result<String, String>) -> Result<Campaign, CampaignError> {
         let mut problems = Vec::new();
         let file = |rel: &str| Path::new(origin).join(rel).display().to_string();
-        let text = read("campaign.toml").map_err(|e| CampaignError {
-            problems: vec![format!("{}: {e}", file("campaign.toml"))],
-        })?;
+        let text = read("campaign.toml")
+            .map_err(|e| CampaignError { problems: vec![format!("{}: {e}", file("campaign.toml"))] })?;
         let raw: RawCampaign = toml::from_str(&text).map_err(|e| CampaignError {
             problems: vec![format!("{}: {}", file("campaign.toml"), e.message().trim())],
         })?;
@@ -173,20 +157,14 @@ impl Campaign {
             ("app_store", &links.app_store),
         ] {
             if !is_https_link(url) {
-                problems.push(format!(
-                    "{}: {key}: {url:?} must be an https:// link",
-                    file("campaign.toml")
-                ));
+                problems.push(format!("{}: {key}: {url:?} must be an https:// link", file("campaign.toml")));
             }
         }
         if raw.name.trim().is_empty() {
             problems.push(format!("{}: name: is empty", file("campaign.toml")));
         }
         if raw.languages.is_empty() {
-            problems.push(format!(
-                "{}: languages: lists no language",
-                file("campaign.toml")
-            ));
+            problems.push(format!("{}: languages: lists no language", file("campaign.toml")));
         }
 
         let mut locales = Vec::new();
@@ -199,23 +177,15 @@ impl Campaign {
                 continue;
             }
             let rel = format!("locales/{tag}.toml");
-            match read(&rel).and_then(|t| {
-                toml::from_str::<LocaleText>(&t).map_err(|e| e.message().trim().to_owned())
-            }) {
+            match read(&rel).and_then(|t| toml::from_str::<LocaleText>(&t).map_err(|e| e.message().trim().to_owned())) {
                 Ok(text) => {
                     check_locale(&text, &file(&rel), &mut problems);
-                    locales.push(Locale {
-                        tag: tag.clone(),
-                        text,
-                    });
+                    locales.push(Locale { tag: tag.clone(), text });
                 }
                 Err(e) => problems.push(format!("{}: {e}", file(&rel))),
             }
         }
-        let default = raw
-            .languages
-            .iter()
-            .position(|t| *t == raw.default_language);
+        let default = raw.languages.iter().position(|t| *t == raw.default_language);
         if default.is_none() {
             problems.push(format!(
                 "{}: default_language: {:?} is not in languages",
@@ -226,12 +196,7 @@ impl Campaign {
         if !problems.is_empty() {
             return Err(CampaignError { problems });
         }
-        Ok(Campaign {
-            name: raw.name,
-            default: default.unwrap_or(0),
-            locales,
-            links,
-        })
+        Ok(Campaign { name: raw.name, default: default.unwrap_or(0), locales, links })
     }
 
     /// The index of the language to show: `?lang=` beats `Accept-Language`
@@ -255,14 +220,9 @@ fn is_https_link(url: &str) -> bool {
 
 /// Empty texts and empty step lists are content mistakes serde cannot see.
 fn check_locale(text: &LocaleText, file: &str, problems: &mut Vec<String>) {
-    for (key, steps) in [
-        ("steps_android", &text.steps_android),
-        ("steps_ios", &text.steps_ios),
-    ] {
+    for (key, steps) in [("steps_android", &text.steps_android), ("steps_ios", &text.steps_ios)] {
         if steps.is_empty() || steps.iter().any(|s| s.trim().is_empty()) {
-            problems.push(format!(
-                "{file}: {key}: needs at least one step and no empty step"
-            ));
+            problems.push(format!("{file}: {key}: needs at least one step and no empty step"));
         }
     }
     let fields = [
@@ -287,10 +247,7 @@ mod tests {
         let c = Campaign::load(&CampaignSource::Builtin("bluezone".into())).unwrap();
         assert_eq!(c.name, "Bluezone");
         assert_eq!(c.locales[c.default].tag, "vi");
-        assert_eq!(
-            c.locales[c.default].text.slogan,
-            "Bảo vệ mình, bảo vệ cộng đồng"
-        );
+        assert_eq!(c.locales[c.default].text.slogan, "Bảo vệ mình, bảo vệ cộng đồng");
         assert!(c.links.google_play.ends_with("id=com.mic.bluezone"));
         assert!(c.links.app_store.ends_with("id1508062685"));
     }

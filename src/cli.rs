@@ -7,16 +7,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin_client;
+
 use crate::campaign::Campaign;
-use crate::config::{CampaignSource, Config};
+use crate::config::{Backend, CampaignSource, Config};
+use crate::firewall::{Firewall, Nftables, NoFirewall};
 use crate::server::{self, Listeners};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "portico",
-    version,
-    about = "A captive-portal banner for public Wi-Fi"
-)]
+#[command(name = "portico", version, about = "A captive-portal banner for public Wi-Fi")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -39,12 +38,42 @@ pub enum Command {
         #[command(subcommand)]
         action: FirewallAction,
     },
+    /// The devices with a grant, on the running service.
+    Clients {
+        #[command(subcommand)]
+        action: ClientsAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientsAction {
+    /// List the devices online now.
+    List {
+        /// The running service's config; without it, the demo's.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a device's grant now: it sees the page again.
+    Revoke {
+        /// The device's IP or MAC address.
+        target: String,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum FirewallAction {
-    /// Print the ruleset Portico installs.
+    /// Print the ruleset Portico installs (`nft -f` accepts it).
     Print {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Delete Portico's table: every device is let through ungated.
+    Remove {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
@@ -54,14 +83,91 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => run_server(config.as_deref()),
         Command::Check { config } => Ok(check(&config)),
-        Command::Firewall {
-            action: FirewallAction::Print { config },
-        } => {
-            let config = Config::load(&config)?;
-            let firewall = crate::firewall::from_config(&config)?;
-            print!("{}", firewall.ruleset());
+        Command::Firewall { action: FirewallAction::Print { config } } => {
+            print!("{}", printable_firewall(&Config::load(&config)?).ruleset());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Firewall { action: FirewallAction::Remove { config } } => {
+            let config = Config::load(&config)?;
+            if config.firewall.backend != Backend::Nftables {
+                println!("firewall.backend is not nftables: nothing to remove");
+                return Ok(ExitCode::SUCCESS);
+            }
+            printable_nftables(&config).remove()?;
+            println!("removed table inet {}", config.firewall.table);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Clients { action: ClientsAction::List { config, json } } => clients_list(config.as_deref(), json),
+        Command::Clients { action: ClientsAction::Revoke { target, config } } => {
+            clients_revoke(config.as_deref(), &target)
+        }
+    }
+}
+
+/// The backend as configured, built without touching the machine, so the
+/// rules can be printed anywhere.
+fn printable_firewall(config: &Config) -> Box<dyn Firewall> {
+    match config.firewall.backend {
+        Backend::Nftables => Box::new(printable_nftables(config)),
+        Backend::None => Box::new(NoFirewall),
+    }
+}
+
+fn printable_nftables(config: &Config) -> Nftables {
+    Nftables::from_parts(&config.firewall.table, &config.firewall.interfaces, config.portal.listen.port())
+}
+
+/// The admin address of the service that `--config` (or the demo) runs.
+fn admin_of(path: Option<&Path>) -> anyhow::Result<(std::net::SocketAddr, String)> {
+    Ok(match path {
+        Some(p) => (Config::load(p)?.admin.listen, format!("in {}", p.display())),
+        None => (Config::demo().admin.listen, "of the demo; give --config FILE for a configured service".into()),
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct ClientRow {
+    ip: String,
+    mac: Option<String>,
+    seconds_remaining: u64,
+}
+
+fn clients_list(path: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+    let (admin, hint) = admin_of(path)?;
+    let (status, body) = admin_client::call(admin, "GET", "/clients", &hint)?;
+    anyhow::ensure!(status == 200, "the admin listener answered {status}: {}", body.trim());
+    if json {
+        print!("{body}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<ClientRow> = serde_json::from_str(&body)?;
+    println!("{:<40} {:<17} {:>10}", "ADDRESS", "MAC", "LEFT");
+    for r in &rows {
+        let left = format!("{}h{:02}m", r.seconds_remaining / 3600, r.seconds_remaining % 3600 / 60);
+        println!("{:<40} {:<17} {:>10}", r.ip, r.mac.as_deref().unwrap_or("-"), left);
+    }
+    println!("{} device(s) online", rows.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn clients_revoke(path: Option<&Path>, target: &str) -> anyhow::Result<ExitCode> {
+    let valid = target.parse::<std::net::IpAddr>().is_ok() || target.parse::<crate::grant::MacAddr>().is_ok();
+    anyhow::ensure!(valid, "{target:?} is neither an IP address nor a MAC address");
+    let (admin, hint) = admin_of(path)?;
+    let (status, body) = admin_client::call(admin, "POST", &format!("/clients/revoke?target={target}"), &hint)?;
+    match status {
+        200 => {
+            let rows: Vec<ClientRow> = serde_json::from_str(&body)?;
+            for r in rows {
+                println!("revoked {} {}", r.ip, r.mac.as_deref().unwrap_or(""));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        404 => {
+            eprintln!("{}", body.trim());
+            Ok(ExitCode::FAILURE)
+        }
+        _ => anyhow::bail!("the admin listener answered {status}: {}", body.trim()),
     }
 }
 
@@ -70,9 +176,7 @@ fn run_server(path: Option<&Path>) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path)?,
         None => Config::demo(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let shutdown = server::shutdown_signal()?;
         let listeners = Listeners::bind(&config).await?;

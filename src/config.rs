@@ -55,10 +55,7 @@ impl VenueKind {
     ];
 
     pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, k)| *k == self)
-            .map_or("other", |(s, _)| s)
+        Self::ALL.iter().find(|(_, k)| *k == self).map_or("other", |(s, _)| s)
     }
 }
 
@@ -147,21 +144,11 @@ impl PublicUrl {
             None => None,
             Some(p) => Some(p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?),
         };
-        let mut url = format!(
-            "{}://{}{}",
-            if https { "https" } else { "http" },
-            authority.to_ascii_lowercase(),
-            path
-        );
+        let mut url = format!("{}://{}{}", if https { "https" } else { "http" }, authority.to_ascii_lowercase(), path);
         if !url.ends_with('/') {
             url.push('/');
         }
-        Ok(PublicUrl {
-            url,
-            https,
-            host: host.to_ascii_lowercase(),
-            port,
-        })
+        Ok(PublicUrl { url, https, host: host.to_ascii_lowercase(), port })
     }
 
     /// The URL of a page of the portal, e.g. `join("welcome")`.
@@ -188,10 +175,7 @@ pub fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
             None => (authority, None),
         }
     };
-    let valid = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b));
+    let valid = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:_".contains(&b));
     valid.then_some((host, port))
 }
 
@@ -239,19 +223,12 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, Problems> {
         let text = std::fs::read_to_string(path).map_err(|e| Problems {
             file: path.to_owned(),
-            problems: vec![Problem {
-                key: "file".into(),
-                line: None,
-                message: format!("cannot read: {e}"),
-            }],
+            problems: vec![Problem { key: "file".into(), line: None, message: format!("cannot read: {e}") }],
         })?;
         // A relative campaign folder is relative to the config file, which
         // is what an operator who keeps them side by side expects.
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml(&text, base).map_err(|problems| Problems {
-            file: path.to_owned(),
-            problems,
-        })
+        Self::from_toml(&text, base).map_err(|problems| Problems { file: path.to_owned(), problems })
     }
 
     /// Validates TOML text; relative paths are resolved against `base`.
@@ -276,17 +253,9 @@ impl Config {
                 campaign: CampaignSource::Builtin("bluezone".into()),
             },
             tls: None,
-            firewall: Firewall {
-                backend: Backend::None,
-                interfaces: Vec::new(),
-                table: "portico".into(),
-            },
-            state: State {
-                dir: demo_state_dir(),
-            },
-            admin: Admin {
-                listen: ([127, 0, 0, 1], 9090).into(),
-            },
+            firewall: Firewall { backend: Backend::None, interfaces: Vec::new(), table: "portico".into() },
+            state: State { dir: demo_state_dir() },
+            admin: Admin { listen: ([127, 0, 0, 1], 9090).into() },
         }
     }
 }
@@ -294,11 +263,7 @@ impl Config {
 /// `$XDG_STATE_HOME/portico-demo`, else `~/.local/state/portico-demo`, else a
 /// folder in the system's temporary directory.
 fn demo_state_dir() -> PathBuf {
-    let from_env = |var: &str| {
-        std::env::var_os(var)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
+    let from_env = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(dir) = from_env("XDG_STATE_HOME") {
         return dir.join("portico-demo");
     }
@@ -316,21 +281,11 @@ mod tests {
     fn public_url_keeps_what_the_router_needs() {
         let u = PublicUrl::parse("https://Portal.Example.vn").unwrap();
         assert_eq!(u.url, "https://portal.example.vn/");
-        assert_eq!(
-            (u.host.as_str(), u.port, u.https),
-            ("portal.example.vn", None, true)
-        );
+        assert_eq!((u.host.as_str(), u.port, u.https), ("portal.example.vn", None, true));
         let u = PublicUrl::parse("http://[fd00::1]:8080/portal").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("fd00::1", Some(8080)));
         assert_eq!(u.join("welcome"), "http://[fd00::1]:8080/portal/welcome");
-        for bad in [
-            "ftp://x",
-            "https://",
-            "https://a b",
-            "https://x/?q=1",
-            "https://u@x/",
-            "http://x:99999/",
-        ] {
+        for bad in ["ftp://x", "https://", "https://a b", "https://x/?q=1", "https://u@x/", "http://x:99999/"] {
             assert!(PublicUrl::parse(bad).is_err(), "{bad}");
         }
     }

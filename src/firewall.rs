@@ -8,6 +8,9 @@
 //! stall the reactor. What must stay true: a call that returns `Ok` has taken
 //! effect, so the phone may be told it is online.
 
+pub mod gate;
+mod listing;
+pub mod nftables;
 mod none;
 
 use std::sync::Arc;
@@ -16,9 +19,11 @@ use std::time::SystemTime;
 use crate::config::{Backend, Config};
 use crate::grant::Grant;
 
+pub use gate::Gate;
+pub use nftables::Nftables;
 pub use none::NoFirewall;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum FirewallError {
     /// The backend cannot work on this machine (missing tool, kernel support
     /// or permission); the message says what to install or fix.
@@ -42,6 +47,13 @@ pub trait Firewall: Send + Sync + 'static {
     /// Holds these devices at the gate again.
     fn revoke(&self, grants: &[Grant]) -> Result<(), FirewallError>;
 
+    /// Whether the kernel still holds the rules and every grant in `live`;
+    /// `false` asks for a rebuild with `install` (someone flushed the
+    /// ruleset or reloaded another firewall).
+    fn check(&self, _live: &[Grant], _now: SystemTime) -> Result<bool, FirewallError> {
+        Ok(true)
+    }
+
     /// The rules `install` would create, as text for `portico firewall print`.
     fn ruleset(&self) -> String;
 }
@@ -50,8 +62,6 @@ pub trait Firewall: Send + Sync + 'static {
 pub fn from_config(config: &Config) -> Result<Arc<dyn Firewall>, FirewallError> {
     match config.firewall.backend {
         Backend::None => Ok(Arc::new(NoFirewall)),
-        Backend::Nftables => Err(FirewallError::Unavailable(
-            "firewall.backend = \"nftables\" is not available in this build yet; use backend = \"none\"".into(),
-        )),
+        Backend::Nftables => Ok(Arc::new(Nftables::new(config)?)),
     }
 }

@@ -39,9 +39,7 @@ pub fn client_ip(peer: IpAddr) -> IpAddr {
 
 /// Milliseconds since the Unix epoch, the on-disk form of an expiry.
 pub fn to_unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 pub fn from_unix_ms(ms: u64) -> SystemTime {
@@ -55,11 +53,7 @@ pub struct MacAddr(pub [u8; 6]);
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
     }
 }
 
@@ -97,13 +91,7 @@ mod tests {
         let mac: MacAddr = "02:00:5E:10:00:0a".parse().unwrap();
         assert_eq!(mac.to_string(), "02:00:5e:10:00:0a");
         assert_eq!("02-00-5e-10-00-0a".parse::<MacAddr>().unwrap(), mac);
-        for bad in [
-            "",
-            "02:00:5e:10:00",
-            "02:00:5e:10:00:0a:01",
-            "zz:00:5e:10:00:0a",
-            "2:0:5e:10:00:0a",
-        ] {
+        for bad in ["", "02:00:5e:10:00", "02:00:5e:10:00:0a:01", "zz:00:5e:10:00:0a", "2:0:5e:10:00:0a"] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
     }

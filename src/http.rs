@@ -78,16 +78,10 @@ pub async fn serve(
 ) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut h1 = http1::Builder::new();
-    h1.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+    h1.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
     let mut auto = auto::Builder::new(TokioExecutor::new());
-    auto.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    auto.http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(64);
+    auto.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    auto.http2().timer(TokioTimer::new()).max_concurrent_streams(64);
 
     loop {
         let permit = tokio::select! {
@@ -112,10 +106,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         if role == Role::Portal {
-            portal
-                .metrics
-                .connections
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            portal.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let conn = Conn { peer, local };
         let metrics = portal.metrics.clone();
@@ -125,7 +116,7 @@ pub async fn serve(
             async move {
                 let res = match role {
                     Role::Portal => router::handle(&portal, conn, req).await,
-                    Role::Admin => admin::handle(&portal, req).await,
+                    Role::Admin => admin::handle(&portal, conn, req).await,
                 };
                 Ok::<_, Infallible>(res)
             }

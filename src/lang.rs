@@ -15,17 +15,11 @@ pub const MAX_RANGES: usize = 16;
 pub fn is_valid_tag(tag: &str) -> bool {
     !tag.is_empty()
         && tag.len() <= 35
-        && tag
-            .split('-')
-            .all(|p| !p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+        && tag.split('-').all(|p| !p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// Picks the index into `tags` to show, or `None` for "use the default".
-pub fn negotiate(
-    tags: &[&str],
-    query_lang: Option<&str>,
-    accept_language: Option<&str>,
-) -> Option<usize> {
+pub fn negotiate(tags: &[&str], query_lang: Option<&str>, accept_language: Option<&str>) -> Option<usize> {
     if let Some(i) = query_lang.and_then(|q| best_match(tags, q)) {
         return Some(i);
     }
@@ -38,11 +32,7 @@ pub fn negotiate(
             let mut parts = item.split(';');
             let tag = parts.next()?.trim();
             let q = parts
-                .find_map(|p| {
-                    p.trim()
-                        .strip_prefix("q=")
-                        .or_else(|| p.trim().strip_prefix("Q="))
-                })
+                .find_map(|p| p.trim().strip_prefix("q=").or_else(|| p.trim().strip_prefix("Q=")))
                 .map_or(Some(1000), parse_q)?;
             (q > 0 && !tag.is_empty()).then_some((q, pos, tag))
         })
@@ -83,22 +73,15 @@ fn best_match(tags: &[&str], requested: &str) -> Option<usize> {
             return Some(i);
         }
     }
-    tags.iter().position(|t| {
-        t.split('-')
-            .next()
-            .is_some_and(|p| p.eq_ignore_ascii_case(primary))
-    })
+    tags.iter().position(|t| t.split('-').next().is_some_and(|p| p.eq_ignore_ascii_case(primary)))
 }
 
 /// `zh-Hans` or `zh-Hant` for any Chinese tag. Traditional where the script
 /// says so or the region writes it; Simplified otherwise (the mainland and
 /// Singapore, and bare `zh`).
 fn chinese_script(tag: &str) -> &'static str {
-    let traditional = tag.split('-').skip(1).any(|s| {
-        ["hant", "tw", "hk", "mo"]
-            .iter()
-            .any(|t| s.eq_ignore_ascii_case(t))
-    });
+    let traditional =
+        tag.split('-').skip(1).any(|s| ["hant", "tw", "hk", "mo"].iter().any(|t| s.eq_ignore_ascii_case(t)));
     if traditional { "zh-Hant" } else { "zh-Hans" }
 }
 
@@ -126,11 +109,7 @@ mod tests {
         assert_eq!(pick(None, Some("de, en;q=0.1")), Some("en"));
         assert_eq!(pick(None, Some("en;q=0, fr")), Some("fr"));
         assert_eq!(pick(None, Some("ko;q=1.0, ja;q=0.999")), Some("ko"));
-        assert_eq!(
-            pick(None, Some("en;q=2")),
-            None,
-            "q above 1 is malformed and skipped"
-        );
+        assert_eq!(pick(None, Some("en;q=2")), None, "q above 1 is malformed and skipped");
         assert_eq!(pick(None, Some("*")), None);
         assert_eq!(pick(None, Some("de-DE, es")), None);
     }
@@ -158,11 +137,7 @@ mod tests {
     #[test]
     fn hostile_headers_are_bounded_and_harmless() {
         let long = "xx,".repeat(10_000) + "en";
-        assert_eq!(
-            pick(None, Some(&long)),
-            None,
-            "only the first ranges are read"
-        );
+        assert_eq!(pick(None, Some(&long)), None, "only the first ranges are read");
         assert_eq!(pick(None, Some(";;;,,,q=,;q=0.5")), None);
     }
 }

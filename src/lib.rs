@@ -24,6 +24,7 @@ pub mod grant;
 pub mod http;
 pub mod lang;
 pub mod metrics;
+pub mod neighbours;
 pub mod pages;
 pub mod qr;
 pub mod server;

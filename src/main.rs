@@ -12,8 +12,7 @@ fn main() -> ExitCode {
     let cli = portico::cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "portico=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "portico=info".into()),
         )
         .with_writer(std::io::stderr)
         // Colour only for a person at a terminal, not for journald or a pipe.

@@ -48,47 +48,17 @@ impl Outcome {
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
 /// Name, type and help of every metric family, in exposition order.
-const FAMILIES: [(&str, &str, &str); 9] = [
-    (
-        "portico_requests_total",
-        "counter",
-        "Portal requests by outcome.",
-    ),
-    (
-        "portico_splash_views_total",
-        "counter",
-        "Splash pages shown, by language.",
-    ),
-    (
-        "portico_accepts_total",
-        "counter",
-        "Connect taps, by result.",
-    ),
-    (
-        "portico_grants_active",
-        "gauge",
-        "Devices with a live grant.",
-    ),
-    (
-        "portico_store_errors_total",
-        "counter",
-        "Failed writes of the grant store.",
-    ),
-    (
-        "portico_connections_total",
-        "counter",
-        "Connections accepted by the portal listeners.",
-    ),
-    (
-        "portico_tls_handshake_failures_total",
-        "counter",
-        "TLS handshakes that failed or timed out.",
-    ),
-    (
-        "portico_accept_duration_seconds",
-        "histogram",
-        "Connect tap to answer, including firewall and disk.",
-    ),
+const FAMILIES: [(&str, &str, &str); 11] = [
+    ("portico_requests_total", "counter", "Portal requests by outcome."),
+    ("portico_splash_views_total", "counter", "Splash pages shown, by language."),
+    ("portico_accepts_total", "counter", "Connect taps, by result."),
+    ("portico_grants_active", "gauge", "Devices with a live grant."),
+    ("portico_store_errors_total", "counter", "Failed writes of the grant store."),
+    ("portico_connections_total", "counter", "Connections accepted by the portal listeners."),
+    ("portico_tls_handshake_failures_total", "counter", "TLS handshakes that failed or timed out."),
+    ("portico_firewall_transactions_total", "counter", "Firewall transactions; a burst of grants shares one."),
+    ("portico_firewall_repairs_total", "counter", "Times the firewall's rules were found changed and rebuilt."),
+    ("portico_accept_duration_seconds", "histogram", "Connect tap to answer, including firewall and disk."),
     ("portico_uptime_seconds", "gauge", "Seconds since start."),
 ];
 
@@ -102,6 +72,8 @@ pub struct Metrics {
     pub store_errors: AtomicU64,
     pub connections: AtomicU64,
     pub tls_handshake_failures: AtomicU64,
+    pub firewall_batches: AtomicU64,
+    pub firewall_repairs: AtomicU64,
     accept_buckets: [AtomicU64; BUCKETS.len()],
     accept_count: AtomicU64,
     accept_micros: AtomicU64,
@@ -112,15 +84,14 @@ impl Metrics {
         Metrics {
             started: Instant::now(),
             requests: Default::default(),
-            splash_by_lang: languages
-                .iter()
-                .map(|l| (l.clone(), AtomicU64::new(0)))
-                .collect(),
+            splash_by_lang: languages.iter().map(|l| (l.clone(), AtomicU64::new(0))).collect(),
             accepts_ok: AtomicU64::new(0),
             accepts_failed: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
+            firewall_batches: AtomicU64::new(0),
+            firewall_repairs: AtomicU64::new(0),
             accept_buckets: Default::default(),
             accept_count: AtomicU64::new(0),
             accept_micros: AtomicU64::new(0),
@@ -128,18 +99,12 @@ impl Metrics {
     }
 
     pub fn request(&self, outcome: Outcome) {
-        let i = Outcome::ALL
-            .iter()
-            .position(|(o, _)| *o == outcome)
-            .unwrap_or(0);
+        let i = Outcome::ALL.iter().position(|(o, _)| *o == outcome).unwrap_or(0);
         self.requests[i].fetch_add(1, Relaxed);
     }
 
     pub fn requests(&self, outcome: Outcome) -> u64 {
-        let i = Outcome::ALL
-            .iter()
-            .position(|(o, _)| *o == outcome)
-            .unwrap_or(0);
+        let i = Outcome::ALL.iter().position(|(o, _)| *o == outcome).unwrap_or(0);
         self.requests[i].load(Relaxed)
     }
 
@@ -155,8 +120,7 @@ impl Metrics {
             self.accept_buckets[i].fetch_add(1, Relaxed);
         }
         self.accept_count.fetch_add(1, Relaxed);
-        self.accept_micros
-            .fetch_add(took.as_micros() as u64, Relaxed);
+        self.accept_micros.fetch_add(took.as_micros() as u64, Relaxed);
     }
 
     pub fn uptime(&self) -> Duration {
@@ -166,10 +130,7 @@ impl Metrics {
     /// The Prometheus text exposition; `grants_active` is read by the caller
     /// from the grant table at scrape time.
     pub fn render(&self, venue: &str, grants_active: usize) -> String {
-        let venue = venue
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', " ");
+        let venue = venue.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ");
         let mut out = String::with_capacity(4096);
         for (name, kind, help) in FAMILIES {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -182,40 +143,33 @@ impl Metrics {
             );
         }
         for (lang, n) in &self.splash_by_lang {
-            let _ = writeln!(
-                out,
-                "portico_splash_views_total{{venue=\"{venue}\",lang=\"{lang}\"}} {}",
-                n.load(Relaxed)
-            );
+            let _ =
+                writeln!(out, "portico_splash_views_total{{venue=\"{venue}\",lang=\"{lang}\"}} {}", n.load(Relaxed));
         }
-        let _ = writeln!(
-            out,
-            "portico_accepts_total{{venue=\"{venue}\",result=\"ok\"}} {}",
-            self.accepts_ok.load(Relaxed)
-        );
+        let _ =
+            writeln!(out, "portico_accepts_total{{venue=\"{venue}\",result=\"ok\"}} {}", self.accepts_ok.load(Relaxed));
         let _ = writeln!(
             out,
             "portico_accepts_total{{venue=\"{venue}\",result=\"failed\"}} {}",
             self.accepts_failed.load(Relaxed)
         );
-        let _ = writeln!(
-            out,
-            "portico_grants_active{{venue=\"{venue}\"}} {grants_active}"
-        );
-        let _ = writeln!(
-            out,
-            "portico_store_errors_total{{venue=\"{venue}\"}} {}",
-            self.store_errors.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "portico_connections_total{{venue=\"{venue}\"}} {}",
-            self.connections.load(Relaxed)
-        );
+        let _ = writeln!(out, "portico_grants_active{{venue=\"{venue}\"}} {grants_active}");
+        let _ = writeln!(out, "portico_store_errors_total{{venue=\"{venue}\"}} {}", self.store_errors.load(Relaxed));
+        let _ = writeln!(out, "portico_connections_total{{venue=\"{venue}\"}} {}", self.connections.load(Relaxed));
         let _ = writeln!(
             out,
             "portico_tls_handshake_failures_total{{venue=\"{venue}\"}} {}",
             self.tls_handshake_failures.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "portico_firewall_transactions_total{{venue=\"{venue}\"}} {}",
+            self.firewall_batches.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "portico_firewall_repairs_total{{venue=\"{venue}\"}} {}",
+            self.firewall_repairs.load(Relaxed)
         );
         let mut cumulative = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {
@@ -226,19 +180,13 @@ impl Metrics {
             );
         }
         let count = self.accept_count.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "portico_accept_duration_seconds_bucket{{venue=\"{venue}\",le=\"+Inf\"}} {count}"
-        );
+        let _ = writeln!(out, "portico_accept_duration_seconds_bucket{{venue=\"{venue}\",le=\"+Inf\"}} {count}");
         let _ = writeln!(
             out,
             "portico_accept_duration_seconds_sum{{venue=\"{venue}\"}} {}",
             self.accept_micros.load(Relaxed) as f64 / 1e6
         );
-        let _ = writeln!(
-            out,
-            "portico_accept_duration_seconds_count{{venue=\"{venue}\"}} {count}"
-        );
+        let _ = writeln!(out, "portico_accept_duration_seconds_count{{venue=\"{venue}\"}} {count}");
         let _ = writeln!(out, "portico_uptime_seconds {}", self.uptime().as_secs());
         out
     }
@@ -256,12 +204,7 @@ mod tests {
         m.splash_view(1);
         m.accept_latency(Duration::from_millis(3));
         let text = m.render("Ga \"A\"", 7);
-        assert!(
-            text.contains(
-                "portico_requests_total{venue=\"Ga \\\"A\\\"\",outcome=\"probe_redirect\"} 2"
-            ),
-            "{text}"
-        );
+        assert!(text.contains("portico_requests_total{venue=\"Ga \\\"A\\\"\",outcome=\"probe_redirect\"} 2"), "{text}");
         assert!(text.contains("lang=\"en\"} 1"));
         assert!(text.contains("portico_grants_active{venue=\"Ga \\\"A\\\"\"} 7"));
         assert!(text.contains("le=\"0.005\"} 1") && text.contains("le=\"0.0025\"} 0"));

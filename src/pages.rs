@@ -47,21 +47,11 @@ impl Pages {
         pages.welcome_redirect_body = bytes(views::redirect_body(&pages.welcome_url));
         for (lang, locale) in campaign.locales.iter().enumerate() {
             let label = format!("{} – {}", campaign.name, locale.text.qr_caption);
-            let qr_svg = qr::svg(&campaign.links.install_url, &label).with_context(|| {
-                format!("making the QR code for {}", campaign.links.install_url)
-            })?;
-            let page = Page {
-                campaign,
-                lang,
-                venue: &config.venue,
-                qr_svg: &qr_svg,
-            };
-            pages
-                .splash
-                .push(Platform::ALL.map(|p| bytes(views::splash(&page, p))));
-            pages
-                .welcome
-                .push(Platform::ALL.map(|p| bytes(views::welcome(&page, p))));
+            let qr_svg = qr::svg(&campaign.links.install_url, &label)
+                .with_context(|| format!("making the QR code for {}", campaign.links.install_url))?;
+            let page = Page { campaign, lang, venue: &config.venue, qr_svg: &qr_svg };
+            pages.splash.push(Platform::ALL.map(|p| bytes(views::splash(&page, p))));
+            pages.welcome.push(Platform::ALL.map(|p| bytes(views::welcome(&page, p))));
             pages.retry.push(bytes(views::retry(&page)));
             pages.not_found.push(bytes(views::not_found(&page)));
         }

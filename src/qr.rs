@@ -27,13 +27,7 @@ pub fn svg(data: &str, label: &str) -> Result<String, qrcode::types::QrError> {
                 while x < width && row[x] == Color::Dark {
                     x += 1;
                 }
-                path.push_str(&format!(
-                    "M{} {}h{}v1h-{}z",
-                    start + QUIET,
-                    y + QUIET,
-                    x - start,
-                    x - start
-                ));
+                path.push_str(&format!("M{} {}h{}v1h-{}z", start + QUIET, y + QUIET, x - start, x - start));
             } else {
                 x += 1;
             }

@@ -9,6 +9,7 @@
 //! their internet across a restart.
 
 use std::future::Future;
+use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -19,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::campaign::Campaign;
 use crate::config::Config;
-use crate::firewall;
+use crate::firewall::{self, Gate};
 use crate::http::{self, Content, Portal, Role};
 use crate::metrics::Metrics;
 use crate::pages::Pages;
@@ -41,27 +42,48 @@ pub struct Listeners {
 impl Listeners {
     /// Binds the configured addresses, naming the key of one that fails.
     pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
-        async fn bind(key: &str, addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("{key}: cannot listen on {addr}"))
-        }
-        let portal = bind("portal.listen", config.portal.listen).await?;
-        let tls = match &config.tls {
-            Some(t) => Some(bind("tls.listen", t.listen).await?),
-            None => None,
-        };
-        let admin = bind("admin.listen", config.admin.listen).await?;
+        let portal = bind("portal.listen", config.portal.listen)?;
+        let tls = config.tls.as_ref().map(|t| bind("tls.listen", t.listen)).transpose()?;
+        let admin = bind("admin.listen", config.admin.listen)?;
         Ok(Listeners { portal, tls, admin })
     }
 }
 
+/// Binds one listener. An unspecified address (`0.0.0.0` or `[::]`) means
+/// every address, IPv4 *and* IPv6: the firewall redirects both families'
+/// port-80 traffic here, so an IPv4-only socket would strand IPv6 phones.
+/// That needs `IPV6_V6ONLY` off explicitly (a host may default it on); a
+/// host without IPv6 falls back to IPv4.
+fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let open = |addr: SocketAddr, dual: bool| -> std::io::Result<TcpListener> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        if dual {
+            socket.set_only_v6(false)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        TcpListener::from_std(socket.into())
+    };
+    let result = if addr.ip().is_unspecified() {
+        let any6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), addr.port());
+        open(any6, true).or_else(|e| match e.raw_os_error() {
+            Some(EAFNOSUPPORT) => open(addr, false),
+            _ => Err(e),
+        })
+    } else {
+        open(addr, false)
+    };
+    result.with_context(|| format!("{key}: cannot listen on {addr}"))
+}
+
+/// Linux's "address family not supported" (IPv6 disabled in the kernel).
+const EAFNOSUPPORT: i32 = 97;
+
 /// Builds everything and serves until `shutdown` resolves.
-pub async fn run(
-    config: Config,
-    listeners: Listeners,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let campaign = Campaign::load(&config.portal.campaign).context("loading the campaign")?;
     let pages = Pages::build(&config, &campaign)?;
     let tags: Vec<String> = campaign.locales.iter().map(|l| l.tag.clone()).collect();
@@ -72,33 +94,27 @@ pub async fn run(
     };
 
     let dir = config.state.dir.clone();
-    let (journal, restored) =
-        tokio::task::spawn_blocking(move || Journal::open(&dir, SystemTime::now()))
-            .await?
-            .with_context(|| {
-                format!(
-                    "state.dir: cannot open the grant store in {}",
-                    config.state.dir.display()
-                )
-            })?;
-    let firewall = firewall::from_config(&config).context("firewall")?;
+    let (journal, restored) = tokio::task::spawn_blocking(move || Journal::open(&dir, SystemTime::now()))
+        .await?
+        .with_context(|| format!("state.dir: cannot open the grant store in {}", config.state.dir.display()))?;
+    let firewall = firewall::from_config(&config)?;
     let backend = firewall.name();
-    let sessions = Sessions::open(
+    let gate = {
+        let (restored, metrics) = (restored.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || Gate::start(firewall, restored, metrics))
+            .await?
+            .with_context(|| format!("firewall ({backend}): installing the rules"))?
+    };
+    let sessions = Sessions::new(
         journal,
         restored,
-        firewall,
+        gate,
+        config.firewall.interfaces.clone(),
         config.portal.session,
         metrics.clone(),
-    )
-    .await
-    .context("firewall: installing the ruleset")?;
+    );
 
-    let portal = Arc::new(Portal {
-        config,
-        content: Content { campaign, pages },
-        sessions: sessions.clone(),
-        metrics,
-    });
+    let portal = Arc::new(Portal { config, content: Content { campaign, pages }, sessions: sessions.clone(), metrics });
     tracing::info!(
         portal = %listeners.portal.local_addr()?,
         admin = %listeners.admin.local_addr()?,
@@ -113,35 +129,13 @@ pub async fn run(
     let serving = async {
         let tls_loop = async {
             if let (Some(listener), Some(acceptor)) = (listeners.tls, tls) {
-                http::serve(
-                    listener,
-                    Role::Portal,
-                    Some(acceptor),
-                    portal.clone(),
-                    &graceful,
-                    stop_rx.clone(),
-                )
-                .await;
+                http::serve(listener, Role::Portal, Some(acceptor), portal.clone(), &graceful, stop_rx.clone()).await;
             }
         };
         tokio::join!(
-            http::serve(
-                listeners.portal,
-                Role::Portal,
-                None,
-                portal.clone(),
-                &graceful,
-                stop_rx.clone()
-            ),
+            http::serve(listeners.portal, Role::Portal, None, portal.clone(), &graceful, stop_rx.clone()),
             tls_loop,
-            http::serve(
-                listeners.admin,
-                Role::Admin,
-                None,
-                portal.clone(),
-                &graceful,
-                stop_rx.clone()
-            ),
+            http::serve(listeners.admin, Role::Admin, None, portal.clone(), &graceful, stop_rx.clone()),
         );
     };
     let stopping = async {
@@ -151,10 +145,7 @@ pub async fn run(
     };
     tokio::join!(serving, stopping);
 
-    if tokio::time::timeout(DRAIN_DEADLINE, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(DRAIN_DEADLINE, graceful.shutdown()).await.is_err() {
         tracing::warn!("some connections were still open after {DRAIN_DEADLINE:?}; closing them");
     }
     drop(purge);

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::firewall::{Firewall, FirewallError};
+use crate::firewall::{FirewallError, Gate};
 use crate::grant::{Grant, MacAddr};
 use crate::metrics::Metrics;
 use crate::store::{Journal, Record, Store};
@@ -34,7 +34,9 @@ struct Shared {
     /// than a hash lookup. Every request takes it once.
     grants: Mutex<HashMap<IpAddr, Grant>>,
     store: Store,
-    firewall: Arc<dyn Firewall>,
+    gate: Gate,
+    /// Client-facing interfaces, where a peer's MAC may be looked up.
+    interfaces: Vec<String>,
     session: Duration,
     metrics: Arc<Metrics>,
     /// Set when the last write to disk failed; cleared by the next success.
@@ -43,41 +45,36 @@ struct Shared {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
-    #[error("firewall refused the grant: {0}")]
+    #[error("firewall refused the change: {0}")]
     Firewall(#[from] FirewallError),
-    #[error("firewall task failed: {0}")]
-    Task(String),
 }
 
 impl Sessions {
-    /// Restores the journal's live grants and installs them in the firewall.
-    pub async fn open(
+    /// Takes over the journal and the firewall gate, which already holds
+    /// the `restored` grants.
+    pub fn new(
         journal: Journal,
         restored: Vec<Grant>,
-        firewall: Arc<dyn Firewall>,
+        gate: Gate,
+        interfaces: Vec<String>,
         session: Duration,
         metrics: Arc<Metrics>,
-    ) -> Result<Sessions, FirewallError> {
-        let now = SystemTime::now();
-        let fw = firewall.clone();
-        let live = restored.clone();
-        tokio::task::spawn_blocking(move || fw.install(&live, now))
-            .await
-            .map_err(|e| FirewallError::Failed(e.to_string()))??;
+    ) -> Sessions {
         if !restored.is_empty() {
             tracing::info!(grants = restored.len(), "restored live grants");
         }
         let grants = restored.into_iter().map(|g| (g.ip, g)).collect();
-        Ok(Sessions {
+        Sessions {
             shared: Arc::new(Shared {
                 grants: Mutex::new(grants),
                 store: Store::spawn(journal),
-                firewall,
+                gate,
+                interfaces,
                 session,
                 metrics,
                 store_degraded: AtomicBool::new(false),
             }),
-        })
+        }
     }
 
     /// The live grant of `ip`, if any.
@@ -88,14 +85,11 @@ impl Sessions {
 
     /// Grants (or extends) a session for `ip`. Returns once the device can
     /// pass the firewall.
-    pub async fn accept(&self, ip: IpAddr, mac: Option<MacAddr>) -> Result<Grant, AcceptError> {
+    pub async fn accept(&self, ip: IpAddr) -> Result<Grant, AcceptError> {
         let started = Instant::now();
+        let mac = self.neighbour(ip).await;
         let now = SystemTime::now();
-        let grant = Grant {
-            ip,
-            mac,
-            expires: now + self.shared.session,
-        };
+        let grant = Grant { ip, mac, expires: now + self.shared.session };
         let result = self.apply(grant, now).await;
         let m = &self.shared.metrics;
         match &result {
@@ -106,12 +100,17 @@ impl Sessions {
         result
     }
 
-    async fn apply(&self, grant: Grant, now: SystemTime) -> Result<Grant, AcceptError> {
-        let fw = self.shared.firewall.clone();
-        let batch = vec![grant.clone()];
-        tokio::task::spawn_blocking(move || fw.allow(&batch, now))
-            .await
-            .map_err(|e| AcceptError::Task(e.to_string()))??;
+    /// The MAC of a client on the client-facing side, if the kernel knows it.
+    async fn neighbour(&self, ip: IpAddr) -> Option<MacAddr> {
+        if self.shared.interfaces.is_empty() {
+            return None;
+        }
+        let interfaces = self.shared.interfaces.clone();
+        tokio::task::spawn_blocking(move || crate::neighbours::lookup(ip, &interfaces)).await.ok().flatten()
+    }
+
+    async fn apply(&self, grant: Grant, _now: SystemTime) -> Result<Grant, AcceptError> {
+        self.shared.gate.allow(grant.clone()).await?;
         self.persist(vec![Record::Grant(grant.clone())]).await;
         let mut grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
         grants.insert(grant.ip, grant.clone());
@@ -123,18 +122,21 @@ impl Sessions {
         let Some(grant) = self.lookup(ip, SystemTime::now()) else {
             return Ok(None);
         };
-        let fw = self.shared.firewall.clone();
-        let batch = vec![grant.clone()];
-        tokio::task::spawn_blocking(move || fw.revoke(&batch))
-            .await
-            .map_err(|e| AcceptError::Task(e.to_string()))??;
+        self.shared.gate.revoke(grant.clone()).await?;
         self.persist(vec![Record::Revoke(ip)]).await;
-        self.shared
-            .grants
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&ip);
+        self.shared.grants.lock().unwrap_or_else(|e| e.into_inner()).remove(&ip);
         Ok(Some(grant))
+    }
+
+    /// Ends every live grant of the device with this MAC.
+    pub async fn revoke_mac(&self, mac: MacAddr) -> Result<Vec<Grant>, AcceptError> {
+        let ips: Vec<IpAddr> =
+            self.list(SystemTime::now()).into_iter().filter(|g| g.mac == Some(mac)).map(|g| g.ip).collect();
+        let mut revoked = Vec::new();
+        for ip in ips {
+            revoked.extend(self.revoke(ip).await?);
+        }
+        Ok(revoked)
     }
 
     async fn persist(&self, records: Vec<Record>) {
@@ -142,10 +144,7 @@ impl Sessions {
             Ok(()) => self.shared.store_degraded.store(false, Ordering::Relaxed),
             Err(e) => {
                 self.shared.store_degraded.store(true, Ordering::Relaxed);
-                self.shared
-                    .metrics
-                    .store_errors
-                    .fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "grant kept in memory only: could not write it to disk");
             }
         }
@@ -154,11 +153,7 @@ impl Sessions {
     /// Live grants, soonest expiry first.
     pub fn list(&self, now: SystemTime) -> Vec<Grant> {
         let grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
-        let mut live: Vec<Grant> = grants
-            .values()
-            .filter(|g| g.is_live(now))
-            .cloned()
-            .collect();
+        let mut live: Vec<Grant> = grants.values().filter(|g| g.is_live(now)).cloned().collect();
         live.sort_by_key(|g| g.expires);
         live
     }

@@ -71,11 +71,7 @@ pub enum StoreError {
     /// The io error is behind an `Arc` so that one failed group commit can be
     /// reported to every request in it.
     #[error("cannot {action} {}: {error}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        error: Arc<io::Error>,
-    },
+    Io { action: &'static str, path: PathBuf, error: Arc<io::Error> },
     #[error(
         "not writing to {}: an earlier failed write could not be undone; \
          the journal will be rewritten from memory once the disk accepts writes",
@@ -88,11 +84,7 @@ pub enum StoreError {
 
 fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError {
     let path = path.to_owned();
-    move |error| StoreError::Io {
-        action,
-        path,
-        error: Arc::new(error),
-    }
+    move |error| StoreError::Io { action, path, error: Arc::new(error) }
 }
 
 /// The json half of a journal line.
@@ -138,11 +130,7 @@ impl Record {
             return None;
         }
         Some(match serde_json::from_slice(json).ok()? {
-            Line::Grant {
-                ip,
-                mac,
-                expires_ms,
-            } => Record::Grant(Grant {
+            Line::Grant { ip, mac, expires_ms } => Record::Grant(Grant {
                 ip,
                 mac: mac.map(|mac| mac.parse::<MacAddr>()).transpose().ok()?,
                 expires: from_unix_ms(expires_ms),
@@ -181,20 +169,14 @@ impl Journal {
     /// Opens (creating if needed) the journal in `dir`, cuts off a torn tail,
     /// and returns the grants live at `now`, sorted by IP.
     pub fn open(dir: &Path, now: SystemTime) -> Result<(Journal, Vec<Grant>), StoreError> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_error("create directory", dir))?;
+        DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_error("create directory", dir))?;
         let path = dir.join(JOURNAL);
         let file = open_append(&path)?;
         // Make the journal's directory entry durable too, or the first fsynced
         // grant could vanish with a file that was never linked.
         sync_dir(dir)?;
         let mut bytes = Vec::new();
-        (&file)
-            .read_to_end(&mut bytes)
-            .map_err(io_error("read", &path))?;
+        (&file).read_to_end(&mut bytes).map_err(io_error("read", &path))?;
 
         let mut grants = BTreeMap::new();
         let mut records = 0;
@@ -227,46 +209,30 @@ impl Journal {
                     "grant journal ends in a torn record (crash during a write); dropping it"
                 );
             }
-            file.set_len(good as u64)
-                .and_then(|()| file.sync_all())
-                .map_err(io_error("truncate", &path))?;
+            file.set_len(good as u64).and_then(|()| file.sync_all()).map_err(io_error("truncate", &path))?;
         }
 
         grants.retain(|_, grant| grant.is_live(now));
         let live = grants.values().cloned().collect();
-        let journal = Journal {
-            dir: dir.to_owned(),
-            path,
-            file,
-            len: good as u64,
-            records,
-            grants,
-            needs_rewrite: false,
-        };
+        let journal =
+            Journal { dir: dir.to_owned(), path, file, len: good as u64, records, grants, needs_rewrite: false };
         Ok((journal, live))
     }
 
     /// Appends `records` with one write and one fsync.
     pub fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
         if self.needs_rewrite {
-            return Err(StoreError::NeedsRewrite {
-                path: self.path.clone(),
-            });
+            return Err(StoreError::NeedsRewrite { path: self.path.clone() });
         }
         if records.is_empty() {
             return Ok(());
         }
         let text: String = records.iter().map(Record::encode).collect();
-        let written = (&self.file)
-            .write_all(text.as_bytes())
-            .and_then(|()| self.file.sync_data());
+        let written = (&self.file).write_all(text.as_bytes()).and_then(|()| self.file.sync_data());
         if let Err(error) = written {
             // A partial line left here would stop every later replay at it,
             // hiding the records appended after it; cut it off.
-            let undone = self
-                .file
-                .set_len(self.len)
-                .and_then(|()| self.file.sync_data());
+            let undone = self.file.set_len(self.len).and_then(|()| self.file.sync_data());
             self.needs_rewrite = undone.is_err();
             return Err(io_error("write", &self.path)(error));
         }
@@ -290,11 +256,7 @@ impl Journal {
     /// Rewrites the journal as just the grants live at `now`, atomically.
     pub fn compact(&mut self, now: SystemTime) -> Result<(), StoreError> {
         self.grants.retain(|_, grant| grant.is_live(now));
-        let text: String = self
-            .grants
-            .values()
-            .map(|grant| Record::Grant(grant.clone()).encode())
-            .collect();
+        let text: String = self.grants.values().map(|grant| Record::Grant(grant.clone()).encode()).collect();
         let tmp = self.dir.join(COMPACTING);
         if let Err(error) = write_synced(&tmp, text.as_bytes()) {
             let _ = fs::remove_file(&tmp);
@@ -314,13 +276,7 @@ impl Journal {
 }
 
 fn open_append(path: &Path) -> Result<File, StoreError> {
-    OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_error("open", path))
+    OpenOptions::new().read(true).append(true).create(true).mode(0o600).open(path).map_err(io_error("open", path))
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
@@ -331,15 +287,11 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .mode(0o600)
         .open(path)
         .map_err(io_error("create", path))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io_error("write", path))
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_error("write", path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error("sync directory", dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error("sync directory", dir))
 }
 
 type Reply = oneshot::Sender<Result<(), StoreError>>;
@@ -392,9 +344,7 @@ impl Store {
 
     async fn ask(&self, request: impl FnOnce(Reply) -> Request) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(request(reply))
-            .map_err(|_| StoreError::Stopped)?;
+        self.requests.send(request(reply)).map_err(|_| StoreError::Stopped)?;
         answer.await.map_err(|_| StoreError::Stopped)?
     }
 }
@@ -469,16 +419,9 @@ mod tests {
 
     #[test]
     fn line_format_is_crc_then_json() {
-        let line = Record::Grant(Grant {
-            mac: None,
-            ..grant("10.0.0.7", 0)
-        })
-        .encode();
+        let line = Record::Grant(Grant { mac: None, ..grant("10.0.0.7", 0) }).encode();
         let json = r#"{"op":"grant","ip":"10.0.0.7","expires_ms":1790000000000}"#;
-        assert_eq!(
-            line,
-            format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()))
-        );
+        assert_eq!(line, format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes())));
         let revoke = Record::Revoke("10.0.0.7".parse().unwrap()).encode();
         assert!(revoke.ends_with(" {\"op\":\"revoke\",\"ip\":\"10.0.0.7\"}\n"));
     }
@@ -488,15 +431,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, loaded) = Journal::open(dir.path(), now()).unwrap();
         assert!(loaded.is_empty());
-        let (a, b, c) = (
-            grant("10.0.0.1", 10),
-            grant("10.0.0.2", 10),
-            grant("fd00::3", 10),
-        );
+        let (a, b, c) = (grant("10.0.0.1", 10), grant("10.0.0.2", 10), grant("fd00::3", 10));
         let b_later = grant("10.0.0.2", 60);
-        journal
-            .append(&[Record::Grant(c.clone()), Record::Grant(a.clone())])
-            .unwrap();
+        journal.append(&[Record::Grant(c.clone()), Record::Grant(a.clone())]).unwrap();
         journal.append(&[Record::Grant(b.clone())]).unwrap();
         journal.append(&[Record::Revoke(a.ip)]).unwrap();
         journal.append(&[Record::Grant(b_later.clone())]).unwrap();
@@ -521,12 +458,8 @@ mod tests {
         let (mut journal, _) = Journal::open(dir.path(), now()).unwrap();
         let (live, expired) = (grant("10.0.0.1", 30), grant("10.0.0.2", -30));
         let gone = grant("10.0.0.3", 30);
-        let records = [
-            Record::Grant(live.clone()),
-            Record::Grant(expired),
-            Record::Grant(gone.clone()),
-            Record::Revoke(gone.ip),
-        ];
+        let records =
+            [Record::Grant(live.clone()), Record::Grant(expired), Record::Grant(gone.clone()), Record::Revoke(gone.ip)];
         journal.append(&records).unwrap();
         journal.compact(now()).unwrap();
         let text = fs::read_to_string(dir.path().join(JOURNAL)).unwrap();
@@ -545,10 +478,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = grant("10.0.0.1", 30);
         let after = Record::Grant(grant("10.0.0.2", 30)).encode();
-        let text = format!(
-            "{}not a record\n{after}",
-            Record::Grant(first.clone()).encode()
-        );
+        let text = format!("{}not a record\n{after}", Record::Grant(first.clone()).encode());
         fs::write(dir.path().join(JOURNAL), &text).unwrap();
 
         assert_eq!(reopen(dir.path()), vec![first.clone()]);
@@ -563,12 +493,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, _) = Journal::open(dir.path(), now()).unwrap();
         let churn: Vec<Record> = (0..MIN_RECORDS_TO_COMPACT as u32)
-            .map(|i| {
-                Record::Grant(Grant {
-                    ip: IpAddr::from(i.to_be_bytes()),
-                    ..grant("0.0.0.0", 5)
-                })
-            })
+            .map(|i| Record::Grant(Grant { ip: IpAddr::from(i.to_be_bytes()), ..grant("0.0.0.0", 5) }))
             .collect();
         journal.append(&churn).unwrap();
         assert!(!journal.should_compact(now()));
@@ -613,11 +538,7 @@ mod tests {
                 let store = store.clone();
                 let ip = IpAddr::from([10, 0, 2, i]);
                 tokio::spawn(async move {
-                    let record = Record::Grant(Grant {
-                        ip,
-                        mac: None,
-                        expires,
-                    });
+                    let record = Record::Grant(Grant { ip, mac: None, expires });
                     store.commit(vec![record]).await
                 })
             })

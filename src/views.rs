@@ -117,12 +117,7 @@ fn install_block(page: &Page, platform: Platform) -> Markup {
     let links = &page.campaign.links;
     let (label, steps, href, button) = match platform {
         Platform::Ios => (&t.ios_label, &t.steps_ios, &links.app_store, &t.app_store),
-        _ => (
-            &t.android_label,
-            &t.steps_android,
-            &links.google_play,
-            &t.google_play,
-        ),
+        _ => (&t.android_label, &t.steps_android, &links.google_play, &t.google_play),
     };
     html! {
         section.platform {
@@ -220,7 +215,8 @@ mod tests {
     fn platform_comes_from_the_browser_user_agent() {
         let android = "Mozilla/5.0 (Linux; Android 13; SM-A146P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36";
         let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148";
-        let desktop = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+        let desktop =
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
         assert_eq!(Platform::from_user_agent(android), Platform::Android);
         assert_eq!(Platform::from_user_agent(iphone), Platform::Ios);
         assert_eq!(Platform::from_user_agent(desktop), Platform::Other);

@@ -11,11 +11,7 @@ const PORTICO: &str = env!("CARGO_BIN_EXE_portico");
 fn check(dir: &Path, toml: &str) -> Output {
     let file = dir.join("portico.toml");
     std::fs::write(&file, toml).unwrap();
-    Command::new(PORTICO)
-        .args(["check", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap()
+    Command::new(PORTICO).args(["check", "--config"]).arg(&file).output().unwrap()
 }
 
 fn good(state: &Path) -> String {
@@ -49,16 +45,9 @@ fn check_accepts_a_good_config_with_a_summary() {
     let dir = tempfile::tempdir().unwrap();
     let out = check(dir.path(), &good(&dir.path().join("state")));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.lines().count(), 1, "one summary line: {stdout}");
-    assert!(
-        stdout.starts_with("ok: ") && stdout.contains("Bluezone") && stdout.contains("vi, en"),
-        "{stdout}"
-    );
+    assert!(stdout.starts_with("ok: ") && stdout.contains("Bluezone") && stdout.contains("vi, en"), "{stdout}");
 }
 
 #[test]
@@ -66,53 +55,20 @@ fn check_names_the_key_of_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     let base = good(&dir.path().join("state"));
     let cases = [
+        (base.replace("session = \"12h\"", "sesion = \"12h\""), vec!["sesion", "line 9"]),
+        (base.replace("\"12h\"", "\"12 hours\""), vec!["portal.session", "not a duration"]),
+        (base.replace("\"12h\"", "12"), vec!["portal.session", "line 9"]),
+        (base.replace("kind = \"station\"", "kind = \"train\""), vec!["venue.kind", "station | airport"]),
+        (base.replace("public_url = \"https://portal.example.vn/\"\n", ""), vec!["portal.public_url", "missing"]),
+        (base.replace("https://portal.example.vn/", "portal.example.vn"), vec!["portal.public_url", "https://"]),
         (
-            base.replace("session = \"12h\"", "sesion = \"12h\""),
-            vec!["sesion", "line 9"],
-        ),
-        (
-            base.replace("\"12h\"", "\"12 hours\""),
-            vec!["portal.session", "not a duration"],
-        ),
-        (
-            base.replace("\"12h\"", "12"),
-            vec!["portal.session", "line 9"],
-        ),
-        (
-            base.replace("kind = \"station\"", "kind = \"train\""),
-            vec!["venue.kind", "station | airport"],
-        ),
-        (
-            base.replace("public_url = \"https://portal.example.vn/\"\n", ""),
-            vec!["portal.public_url", "missing"],
-        ),
-        (
-            base.replace("https://portal.example.vn/", "portal.example.vn"),
-            vec!["portal.public_url", "https://"],
-        ),
-        (
-            base.replace(
-                "listen = \"127.0.0.1:0\"\npublic",
-                "listen = \"8080\"\npublic",
-            ),
+            base.replace("listen = \"127.0.0.1:0\"\npublic", "listen = \"8080\"\npublic"),
             vec!["portal.listen", "address:port"],
         ),
-        (
-            base.replace("backend = \"none\"", "backend = \"iptables\""),
-            vec!["firewall.backend", "nftables | none"],
-        ),
-        (
-            base.replace("backend = \"none\"", "backend = \"nftables\""),
-            vec!["firewall.interface", "required"],
-        ),
-        (
-            base.replace("campaign = \"bluezone\"", "campaign = \"covid\""),
-            vec!["portal.campaign", "covid"],
-        ),
-        (
-            base.replace("campaign = \"bluezone\"", "campaign = \"./nowhere\""),
-            vec!["nowhere/campaign.toml"],
-        ),
+        (base.replace("backend = \"none\"", "backend = \"iptables\""), vec!["firewall.backend", "nftables | none"]),
+        (base.replace("backend = \"none\"", "backend = \"nftables\""), vec!["firewall.interface", "required"]),
+        (base.replace("campaign = \"bluezone\"", "campaign = \"covid\""), vec!["portal.campaign", "covid"]),
+        (base.replace("campaign = \"bluezone\"", "campaign = \"./nowhere\""), vec!["nowhere/campaign.toml"]),
     ];
     for (toml, wanted) in cases {
         let out = check(dir.path(), &toml);
@@ -121,10 +77,7 @@ fn check_names_the_key_of_every_problem() {
         for w in &wanted {
             assert!(stderr.contains(w), "expected {w:?} in: {stderr}");
         }
-        assert!(
-            stderr.contains("portico.toml"),
-            "the file is named: {stderr}"
-        );
+        assert!(stderr.contains("portico.toml"), "the file is named: {stderr}");
     }
 }
 
@@ -134,10 +87,7 @@ fn check_reports_every_problem_one_per_line() {
     let toml = good(&dir.path().join("state"))
         .replace("\"12h\"", "\"forever\"")
         .replace("kind = \"station\"", "kind = \"train\"")
-        .replace(
-            "[admin]\nlisten = \"127.0.0.1:0\"",
-            "[admin]\nlisten = \"nope\"",
-        );
+        .replace("[admin]\nlisten = \"127.0.0.1:0\"", "[admin]\nlisten = \"nope\"");
     let out = check(dir.path(), &toml);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
@@ -152,11 +102,7 @@ fn firewall_print_names_the_backend() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("portico.toml");
     std::fs::write(&file, good(&dir.path().join("state"))).unwrap();
-    let out = Command::new(PORTICO)
-        .args(["firewall", "print", "--config"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = Command::new(PORTICO).args(["firewall", "print", "--config"]).arg(&file).output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("backend = \"none\""));
 }
@@ -185,18 +131,12 @@ fn run_stops_cleanly_on_sigterm_and_keeps_its_grants() {
         }
     }
     assert!(line.contains("Portico serving"), "never started: {line}");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let mut rest = String::new();
     let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
     let exit = child.wait().unwrap();
     assert!(exit.success(), "exit {exit:?}: {rest}");
     assert!(rest.contains("stopped"), "{rest}");
-    assert!(
-        dir.path().join("state/grants.journal").exists(),
-        "the state folder was created"
-    );
+    assert!(dir.path().join("state/grants.journal").exists(), "the state folder was created");
 }

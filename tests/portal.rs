@@ -18,24 +18,9 @@ const PROBES: &[(&str, &str, u16, &str)] = &[
     ("clients3.google.com", "/generate_204", 204, ""),
     ("connectivitycheck.android.com", "/generate_204", 204, ""),
     ("connect.rom.miui.com", "/generate_204", 204, ""),
-    (
-        "connectivitycheck.platform.hicloud.com",
-        "/generate_204",
-        204,
-        "",
-    ),
-    (
-        "www.msftconnecttest.com",
-        "/connecttest.txt",
-        200,
-        "Microsoft Connect Test",
-    ),
-    (
-        "ipv6.msftconnecttest.com",
-        "/connecttest.txt",
-        200,
-        "Microsoft Connect Test",
-    ),
+    ("connectivitycheck.platform.hicloud.com", "/generate_204", 204, ""),
+    ("www.msftconnecttest.com", "/connecttest.txt", 200, "Microsoft Connect Test"),
+    ("ipv6.msftconnecttest.com", "/connecttest.txt", 200, "Microsoft Connect Test"),
     ("www.msftncsi.com", "/ncsi.txt", 200, "Microsoft NCSI"),
     (
         "detectportal.firefox.com",
@@ -45,12 +30,7 @@ const PROBES: &[(&str, &str, u16, &str)] = &[
     ),
     ("detectportal.firefox.com", "/success.txt", 200, "success\n"),
     ("www.gstatic.com", "/generate_204", 204, ""),
-    (
-        "nmcheck.gnome.org",
-        "/check_network_status.txt",
-        200,
-        "NetworkManager is online\n",
-    ),
+    ("nmcheck.gnome.org", "/check_network_status.txt", 200, "NetworkManager is online\n"),
     ("connectivity-check.ubuntu.com", "/", 204, ""),
     ("fedoraproject.org", "/static/hotspot.txt", 200, "OK\n"),
 ];
@@ -74,9 +54,7 @@ async fn every_probe_is_sent_to_the_portal_before_accept_and_told_online_after()
         assert_eq!(r.header("cache-control"), "no-store");
     }
     // Port in the Host header and upper case do not hide a probe.
-    let r = portal
-        .get("ConnectivityCheck.gstatic.com:80", "/generate_204")
-        .await;
+    let r = portal.get("ConnectivityCheck.gstatic.com:80", "/generate_204").await;
     assert_eq!(r.status, StatusCode::FOUND);
 
     let accepted = portal.accept().await;
@@ -85,20 +63,13 @@ async fn every_probe_is_sent_to_the_portal_before_accept_and_told_online_after()
     for (host, path, status, body) in PROBES {
         let r = portal.get(host, path).await;
         assert_eq!(r.status.as_u16(), *status, "{host}{path} after accept");
-        assert_eq!(
-            r.text(),
-            *body,
-            "{host}{path} body must match byte for byte"
-        );
+        assert_eq!(r.text(), *body, "{host}{path} body must match byte for byte");
     }
     let r = portal.get(kindle.0, kindle.1).await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text().contains(KINDLE_GUID));
     // Apple answers Success on any path of captive.apple.com.
-    assert_eq!(
-        portal.get("captive.apple.com", "/x/y/z.html").await.text(),
-        APPLE
-    );
+    assert_eq!(portal.get("captive.apple.com", "/x/y/z.html").await.text(), APPLE);
 
     // A page the phone wanted that is not a probe goes to /welcome.
     let r = portal.get("example.com", "/news").await;
@@ -112,7 +83,8 @@ async fn a_probe_is_never_answered_511_and_user_agent_does_not_matter() {
     let dir = state();
     let portal = TestPortal::start(dir.path()).await;
     // Android probes with a desktop Chrome user agent.
-    let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    let chrome =
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
     for ua in [chrome, "Dalvik/2.1.0", ""] {
         let headers = [("user-agent", ua)];
         let r = common::send(
@@ -137,24 +109,13 @@ async fn accept_flow_end_to_end() {
     assert_eq!(splash.status, StatusCode::OK);
     assert_eq!(splash.header("content-type"), "text/html; charset=utf-8");
     let html = splash.text();
-    assert!(
-        html.contains("Ga Thử Nghiệm"),
-        "the venue's name is on the page"
-    );
+    assert!(html.contains("Ga Thử Nghiệm"), "the venue's name is on the page");
     let form = Form::parse(&html).expect("a post form");
     assert_eq!(form.fields, vec![("lang".to_string(), "en".to_string())]);
 
     let host = format!("127.0.0.1:{}", portal.addr.port());
     let headers = [("content-type", "application/x-www-form-urlencoded")];
-    let r = common::send(
-        portal.addr,
-        "POST",
-        &host,
-        &form.action,
-        &headers,
-        form.body().into(),
-    )
-    .await;
+    let r = common::send(portal.addr, "POST", &host, &form.action, &headers, form.body().into()).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.header("location"), "/welcome?lang=en");
 
@@ -171,15 +132,9 @@ async fn accept_flow_end_to_end() {
     assert_eq!(again.status, StatusCode::SEE_OTHER);
 
     // The form cannot name someone else: nothing in it is read as identity.
-    let other = common::send(
-        portal.addr,
-        "POST",
-        &host,
-        "/",
-        &headers,
-        "lang=vi&ip=10.0.0.99&mac=02:00:00:00:00:99".into(),
-    )
-    .await;
+    let other =
+        common::send(portal.addr, "POST", &host, "/", &headers, "lang=vi&ip=10.0.0.99&mac=02:00:00:00:00:99".into())
+            .await;
     assert_eq!(other.status, StatusCode::SEE_OTHER);
     let list = portal.page("/api/captive", &[]).await.text();
     assert!(list.contains("\"captive\":false"));
@@ -198,24 +153,15 @@ async fn captive_api_before_and_after_accept() {
     let json: serde_json::Value = serde_json::from_slice(&before.body).unwrap();
     assert_eq!(json["captive"], true);
     assert_eq!(json["user-portal-url"], portal.url());
-    assert!(
-        json["venue-info-url"]
-            .as_str()
-            .unwrap()
-            .starts_with(&portal.url())
-    );
+    assert!(json["venue-info-url"].as_str().unwrap().starts_with(&portal.url()));
     assert_eq!(json["can-extend-session"], true);
     assert!(json.get("seconds-remaining").is_none(), "only once granted");
 
     portal.accept().await;
-    let after: serde_json::Value =
-        serde_json::from_slice(&portal.page("/api/captive", &[]).await.body).unwrap();
+    let after: serde_json::Value = serde_json::from_slice(&portal.page("/api/captive", &[]).await.body).unwrap();
     assert_eq!(after["captive"], false);
     let left = after["seconds-remaining"].as_u64().unwrap();
-    assert!(
-        (7200 - 60..=7200).contains(&left),
-        "seconds-remaining {left}"
-    );
+    assert!((7200 - 60..=7200).contains(&left), "seconds-remaining {left}");
     portal.stop().await;
 }
 
@@ -223,15 +169,7 @@ async fn captive_api_before_and_after_accept() {
 async fn language_follows_query_then_accept_language_then_default() {
     let dir = state();
     let portal = TestPortal::start(dir.path()).await;
-    let lang_of = |html: String| {
-        html.split("<html lang=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_owned()
-    };
+    let lang_of = |html: String| html.split("<html lang=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
 
     let r = portal.page("/", &[]).await;
     assert_eq!(lang_of(r.text()), "vi", "Vietnamese is the default");
@@ -242,11 +180,7 @@ async fn language_follows_query_then_accept_language_then_default() {
     assert_eq!(lang_of(en.clone()), "en");
     assert!(en.contains("Protect yourself, protect the community"));
 
-    type Case = (
-        &'static str,
-        &'static [(&'static str, &'static str)],
-        &'static str,
-    );
+    type Case = (&'static str, &'static [(&'static str, &'static str)], &'static str);
     let cases: &[Case] = &[
         ("/", &[("accept-language", "en-AU,en;q=0.9")], "en"),
         ("/", &[("accept-language", "fr;q=0.9, en;q=0.5")], "en"),
@@ -257,11 +191,7 @@ async fn language_follows_query_then_accept_language_then_default() {
         ("/", &[("accept-language", "zh-TW")], "vi"),
     ];
     for (path, headers, want) in cases {
-        assert_eq!(
-            lang_of(portal.page(path, headers).await.text()),
-            *want,
-            "{path} {headers:?}"
-        );
+        assert_eq!(lang_of(portal.page(path, headers).await.text()), *want, "{path} {headers:?}");
     }
 
     // The switcher offers every language in its own name.
@@ -274,21 +204,17 @@ async fn language_follows_query_then_accept_language_then_default() {
 async fn the_visitors_platform_comes_first() {
     let dir = state();
     let portal = TestPortal::start(dir.path()).await;
-    let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148";
-    let android = "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36";
+    let iphone =
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148";
+    let android =
+        "Mozilla/5.0 (Linux; Android 13) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36";
     let first_store = |html: &str| {
         let play = html.find("play.google.com").unwrap();
         let apple = html.find("apps.apple.com").unwrap();
         if play < apple { "play" } else { "apple" }
     };
-    let ios_page = portal
-        .page("/?lang=en", &[("user-agent", iphone)])
-        .await
-        .text();
-    let android_page = portal
-        .page("/?lang=en", &[("user-agent", android)])
-        .await
-        .text();
+    let ios_page = portal.page("/?lang=en", &[("user-agent", iphone)]).await.text();
+    let android_page = portal.page("/?lang=en", &[("user-agent", android)]).await.text();
     assert_eq!(first_store(&ios_page), "apple");
     assert_eq!(first_store(&android_page), "play");
     portal.stop().await;
@@ -304,23 +230,11 @@ async fn splash_is_small_self_contained_and_needs_no_script() {
     for lang in ["vi", "en"] {
         let html = portal.page(&format!("/?lang={lang}"), &[]).await.text();
         let total = html.len() + css.body.len();
-        assert!(
-            total <= 30 * 1024,
-            "{lang}: splash + stylesheet is {total} bytes"
-        );
+        assert!(total <= 30 * 1024, "{lang}: splash + stylesheet is {total} bytes");
         assert!(!html.contains("<script"), "{lang}: no JavaScript");
-        assert!(
-            !html.contains(" src="),
-            "{lang}: no resource from anywhere, the QR code is inline"
-        );
-        assert!(
-            html.contains("href=\"/assets/portico.css\""),
-            "{lang}: the one stylesheet is our own"
-        );
-        assert!(
-            !html.contains("href=\"http://"),
-            "{lang}: every link is https"
-        );
+        assert!(!html.contains(" src="), "{lang}: no resource from anywhere, the QR code is inline");
+        assert!(html.contains("href=\"/assets/portico.css\""), "{lang}: the one stylesheet is our own");
+        assert!(!html.contains("href=\"http://"), "{lang}: every link is https");
     }
     portal.stop().await;
 }
@@ -331,29 +245,15 @@ async fn unknown_pages_and_methods_get_clear_answers() {
     let portal = TestPortal::start(dir.path()).await;
     let r = portal.page("/nope", &[]).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert!(
-        r.text().contains("<a href=\"/?lang=vi\""),
-        "the 404 leads back to the start"
-    );
+    assert!(r.text().contains("<a href=\"/?lang=vi\""), "the 404 leads back to the start");
     let host = format!("127.0.0.1:{}", portal.addr.port());
     let r = common::send(portal.addr, "DELETE", &host, "/", &[], Default::default()).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.header("allow"), "GET, HEAD, POST");
-    let r = common::send(
-        portal.addr,
-        "POST",
-        &host,
-        "/",
-        &[],
-        vec![b'a'; 64 * 1024].into(),
-    )
-    .await;
+    let r = common::send(portal.addr, "POST", &host, "/", &[], vec![b'a'; 64 * 1024].into()).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     let r = portal.page("/api/captive", &[]).await;
-    assert!(
-        r.text().contains("\"captive\":true"),
-        "an oversized form grants nothing"
-    );
+    assert!(r.text().contains("\"captive\":true"), "an oversized form grants nothing");
     portal.stop().await;
 }
 
@@ -365,12 +265,9 @@ async fn a_restart_with_the_same_state_keeps_the_grant() {
     portal.stop().await;
 
     let portal = TestPortal::start(dir.path()).await;
-    let api: serde_json::Value =
-        serde_json::from_slice(&portal.page("/api/captive", &[]).await.body).unwrap();
+    let api: serde_json::Value = serde_json::from_slice(&portal.page("/api/captive", &[]).await.body).unwrap();
     assert_eq!(api["captive"], false, "the grant survived the restart");
-    let r = portal
-        .get("connectivitycheck.gstatic.com", "/generate_204")
-        .await;
+    let r = portal.get("connectivitycheck.gstatic.com", "/generate_204").await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     portal.stop().await;
 }
@@ -380,42 +277,16 @@ async fn admin_serves_health_metrics_and_status() {
     let dir = state();
     let portal = TestPortal::start(dir.path()).await;
     portal.page("/", &[]).await;
-    portal
-        .get("connectivitycheck.gstatic.com", "/generate_204")
-        .await;
+    portal.get("connectivitycheck.gstatic.com", "/generate_204").await;
     portal.accept().await;
-    let admin = |path: &'static str| {
-        common::send(
-            portal.admin,
-            "GET",
-            "127.0.0.1",
-            path,
-            &[],
-            Default::default(),
-        )
-    };
+    let admin = |path: &'static str| common::send(portal.admin, "GET", "127.0.0.1", path, &[], Default::default());
     let health = admin("/healthz").await;
-    assert_eq!(
-        (health.status, health.text().as_str()),
-        (StatusCode::OK, "ok\n")
-    );
+    assert_eq!((health.status, health.text().as_str()), (StatusCode::OK, "ok\n"));
     let metrics = admin("/metrics").await.text();
-    assert!(
-        metrics.contains("portico_grants_active{venue=\"Ga Thử Nghiệm\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("outcome=\"probe_redirect\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("portico_accepts_total{venue=\"Ga Thử Nghiệm\",result=\"ok\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("portico_splash_views_total{venue=\"Ga Thử Nghiệm\",lang=\"vi\"} 2"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("portico_grants_active{venue=\"Ga Thử Nghiệm\"} 1"), "{metrics}");
+    assert!(metrics.contains("outcome=\"probe_redirect\"} 1"), "{metrics}");
+    assert!(metrics.contains("portico_accepts_total{venue=\"Ga Thử Nghiệm\",result=\"ok\"} 1"), "{metrics}");
+    assert!(metrics.contains("portico_splash_views_total{venue=\"Ga Thử Nghiệm\",lang=\"vi\"} 2"), "{metrics}");
     let status = admin("/").await.text();
     assert!(status.contains("Devices online now"));
     portal.stop().await;

@@ -22,9 +22,7 @@ fn now() -> SystemTime {
 fn grant(n: u8) -> Grant {
     Grant {
         ip: IpAddr::from([10, 0, 0, n]),
-        mac: n
-            .is_multiple_of(2)
-            .then(|| format!("02:00:5e:10:00:{n:02x}").parse().unwrap()),
+        mac: n.is_multiple_of(2).then(|| format!("02:00:5e:10:00:{n:02x}").parse().unwrap()),
         expires: from_unix_ms(NOW_MS + 3_600_000 + u64::from(n)),
     }
 }
@@ -39,11 +37,7 @@ fn five_grants() -> (Vec<u8>, usize) {
     drop(journal);
     let bytes = fs::read(dir.path().join(JOURNAL)).unwrap();
     assert_eq!(bytes.last(), Some(&b'\n'));
-    let last_start = bytes[..bytes.len() - 1]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .unwrap()
-        + 1;
+    let last_start = bytes[..bytes.len() - 1].iter().rposition(|&b| b == b'\n').unwrap() + 1;
     (bytes, last_start)
 }
 

@@ -11,8 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    Admin, Backend, CampaignSource, Config, Firewall, Portal, Problem, PublicUrl, State, Tls,
-    Venue, VenueKind,
+    Admin, Backend, CampaignSource, Config, Firewall, Portal, Problem, PublicUrl, State, Tls, Venue, VenueKind,
 };
 
 #[derive(Deserialize)]
@@ -93,20 +92,13 @@ struct Checker {
 
 impl Checker {
     fn bad(&mut self, key: &str, message: impl Into<String>) {
-        self.problems.push(Problem {
-            key: key.into(),
-            line: None,
-            message: message.into(),
-        });
+        self.problems.push(Problem { key: key.into(), line: None, message: message.into() });
     }
 
     fn addr(&mut self, key: &str, value: Option<&str>, default: &str) -> SocketAddr {
         let value = value.unwrap_or(default);
         value.parse().unwrap_or_else(|_| {
-            self.bad(
-                key,
-                format!("{value:?} is not an address:port (like {default:?} or \"[::]:8080\")"),
-            );
+            self.bad(key, format!("{value:?} is not an address:port (like {default:?} or \"[::]:8080\")"));
             ([0, 0, 0, 0], 0).into()
         })
     }
@@ -114,22 +106,13 @@ impl Checker {
 
 pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| vec![locate(text, &e)])?;
-    let mut c = Checker {
-        problems: Vec::new(),
-    };
+    let mut c = Checker { problems: Vec::new() };
 
     let venue = validate_venue(&mut c, raw.venue);
 
-    let listen = c.addr(
-        "portal.listen",
-        raw.portal.listen.as_deref(),
-        "0.0.0.0:8080",
-    );
+    let listen = c.addr("portal.listen", raw.portal.listen.as_deref(), "0.0.0.0:8080");
     let public_url = PublicUrl::parse(&raw.portal.public_url).unwrap_or_else(|e| {
-        c.bad(
-            "portal.public_url",
-            format!("{:?} {e}", raw.portal.public_url),
-        );
+        c.bad("portal.public_url", format!("{:?} {e}", raw.portal.public_url));
         PublicUrl::parse("http://invalid/").expect("placeholder URL parses")
     });
     let session_text = raw.portal.session.as_deref().unwrap_or("12h");
@@ -139,10 +122,7 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
             d
         }
         Ok(d) if d > Duration::from_secs(30 * 86_400) => {
-            c.bad(
-                "portal.session",
-                "must be at most 30d: the reminder is meant to come back",
-            );
+            c.bad("portal.session", "must be at most 30d: the reminder is meant to come back");
             d
         }
         Ok(d) => d,
@@ -153,21 +133,13 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     };
     let campaign = match raw.portal.campaign.as_deref().unwrap_or("bluezone") {
         "" => {
-            c.bad(
-                "portal.campaign",
-                "is empty; use \"bluezone\" or a path to a campaign folder",
-            );
+            c.bad("portal.campaign", "is empty; use \"bluezone\" or a path to a campaign folder");
             CampaignSource::Builtin(String::new())
         }
         name if !name.contains(['/', '.']) => CampaignSource::Builtin(name.to_owned()),
         path => CampaignSource::Folder(base.join(path)),
     };
-    let portal = Portal {
-        listen,
-        public_url,
-        session,
-        campaign,
-    };
+    let portal = Portal { listen, public_url, session, campaign };
 
     let tls = raw.tls.map(|t| Tls {
         listen: c.addr("tls.listen", Some(&t.listen), "0.0.0.0:8443"),
@@ -176,24 +148,10 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     });
 
     let firewall = validate_firewall(&mut c, raw.firewall);
-    let state = State {
-        dir: raw
-            .state
-            .dir
-            .map_or_else(|| PathBuf::from("/var/lib/portico"), |d| base.join(d)),
-    };
-    let admin = Admin {
-        listen: c.addr(
-            "admin.listen",
-            raw.admin.listen.as_deref(),
-            "127.0.0.1:9090",
-        ),
-    };
+    let state = State { dir: raw.state.dir.map_or_else(|| PathBuf::from("/var/lib/portico"), |d| base.join(d)) };
+    let admin = Admin { listen: c.addr("admin.listen", raw.admin.listen.as_deref(), "127.0.0.1:9090") };
 
-    let mut listeners = vec![
-        ("portal.listen", portal.listen),
-        ("admin.listen", admin.listen),
-    ];
+    let mut listeners = vec![("portal.listen", portal.listen), ("admin.listen", admin.listen)];
     if let Some(t) = &tls {
         listeners.push(("tls.listen", t.listen));
     }
@@ -203,18 +161,7 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         }
     }
 
-    if c.problems.is_empty() {
-        Ok(Config {
-            venue,
-            portal,
-            tls,
-            firewall,
-            state,
-            admin,
-        })
-    } else {
-        Err(c.problems)
-    }
+    if c.problems.is_empty() { Ok(Config { venue, portal, tls, firewall, state, admin }) } else { Err(c.problems) }
 }
 
 fn validate_venue(c: &mut Checker, raw: RawVenue) -> Venue {
@@ -223,27 +170,13 @@ fn validate_venue(c: &mut Checker, raw: RawVenue) -> Venue {
         c.bad("venue.name", "must be 1 to 100 characters");
     }
     let kind_text = raw.kind.as_deref().unwrap_or("other");
-    let kind = VenueKind::ALL
-        .iter()
-        .find(|(s, _)| *s == kind_text)
-        .map(|(_, k)| *k)
-        .unwrap_or_else(|| {
-            let names: Vec<&str> = VenueKind::ALL.iter().map(|(s, _)| *s).collect();
-            c.bad(
-                "venue.kind",
-                format!("{kind_text:?} is not one of {}", names.join(" | ")),
-            );
-            VenueKind::Other
-        });
-    let province = raw
-        .province
-        .map(|p| p.trim().to_owned())
-        .filter(|p| !p.is_empty());
-    Venue {
-        name,
-        kind,
-        province,
-    }
+    let kind = VenueKind::ALL.iter().find(|(s, _)| *s == kind_text).map(|(_, k)| *k).unwrap_or_else(|| {
+        let names: Vec<&str> = VenueKind::ALL.iter().map(|(s, _)| *s).collect();
+        c.bad("venue.kind", format!("{kind_text:?} is not one of {}", names.join(" | ")));
+        VenueKind::Other
+    });
+    let province = raw.province.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty());
+    Venue { name, kind, province }
 }
 
 fn validate_firewall(c: &mut Checker, raw: RawFirewall) -> Firewall {
@@ -251,10 +184,7 @@ fn validate_firewall(c: &mut Checker, raw: RawFirewall) -> Firewall {
         "nftables" => Backend::Nftables,
         "none" => Backend::None,
         other => {
-            c.bad(
-                "firewall.backend",
-                format!("{other:?} is not one of nftables | none"),
-            );
+            c.bad("firewall.backend", format!("{other:?} is not one of nftables | none"));
             Backend::None
         }
     };
@@ -268,42 +198,27 @@ fn validate_firewall(c: &mut Checker, raw: RawFirewall) -> Firewall {
         // to place in an nft ruleset.
         let ok = !name.is_empty()
             && name.len() <= 15
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b));
         if !ok {
-            c.bad(
-                "firewall.interface",
-                format!("{name:?} is not an interface name (1-15 of a-z 0-9 - _ . @)"),
-            );
+            c.bad("firewall.interface", format!("{name:?} is not an interface name (1-15 of a-z 0-9 - _ . @)"));
         }
     }
     if backend == Backend::Nftables && interfaces.is_empty() {
-        c.bad("firewall.interface", "is required with backend = \"nftables\" (the client-facing interface, e.g. \"br-lan\")");
-    }
-    let table = raw.table.unwrap_or_else(|| "portico".into());
-    if table.is_empty()
-        || table.len() > 32
-        || !table
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    {
         c.bad(
-            "firewall.table",
-            format!("{table:?} is not a table name (1-32 of a-z A-Z 0-9 _)"),
+            "firewall.interface",
+            "is required with backend = \"nftables\" (the client-facing interface, e.g. \"br-lan\")",
         );
     }
-    Firewall {
-        backend,
-        interfaces,
-        table,
+    let table = raw.table.unwrap_or_else(|| "portico".into());
+    if table.is_empty() || table.len() > 32 || !table.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        c.bad("firewall.table", format!("{table:?} is not a table name (1-32 of a-z A-Z 0-9 _)"));
     }
+    Firewall { backend, interfaces, table }
 }
 
 /// Parses `"12h"`, `"90s"`, `"1h30m"`, `"2d"`, `"500ms"`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err =
-        || format!("{s:?} is not a duration (like \"12h\", \"90s\", \"1h30m\"; units d h m s ms)");
+    let err = || format!("{s:?} is not a duration (like \"12h\", \"90s\", \"1h30m\"; units d h m s ms)");
     let mut total = Duration::ZERO;
     let mut rest = s.trim();
     if rest.is_empty() {
@@ -323,10 +238,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             _ => return Err(err()),
         };
         rest = &rest[unit_len..];
-        let part = u32::try_from(number)
-            .ok()
-            .and_then(|n| unit.checked_mul(n))
-            .ok_or_else(err)?;
+        let part = u32::try_from(number).ok().and_then(|n| unit.checked_mul(n)).ok_or_else(err)?;
         total = total.checked_add(part).ok_or_else(err)?;
     }
     Ok(total)
@@ -338,11 +250,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 fn locate(text: &str, e: &toml::de::Error) -> Problem {
     let message = e.message().trim().to_owned();
     let Some(span) = e.span() else {
-        return Problem {
-            key: "file".into(),
-            line: None,
-            message,
-        };
+        return Problem { key: "file".into(), line: None, message };
     };
     let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
     let lines: Vec<&str> = text.lines().collect();
@@ -353,13 +261,8 @@ fn locate(text: &str, e: &toml::de::Error) -> Problem {
         .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.split(']').next()))
         .map(str::trim);
     // A missing field is reported on its table's header; name the field.
-    let missing = message
-        .strip_prefix("missing field `")
-        .and_then(|m| m.split('`').next());
-    let header = line
-        .strip_prefix('[')
-        .and_then(|l| l.split(']').next())
-        .map(str::trim);
+    let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+    let header = line.strip_prefix('[').and_then(|l| l.split(']').next()).map(str::trim);
     let key = match (header, missing) {
         (Some(h), Some(field)) => format!("{h}.{field}"),
         (Some(h), None) => h.to_owned(),
@@ -373,11 +276,7 @@ fn locate(text: &str, e: &toml::de::Error) -> Problem {
             }
         }
     };
-    Problem {
-        key,
-        line: Some(line_no),
-        message,
-    }
+    Problem { key, line: Some(line_no), message }
 }
 
 #[cfg(test)]

@@ -16,10 +16,7 @@ impl Firewall for NoFirewall {
     }
 
     fn install(&self, live: &[Grant], _now: SystemTime) -> Result<(), FirewallError> {
-        tracing::info!(
-            grants = live.len(),
-            "firewall backend none: no rules installed"
-        );
+        tracing::info!(grants = live.len(), "firewall backend none: no rules installed");
         Ok(())
     }
 

@@ -30,18 +30,9 @@ pub fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> 
 pub fn page(status: StatusCode, body: Bytes, lang: &str) -> Response<Body> {
     let mut res = response(status, HTML, body);
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     if let Ok(v) = HeaderValue::from_str(lang) {
         h.insert(header::CONTENT_LANGUAGE, v);
     }
@@ -61,8 +52,7 @@ pub fn redirect(status: StatusCode, location: &str, body: Bytes) -> Response<Bod
 pub fn empty(status: StatusCode) -> Response<Body> {
     let mut res = Response::new(Full::new(Bytes::new()));
     *res.status_mut() = status;
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 

@@ -42,12 +42,7 @@ pub fn api(portal: &Portal, client: IpAddr, now: SystemTime) -> Response<Body> {
         can_extend_session: true,
     };
     let json = serde_json::to_vec(&state).unwrap_or_default();
-    let mut res = body::response(
-        StatusCode::OK,
-        "application/captive+json",
-        Bytes::from(json),
-    );
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+    let mut res = body::response(StatusCode::OK, "application/captive+json", Bytes::from(json));
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
     res
 }

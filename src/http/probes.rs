@@ -15,10 +15,7 @@ pub enum ProbeAnswer {
     /// 204 with an empty body.
     NoContent,
     /// 200 with this body and content type.
-    Ok {
-        body: &'static str,
-        content_type: &'static str,
-    },
+    Ok { body: &'static str, content_type: &'static str },
 }
 
 const APPLE_SUCCESS: ProbeAnswer = ProbeAnswer::Ok {
@@ -34,70 +31,29 @@ const PROBES: &[(&str, &str, ProbeAnswer)] = &[
     ("www.apple.com", "/library/test/success.html", APPLE_SUCCESS),
     ("www.appleiphonecell.com", "*", APPLE_SUCCESS),
     // Android (AOSP), Samsung, Chrome and ChromeOS.
-    (
-        "connectivitycheck.gstatic.com",
-        "/generate_204",
-        ProbeAnswer::NoContent,
-    ),
+    ("connectivitycheck.gstatic.com", "/generate_204", ProbeAnswer::NoContent),
     ("www.gstatic.com", "/generate_204", ProbeAnswer::NoContent),
     ("www.google.com", "/gen_204", ProbeAnswer::NoContent),
     ("www.google.com", "/generate_204", ProbeAnswer::NoContent),
-    (
-        "play.googleapis.com",
-        "/generate_204",
-        ProbeAnswer::NoContent,
-    ),
-    (
-        "clients3.google.com",
-        "/generate_204",
-        ProbeAnswer::NoContent,
-    ),
-    (
-        "clients1.google.com",
-        "/generate_204",
-        ProbeAnswer::NoContent,
-    ),
-    (
-        "connectivitycheck.android.com",
-        "/generate_204",
-        ProbeAnswer::NoContent,
-    ),
+    ("play.googleapis.com", "/generate_204", ProbeAnswer::NoContent),
+    ("clients3.google.com", "/generate_204", ProbeAnswer::NoContent),
+    ("clients1.google.com", "/generate_204", ProbeAnswer::NoContent),
+    ("connectivitycheck.android.com", "/generate_204", ProbeAnswer::NoContent),
     // Xiaomi and Huawei.
-    (
-        "connect.rom.miui.com",
-        "/generate_204",
-        ProbeAnswer::NoContent,
-    ),
-    (
-        "connectivitycheck.platform.hicloud.com",
-        "/generate_204",
-        ProbeAnswer::NoContent,
-    ),
+    ("connect.rom.miui.com", "/generate_204", ProbeAnswer::NoContent),
+    ("connectivitycheck.platform.hicloud.com", "/generate_204", ProbeAnswer::NoContent),
     // Windows 10/11, and older Windows.
     (
         "www.msftconnecttest.com",
         "/connecttest.txt",
-        ProbeAnswer::Ok {
-            body: "Microsoft Connect Test",
-            content_type: TEXT,
-        },
+        ProbeAnswer::Ok { body: "Microsoft Connect Test", content_type: TEXT },
     ),
     (
         "ipv6.msftconnecttest.com",
         "/connecttest.txt",
-        ProbeAnswer::Ok {
-            body: "Microsoft Connect Test",
-            content_type: TEXT,
-        },
+        ProbeAnswer::Ok { body: "Microsoft Connect Test", content_type: TEXT },
     ),
-    (
-        "www.msftncsi.com",
-        "/ncsi.txt",
-        ProbeAnswer::Ok {
-            body: "Microsoft NCSI",
-            content_type: TEXT,
-        },
-    ),
+    ("www.msftncsi.com", "/ncsi.txt", ProbeAnswer::Ok { body: "Microsoft NCSI", content_type: TEXT }),
     // Firefox: the whole body is compared, so no trailing newline.
     (
         "detectportal.firefox.com",
@@ -107,32 +63,15 @@ const PROBES: &[(&str, &str, ProbeAnswer)] = &[
             content_type: "text/html",
         },
     ),
-    (
-        "detectportal.firefox.com",
-        "/success.txt",
-        ProbeAnswer::Ok {
-            body: "success\n",
-            content_type: TEXT,
-        },
-    ),
+    ("detectportal.firefox.com", "/success.txt", ProbeAnswer::Ok { body: "success\n", content_type: TEXT }),
     // NetworkManager (GNOME, Ubuntu, Fedora).
     (
         "nmcheck.gnome.org",
         "/check_network_status.txt",
-        ProbeAnswer::Ok {
-            body: "NetworkManager is online\n",
-            content_type: TEXT,
-        },
+        ProbeAnswer::Ok { body: "NetworkManager is online\n", content_type: TEXT },
     ),
     ("connectivity-check.ubuntu.com", "/", ProbeAnswer::NoContent),
-    (
-        "fedoraproject.org",
-        "/static/hotspot.txt",
-        ProbeAnswer::Ok {
-            body: "OK\n",
-            content_type: TEXT,
-        },
-    ),
+    ("fedoraproject.org", "/static/hotspot.txt", ProbeAnswer::Ok { body: "OK\n", content_type: TEXT }),
     // Kindle: any page that contains this GUID.
     (
         "spectrum.s3.amazonaws.com",
@@ -147,26 +86,13 @@ const PROBES: &[(&str, &str, ProbeAnswer)] = &[
 /// The answer for a probe, if `host` (lower case, no port) and `path` are
 /// one. The query string is not part of `path`.
 pub fn classify(host: &str, path: &str) -> Option<ProbeAnswer> {
-    PROBES
-        .iter()
-        .find(|(h, p, _)| *h == host && (*p == "*" || *p == path))
-        .map(|(_, _, answer)| *answer)
+    PROBES.iter().find(|(h, p, _)| *h == host && (*p == "*" || *p == path)).map(|(_, _, answer)| *answer)
 }
 
 /// Every probe as `(host, path)`, with `/` standing for the wildcard: for
 /// tests and documentation.
 pub fn all() -> impl Iterator<Item = (&'static str, &'static str, ProbeAnswer)> {
-    PROBES.iter().map(|(h, p, a)| {
-        (
-            *h,
-            if *p == "*" {
-                "/hotspot-detect.html"
-            } else {
-                *p
-            },
-            *a,
-        )
-    })
+    PROBES.iter().map(|(h, p, a)| (*h, if *p == "*" { "/hotspot-detect.html" } else { *p }, *a))
 }
 
 #[cfg(test)]
@@ -175,20 +101,10 @@ mod tests {
 
     #[test]
     fn known_probes_classify_and_others_do_not() {
-        assert_eq!(
-            classify("connectivitycheck.gstatic.com", "/generate_204"),
-            Some(ProbeAnswer::NoContent)
-        );
-        assert_eq!(
-            classify("captive.apple.com", "/abc/def/hotspot-detect.html"),
-            Some(APPLE_SUCCESS)
-        );
+        assert_eq!(classify("connectivitycheck.gstatic.com", "/generate_204"), Some(ProbeAnswer::NoContent));
+        assert_eq!(classify("captive.apple.com", "/abc/def/hotspot-detect.html"), Some(APPLE_SUCCESS));
         assert_eq!(classify("connectivitycheck.gstatic.com", "/"), None);
         assert_eq!(classify("example.com", "/generate_204"), None);
-        assert_eq!(
-            classify("www.apple.com", "/"),
-            None,
-            "only Apple's probe path on www.apple.com"
-        );
+        assert_eq!(classify("www.apple.com", "/"), None, "only Apple's probe path on www.apple.com");
     }
 }

@@ -46,56 +46,26 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
     let (res, outcome) = if own {
         own_page(portal, client, now, req).await
     } else {
-        foreign(
-            portal,
-            client,
-            now,
-            host.as_deref().unwrap_or(""),
-            req.uri().path(),
-        )
+        foreign(portal, client, now, host.as_deref().unwrap_or(""), req.uri().path())
     };
     portal.metrics.request(outcome);
     res
 }
 
 /// A request intercepted on its way to another host.
-fn foreign(
-    portal: &Portal,
-    client: IpAddr,
-    now: SystemTime,
-    host: &str,
-    path: &str,
-) -> (Response<Body>, Outcome) {
+fn foreign(portal: &Portal, client: IpAddr, now: SystemTime, host: &str, path: &str) -> (Response<Body>, Outcome) {
     let pages = &portal.content.pages;
     if portal.sessions.lookup(client, now).is_none() {
-        let res = body::redirect(
-            StatusCode::FOUND,
-            &pages.portal_url,
-            pages.portal_redirect_body.clone(),
-        );
+        let res = body::redirect(StatusCode::FOUND, &pages.portal_url, pages.portal_redirect_body.clone());
         return (res, Outcome::ProbeRedirect);
     }
     match probes::classify(host, path) {
-        Some(ProbeAnswer::NoContent) => {
-            (body::empty(StatusCode::NO_CONTENT), Outcome::ProbeSuccess)
+        Some(ProbeAnswer::NoContent) => (body::empty(StatusCode::NO_CONTENT), Outcome::ProbeSuccess),
+        Some(ProbeAnswer::Ok { body: text, content_type }) => {
+            (body::response(StatusCode::OK, content_type, Bytes::from_static(text.as_bytes())), Outcome::ProbeSuccess)
         }
-        Some(ProbeAnswer::Ok {
-            body: text,
-            content_type,
-        }) => (
-            body::response(
-                StatusCode::OK,
-                content_type,
-                Bytes::from_static(text.as_bytes()),
-            ),
-            Outcome::ProbeSuccess,
-        ),
         None => {
-            let res = body::redirect(
-                StatusCode::FOUND,
-                &pages.welcome_url,
-                pages.welcome_redirect_body.clone(),
-            );
+            let res = body::redirect(StatusCode::FOUND, &pages.welcome_url, pages.welcome_redirect_body.clone());
             (res, Outcome::WelcomeRedirect)
         }
     }
@@ -120,100 +90,53 @@ async fn own_page(
     match (readable, req.uri().path()) {
         (true, "/") => {
             portal.metrics.splash_view(lang);
-            (
-                body::page(StatusCode::OK, pages.splash(lang, platform), tag),
-                Outcome::Splash,
-            )
+            (body::page(StatusCode::OK, pages.splash(lang, platform), tag), Outcome::Splash)
         }
-        (true, "/welcome") => (
-            body::page(StatusCode::OK, pages.welcome(lang, platform), tag),
-            Outcome::Welcome,
-        ),
+        (true, "/welcome") => (body::page(StatusCode::OK, pages.welcome(lang, platform), tag), Outcome::Welcome),
         (true, "/api/captive") => (captive::api(portal, client, now), Outcome::Api),
         (true, "/assets/portico.css") => {
-            let mut res = body::response(
-                StatusCode::OK,
-                "text/css; charset=utf-8",
-                pages.stylesheet.clone(),
-            );
-            res.headers_mut().insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=3600"),
-            );
+            let mut res = body::response(StatusCode::OK, "text/css; charset=utf-8", pages.stylesheet.clone());
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
             (res, Outcome::Asset)
         }
         (false, "/") if method == Method::POST => accept(portal, client, lang, req).await,
         (false, "/" | "/welcome" | "/api/captive") => {
             let mut res = body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-            let allow = if req.uri().path() == "/" {
-                "GET, HEAD, POST"
-            } else {
-                "GET, HEAD"
-            };
-            res.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
+            let allow = if req.uri().path() == "/" { "GET, HEAD, POST" } else { "GET, HEAD" };
+            res.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
             (res, Outcome::BadRequest)
         }
-        _ => (
-            body::page(StatusCode::NOT_FOUND, pages.not_found(lang), tag),
-            Outcome::NotFound,
-        ),
+        _ => (body::page(StatusCode::NOT_FOUND, pages.not_found(lang), tag), Outcome::NotFound),
     }
 }
 
 /// The *Connect* tap. The form's content is read only for the language of
 /// the next page; who is granted is the TCP peer.
-async fn accept(
-    portal: &Portal,
-    client: IpAddr,
-    lang: usize,
-    req: Request<Incoming>,
-) -> (Response<Body>, Outcome) {
+async fn accept(portal: &Portal, client: IpAddr, lang: usize, req: Request<Incoming>) -> (Response<Body>, Outcome) {
     let campaign = &portal.content.campaign;
     let form = match Limited::new(req.into_body(), MAX_FORM).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return (
-                body::text(StatusCode::PAYLOAD_TOO_LARGE, "form too large\n"),
-                Outcome::BadRequest,
-            );
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return (body::text(StatusCode::PAYLOAD_TOO_LARGE, "form too large\n"), Outcome::BadRequest);
         }
         Err(_) => {
-            return (
-                body::text(StatusCode::BAD_REQUEST, "could not read the form\n"),
-                Outcome::BadRequest,
-            );
+            return (body::text(StatusCode::BAD_REQUEST, "could not read the form\n"), Outcome::BadRequest);
         }
     };
-    let form_lang = std::str::from_utf8(&form)
-        .ok()
-        .and_then(|f| query_param(Some(f), "lang"));
-    let lang = form_lang
-        .and_then(|t| campaign.locale_index(t))
-        .unwrap_or(lang);
+    let form_lang = std::str::from_utf8(&form).ok().and_then(|f| query_param(Some(f), "lang"));
+    let lang = form_lang.and_then(|t| campaign.locale_index(t)).unwrap_or(lang);
     let tag = campaign.locales[lang].tag.as_str();
-    match portal.sessions.accept(client, None).await {
+    match portal.sessions.accept(client).await {
         Ok(_) => {
             // A full navigation to /welcome is what makes the iOS sheet
             // re-probe and show "Done".
             let location = format!("/welcome?lang={tag}");
-            (
-                body::redirect(StatusCode::SEE_OTHER, &location, Bytes::new()),
-                Outcome::Accept,
-            )
+            (body::redirect(StatusCode::SEE_OTHER, &location, Bytes::new()), Outcome::Accept)
         }
         Err(e) => {
             tracing::error!(client = %client, error = %e, "grant failed; the phone is asked to retry");
-            let mut res = body::page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                portal.content.pages.retry(lang),
-                tag,
-            );
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            let mut res = body::page(StatusCode::SERVICE_UNAVAILABLE, portal.content.pages.retry(lang), tag);
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             (res, Outcome::Unavailable)
         }
     }
@@ -236,8 +159,7 @@ fn is_own_host(portal: &Portal, host: &str, local: IpAddr) -> bool {
     if host == portal.config.portal.public_url.host {
         return true;
     }
-    host.parse::<IpAddr>()
-        .is_ok_and(|ip| ip.to_canonical() == local.to_canonical())
+    host.parse::<IpAddr>().is_ok_and(|ip| ip.to_canonical() == local.to_canonical())
 }
 
 fn header_str<K: header::AsHeaderName>(req: &Request<Incoming>, name: K) -> Option<&str> {

@@ -23,21 +23,12 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<_, _>>())
-        .with_context(|| {
-            format!(
-                "tls.cert: cannot read a PEM certificate chain from {}",
-                cert.display()
-            )
-        })?;
+        .with_context(|| format!("tls.cert: cannot read a PEM certificate chain from {}", cert.display()))?;
     if certs.is_empty() {
         anyhow::bail!("tls.cert: {} holds no certificate", cert.display());
     }
-    let key = PrivateKeyDer::from_pem_file(key).with_context(|| {
-        format!(
-            "tls.key: cannot read a PEM private key from {}",
-            key.display()
-        )
-    })?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("tls.key: cannot read a PEM private key from {}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])

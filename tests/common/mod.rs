@@ -64,21 +64,11 @@ impl TestPortal {
         let text = config_text(addr.port(), state, portal_extra);
         let config = Config::from_toml(&text, Path::new(".")).expect("test config is valid");
         let (stop, stopped) = oneshot::channel::<()>();
-        let listeners = Listeners {
-            portal,
-            tls: None,
-            admin,
-        };
+        let listeners = Listeners { portal, tls: None, admin };
         let task = tokio::spawn(server::run(config, listeners, async {
             let _ = stopped.await;
         }));
-        TestPortal {
-            addr,
-            admin: admin_addr,
-            state: state.to_owned(),
-            stop: Some(stop),
-            task,
-        }
+        TestPortal { addr, admin: admin_addr, state: state.to_owned(), stop: Some(stop), task }
     }
 
     /// Stops the server the way SIGTERM does and waits for it to finish.
@@ -131,10 +121,7 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
+        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
     }
 }
 
@@ -148,28 +135,16 @@ pub async fn send(
     body: Bytes,
 ) -> Reply {
     let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", host);
+    let mut req = Request::builder().method(method).uri(path).header("host", host);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = sender
-        .send_request(req.body(Full::new(body)).unwrap())
-        .await
-        .unwrap();
+    let res = sender.send_request(req.body(Full::new(body)).unwrap()).await.unwrap();
     let (parts, body) = res.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    Reply { status: parts.status, headers: parts.headers, body }
 }
 
 /// The splash's `<form method="post">`, read the way a browser reads it:
@@ -200,11 +175,7 @@ impl Form {
     }
 
     pub fn body(&self) -> String {
-        self.fields
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&")
+        self.fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
     }
 }
 
