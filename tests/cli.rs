@@ -131,6 +131,15 @@ fn run_stops_cleanly_on_sigterm_and_keeps_its_grants() {
         }
     }
     assert!(line.contains("Portico serving"), "never started: {line}");
+    // The operator's view of the running service, through its admin port.
+    let admin = line.split("admin=").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().to_owned();
+    let admin_config = dir.path().join("admin.toml");
+    let text = good(&dir.path().join("state"))
+        .replace("[admin]\nlisten = \"127.0.0.1:0\"", &format!("[admin]\nlisten = \"{admin}\""));
+    std::fs::write(&admin_config, text).unwrap();
+    let list = Command::new(PORTICO).args(["clients", "list", "--config"]).arg(&admin_config).output().unwrap();
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    assert!(String::from_utf8_lossy(&list.stdout).contains("0 device(s) online"));
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let mut rest = String::new();
@@ -139,4 +148,22 @@ fn run_stops_cleanly_on_sigterm_and_keeps_its_grants() {
     assert!(exit.success(), "exit {exit:?}: {rest}");
     assert!(rest.contains("stopped"), "{rest}");
     assert!(dir.path().join("state/grants.journal").exists(), "the state folder was created");
+}
+
+#[test]
+fn clients_says_clearly_when_portico_is_not_running() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let text = good(&dir.path().join("state"))
+        .replace("[admin]\nlisten = \"127.0.0.1:0\"", &format!("[admin]\nlisten = \"127.0.0.1:{port}\""));
+    let file = dir.path().join("portico.toml");
+    std::fs::write(&file, text).unwrap();
+    for args in [&["clients", "list", "--config"][..], &["clients", "revoke", "10.0.0.7", "--config"][..]] {
+        let out = Command::new(PORTICO).args(args).arg(&file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains("Portico is not running"), "{stderr}");
+        assert!(stderr.contains("admin.listen"), "{stderr}");
+    }
 }

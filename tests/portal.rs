@@ -291,3 +291,28 @@ async fn admin_serves_health_metrics_and_status() {
     assert!(status.contains("Devices online now"));
     portal.stop().await;
 }
+
+#[tokio::test]
+async fn operator_lists_and_revokes_clients_through_admin() {
+    let dir = state();
+    let portal = TestPortal::start(dir.path()).await;
+    portal.accept().await;
+    let admin = |method: &'static str, path: &'static str| {
+        common::send(portal.admin, method, "127.0.0.1", path, &[], Default::default())
+    };
+    let list: serde_json::Value = serde_json::from_slice(&admin("GET", "/clients").await.body).unwrap();
+    assert_eq!(list[0]["ip"], "127.0.0.1", "{list}");
+    assert!(list[0]["seconds_remaining"].as_u64().unwrap() > 12 * 3600 - 60);
+
+    assert_eq!(admin("POST", "/clients/revoke?target=nonsense").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(admin("POST", "/clients/revoke?target=02:00:00:00:00:99").await.status, StatusCode::NOT_FOUND);
+    let revoked = admin("POST", "/clients/revoke?target=127.0.0.1").await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text());
+    let api = portal.page("/api/captive", &[]).await.text();
+    assert!(api.contains("\"captive\":true"), "held again at once: {api}");
+    let r = portal.get("connectivitycheck.gstatic.com", "/generate_204").await;
+    assert_eq!(r.status, StatusCode::FOUND);
+    assert_eq!(admin("POST", "/clients/revoke?target=127.0.0.1").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(admin("GET", "/clients").await.text().trim(), "[]");
+    portal.stop().await;
+}
