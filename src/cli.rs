@@ -210,6 +210,12 @@ fn check(path: &Path) -> ExitCode {
             None
         }
     };
+    if config.firewall.backend == Backend::Nftables {
+        // The same checks `run` makes before touching the kernel.
+        if let Err(e) = Nftables::new(&config) {
+            problems.push(e.to_string());
+        }
+    }
     if let Some(tls) = &config.tls
         && let Err(e) = crate::http::tls::acceptor(&tls.cert, &tls.key)
     {

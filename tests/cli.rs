@@ -167,3 +167,18 @@ fn clients_says_clearly_when_portico_is_not_running() {
         assert!(stderr.contains("admin.listen"), "{stderr}");
     }
 }
+
+#[test]
+fn a_missing_interface_stops_start_up_with_what_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = good(&dir.path().join("state"))
+        .replace("backend = \"none\"", "backend = \"nftables\"\ninterface = \"nosuchif0\"");
+    let file = dir.path().join("portico.toml");
+    std::fs::write(&file, text).unwrap();
+    for command in ["check", "run"] {
+        let out = Command::new(PORTICO).args([command, "--config"]).arg(&file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert!(stderr.contains("firewall.interface") && stderr.contains("nosuchif0"), "{command}: {stderr}");
+    }
+}
