@@ -1,0 +1,154 @@
+//! Portico at the gate of a real venue, built from network namespaces
+//! (issue 3): the built binary runs in a gateway namespace with nftables,
+//! phones in their own namespaces probe an "internet" namespace through it.
+//!
+//! Not a libtest harness (`harness = false`): the scenarios share one venue
+//! and run in order, and the last line is `N passed, N failed`, which CI
+//! reads. Each scenario prints `ok NAME` or `FAILED NAME: WHY` followed by
+//! the Portico log it produced.
+//!
+//! Where it cannot run (not root, no `nft` or `ip`, no namespaces) it
+//! prints `SKIPPED venue tests: REASON` and passes, except under `CI=true`,
+//! where a skip is a failure. Whatever happens, the namespaces it made are
+//! deleted (drop guards, and `catch_unwind` around each scenario), and the
+//! run ends by checking that none is left.
+
+#![forbid(unsafe_code)]
+
+#[path = "venue/internet.rs"]
+mod internet;
+#[path = "venue/netns.rs"]
+mod netns;
+#[path = "venue/phone.rs"]
+mod phone;
+#[path = "venue/portico.rs"]
+mod portico;
+#[path = "venue/scenarios.rs"]
+mod scenarios;
+
+use std::io::Write as _;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::{Command, ExitCode, Output, Stdio};
+
+use anyhow::{Context as _, Result, bail};
+
+use internet::Internet;
+use netns::Venue;
+use portico::Portico;
+use scenarios::Site;
+
+fn main() -> ExitCode {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let gw = match preflight().and_then(|()| Venue::gateway()) {
+        Ok(gw) => gw,
+        Err(reason) => {
+            println!("SKIPPED venue tests: {reason:#}");
+            if ci {
+                println!("(CI=true: the venue tests must run in CI)");
+                println!("0 passed, 1 failed");
+                return ExitCode::FAILURE;
+            }
+            return ExitCode::SUCCESS;
+        }
+    };
+    let prefix = netns::prefix();
+    let (mut passed, mut failed) = (0, 0);
+    match build(gw) {
+        Ok(mut site) => {
+            let v = &site.venue;
+            println!("venue {prefix}*: LAN {}/{}, upstream {}/{}", v.lan_v4, v.lan_v6, v.up_v4, v.up_v6);
+            for (name, scenario) in scenarios::ALL {
+                if run_one(&mut site, name, scenario) {
+                    passed += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            // Portico, servers, namespaces and files, in that order.
+            drop(site);
+        }
+        Err(e) => {
+            println!("FAILED venue: could not be built: {e:#}");
+            failed += 1;
+        }
+    }
+    match netns::leftovers(&prefix) {
+        Ok(left) if left.is_empty() => {
+            println!("ok cleanup: no namespace or link of {prefix} is left");
+            passed += 1;
+        }
+        Ok(left) => {
+            println!("FAILED cleanup: still there: {left:?}");
+            failed += 1;
+        }
+        Err(e) => {
+            println!("FAILED cleanup: {e:#}");
+            failed += 1;
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// Runs one scenario, catching a panic as a failure; prints the verdict
+/// and, on failure, what Portico logged meanwhile.
+fn run_one(site: &mut Site, name: &str, scenario: fn(&mut Site) -> Result<()>) -> bool {
+    let log_from = site.portico.log_len();
+    let outcome = catch_unwind(AssertUnwindSafe(|| scenario(site)));
+    let why = match outcome {
+        Ok(Ok(())) => {
+            println!("ok {name}");
+            return true;
+        }
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)");
+            format!("panicked: {message}")
+        }
+    };
+    println!("FAILED {name}: {why}");
+    let log = site.portico.log_since(log_from, 40);
+    if !log.is_empty() {
+        println!("   --- Portico's log during this scenario (last 40 lines) ---");
+        for line in log.lines() {
+            println!("   | {line}");
+        }
+    }
+    let _ = std::io::stdout().flush();
+    false
+}
+
+/// Why this machine cannot run the venue, if it cannot.
+fn preflight() -> Result<()> {
+    let uid = Command::new("id").arg("-u").output().context("running id -u")?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        bail!("not root (network namespaces and nftables need root)");
+    }
+    for (tool, arg) in [("ip", "-V"), ("nft", "--version")] {
+        let found =
+            Command::new(tool).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+        if !found {
+            bail!("`{tool}` is missing (install iproute2 and nftables)");
+        }
+    }
+    Ok(())
+}
+
+fn build(gw: netns::Netns) -> Result<Site> {
+    let venue = Venue::build(gw)?;
+    let internet = Internet::start(&venue.upstream, &venue.gw)?;
+    let dir = tempfile::Builder::new().prefix("portico-venue-").tempdir()?;
+    let portico = Portico::new(dir.path(), venue.lan_v4)?;
+    Ok(Site { portico, _internet: internet, venue, _dir: dir })
+}
+
+/// Runs `cmd` with `input` on its stdin and collects its output.
+pub fn pipe(cmd: &mut Command, input: &str) -> Result<Output> {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    child.stdin.take().context("no stdin")?.write_all(input.as_bytes())?;
+    Ok(child.wait_with_output()?)
+}

@@ -1,0 +1,194 @@
+//! The built `portico` binary as the gateway runs it: `ip netns exec GW
+//! portico run --config F` as a child process, its output in a log file the
+//! report prints when a scenario fails, and the CLI commands run the same
+//! way (they talk to the admin listener on the gateway's loopback).
+//!
+//! `ip netns exec` execs the program in place, so the child's pid is
+//! Portico's own and `Child::kill` is a real `kill -9` of Portico.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::netns::Netns;
+use crate::phone::exchange;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_portico");
+/// The table Portico owns in the gateway namespace.
+pub const TABLE: &str = "portico_test";
+pub const PORTAL_PORT: u16 = 8080;
+const ADMIN: &str = "127.0.0.1:9090";
+const READY_WITHIN: Duration = Duration::from_secs(10);
+/// SIGTERM drains for at most 10 s (server::DRAIN_DEADLINE), then flushes.
+const STOP_WITHIN: Duration = Duration::from_secs(12);
+
+pub struct Portico {
+    pub config: PathBuf,
+    dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Portico {
+    /// A Portico for the gateway whose LAN address is `lan_v4`, with files in
+    /// `dir`; not started yet. Sessions last 12 h until [`Self::configure`].
+    pub fn new(dir: &Path, lan_v4: std::net::Ipv4Addr) -> Result<Portico> {
+        let portico = Portico {
+            config: dir.join("portico.toml"),
+            dir: dir.to_owned(),
+            log: dir.join("portico.log"),
+            child: None,
+            starts: 0,
+        };
+        portico.configure(lan_v4, "12h", "state")?;
+        Ok(portico)
+    }
+
+    /// Writes the config: session length and state folder (under `dir`).
+    pub fn configure(&self, lan_v4: std::net::Ipv4Addr, session: &str, state: &str) -> Result<()> {
+        let text = format!(
+            r#"[venue]
+name = "Ga Thử Nghiệm"
+kind = "station"
+
+[portal]
+listen = "[::]:{PORTAL_PORT}"
+public_url = "http://{lan_v4}:{PORTAL_PORT}/"
+session = "{session}"
+
+[firewall]
+backend = "nftables"
+interface = "br-lan"
+table = "{TABLE}"
+
+[state]
+dir = "{}"
+
+[admin]
+listen = "{ADMIN}"
+"#,
+            self.dir.join(state).display()
+        );
+        std::fs::write(&self.config, text).context("writing the config")
+    }
+
+    /// Starts `portico run` in `gw` and waits until its `/healthz` answers.
+    pub fn start(&mut self, gw: &Netns) -> Result<()> {
+        self.kill()?;
+        self.starts += 1;
+        let mut log = OpenOptions::new().create(true).append(true).open(&self.log)?;
+        writeln!(log, "==== venue test: start {} ====", self.starts)?;
+        let child = gw
+            .command(BIN, &["run", "--config", &self.config.to_string_lossy()])
+            .env("RUST_LOG", "portico=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("spawning portico")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok()?) {
+                self.child = None;
+                bail!("portico exited during start-up: {status}");
+            }
+            if healthy(gw) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("portico's /healthz did not answer within {READY_WITHIN:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts Portico unless it is already running, so that one scenario's
+    /// failure does not doom the next.
+    pub fn ensure_running(&mut self, gw: &Netns) -> Result<()> {
+        let running = match self.child.as_mut() {
+            Some(child) => child.try_wait()?.is_none(),
+            None => false,
+        };
+        if running { Ok(()) } else { self.start(gw) }
+    }
+
+    /// `kill -9`, and reap it.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// A normal stop (SIGTERM); `kill -9` if it overstays.
+    pub fn stop(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)?;
+        let deadline = Instant::now() + STOP_WITHIN;
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                child.kill()?;
+                child.wait()?;
+                bail!("portico did not stop within {STOP_WITHIN:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// `portico ARGS... --config F` inside `gw`, failing on a non-zero exit.
+    pub fn cli(&self, gw: &Netns, args: &[&str]) -> Result<String> {
+        let config = self.config.to_string_lossy();
+        let mut all = args.to_vec();
+        all.extend(["--config", &config]);
+        let out: Output = gw.exec(BIN, &all)?;
+        if !out.status.success() {
+            bail!("portico {}: {}: {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// How much has been logged so far; a scenario's log starts there.
+    pub fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.log).map_or(0, |m| m.len())
+    }
+
+    /// The last `lines` lines logged since `from`.
+    pub fn log_since(&self, from: u64, lines: usize) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = File::open(&self.log) {
+            let _ = file.seek(SeekFrom::Start(from));
+            let _ = file.read_to_string(&mut text);
+        }
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Portico {
+    fn drop(&mut self) {
+        // Nothing may outlive the venue: a process inside the gateway
+        // namespace would keep it alive after `ip netns del`.
+        let _ = self.kill();
+    }
+}
+
+fn healthy(gw: &Netns) -> bool {
+    let admin: SocketAddr = ADMIN.parse().expect("a socket address");
+    gw.run(|| TcpStream::connect_timeout(&admin, Duration::from_millis(200)))
+        .ok()
+        .and_then(|stream| exchange(stream, "GET", ADMIN, "/healthz", None).ok())
+        .is_some_and(|reply| reply.status == 200)
+}
