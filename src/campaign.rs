@@ -66,6 +66,10 @@ pub struct LocaleText {
     pub retry_button: String,
     pub not_found_title: String,
     pub back_to_start: String,
+    /// One short sentence for signage and the poster's every-language block.
+    pub short_line: String,
+    /// Three short steps for signage and the poster.
+    pub poster_steps: Vec<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -12,7 +12,8 @@ mod admin_client;
 use crate::campaign::Campaign;
 use crate::config::{Backend, CampaignSource, Config};
 use crate::firewall::{Firewall, Nftables, NoFirewall};
-use crate::server::{self, Listeners};
+use crate::reload::ConfigSource;
+use crate::server::{self, Control, Listeners};
 
 #[derive(Parser, Debug)]
 #[command(name = "portico", version, about = "A captive-portal banner for public Wi-Fi")]
@@ -179,6 +180,7 @@ fn run_server(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let shutdown = server::shutdown_signal()?;
+        let reloads = server::reload_signal()?;
         let listeners = Listeners::bind(&config).await?;
         if path.is_none() {
             println!(
@@ -187,7 +189,11 @@ fn run_server(path: Option<&Path>) -> anyhow::Result<ExitCode> {
                 config.portal.public_url.url
             );
         }
-        server::run(config, listeners, shutdown).await
+        let source = match path {
+            Some(p) => ConfigSource::File(p.to_owned()),
+            None => ConfigSource::Demo,
+        };
+        server::run(config, listeners, Control { shutdown, reloads, source }).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

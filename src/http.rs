@@ -30,6 +30,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
+use arc_swap::ArcSwap;
+
 use crate::campaign::Campaign;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -44,19 +46,24 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// Time a client has to send a complete request head.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Everything a request handler reads. Immutable apart from the grant table
-/// and the counters, which have their own synchronisation.
+/// Everything a request handler reads: what a reload replaces, the grant
+/// table and the counters.
 pub struct Portal {
-    pub config: Config,
-    pub content: Content,
+    /// Swapped whole by a reload (SIGHUP). A request loads it once and uses
+    /// that one version throughout, so it never mixes an old page with a
+    /// new config; loading is a lock-free pointer read.
+    pub live: ArcSwap<Live>,
     pub sessions: Sessions,
     pub metrics: Arc<Metrics>,
 }
 
-/// The campaign and the pages rendered from it.
-pub struct Content {
+/// The reloadable part: the config, the campaign, every page rendered from
+/// them, and the TLS certificate.
+pub struct Live {
+    pub config: Config,
     pub campaign: Campaign,
     pub pages: Pages,
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// Which handler a listener serves.
@@ -71,7 +78,7 @@ pub enum Role {
 pub async fn serve(
     listener: TcpListener,
     role: Role,
-    tls: Option<TlsAcceptor>,
+    tls: bool,
     portal: Arc<Portal>,
     graceful: &GracefulShutdown,
     mut stop: watch::Receiver<bool>,
@@ -110,6 +117,9 @@ pub async fn serve(
         }
         let conn = Conn { peer, local };
         let metrics = portal.metrics.clone();
+        // The certificate in force when the connection arrives (a reload may
+        // have renewed it); connections already open keep theirs.
+        let acceptor = if tls { portal.live.load().tls.clone() } else { None };
         let portal = portal.clone();
         let svc = service_fn(move |req| {
             let portal = portal.clone();
@@ -122,10 +132,11 @@ pub async fn serve(
             }
         });
         let watcher = graceful.watcher();
-        let (h1, auto, tls) = (h1.clone(), auto.clone(), tls.clone());
+        let (h1, auto) = (h1.clone(), auto.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let result = match tls {
+            let result = match acceptor {
+                None if tls => Ok(()),
                 None => watcher.watch(h1.serve_connection(TokioIo::new(stream), svc)).await,
                 Some(acceptor) => match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => watcher

@@ -4,7 +4,8 @@
 //!
 //! - [`cli`]: the commands (`run`, `check`, `firewall print`).
 //! - [`config`]: the TOML file → a validated, immutable `Config`.
-//! - [`server`]: start-up, the listeners, the one shutdown path.
+//! - [`server`]: start-up, the listeners, the one shutdown path; [`reload`]
+//!   swaps in a new config and campaign on SIGHUP.
 //! - [`http`]: accept loops, the router, OS probes, the RFC 8908 API, admin.
 //! - [`campaign`] and [`lang`]: the province's content and which language a
 //!   visitor sees; [`views`] renders it and [`pages`] keeps every variant
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod neighbours;
 pub mod pages;
 pub mod qr;
+pub mod reload;
 pub mod server;
 pub mod sessions;
 pub mod store;

@@ -6,6 +6,7 @@
 //! uncontended increment. No registry crate: the text format is a few lines.
 
 use std::fmt::Write as _;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -48,7 +49,8 @@ impl Outcome {
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
 /// Name, type and help of every metric family, in exposition order.
-const FAMILIES: [(&str, &str, &str); 11] = [
+const FAMILIES: [(&str, &str, &str); 12] = [
+    ("portico_reloads_total", "counter", "Reloads (SIGHUP) of the config and campaign, by result."),
     ("portico_requests_total", "counter", "Portal requests by outcome."),
     ("portico_splash_views_total", "counter", "Splash pages shown, by language."),
     ("portico_accepts_total", "counter", "Connect taps, by result."),
@@ -66,7 +68,13 @@ pub struct Metrics {
     started: Instant,
     requests: [AtomicU64; Outcome::ALL.len()],
     /// Splash views per campaign language, in the campaign's order.
-    splash_by_lang: Vec<(String, AtomicU64)>,
+    /// Keyed by tag, not index, so counts survive a reload that changes the
+    /// campaign's languages. Read-locked per splash view: a handful of
+    /// entries, and the write lock is taken only when a new tag first appears.
+    splash_by_lang: RwLock<Vec<(String, AtomicU64)>>,
+    /// Reloads applied and refused.
+    pub reloads_ok: AtomicU64,
+    pub reloads_failed: AtomicU64,
     pub accepts_ok: AtomicU64,
     pub accepts_failed: AtomicU64,
     pub store_errors: AtomicU64,
@@ -84,7 +92,9 @@ impl Metrics {
         Metrics {
             started: Instant::now(),
             requests: Default::default(),
-            splash_by_lang: languages.iter().map(|l| (l.clone(), AtomicU64::new(0))).collect(),
+            splash_by_lang: RwLock::new(languages.iter().map(|l| (l.clone(), AtomicU64::new(0))).collect()),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
             accepts_ok: AtomicU64::new(0),
             accepts_failed: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
@@ -108,10 +118,21 @@ impl Metrics {
         self.requests[i].load(Relaxed)
     }
 
-    pub fn splash_view(&self, lang: usize) {
-        if let Some((_, n)) = self.splash_by_lang.get(lang) {
+    pub fn splash_view(&self, lang: &str) {
+        let counts = self.splash_by_lang.read().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, n)) = counts.iter().find(|(tag, _)| tag == lang) {
             n.fetch_add(1, Relaxed);
+            return;
         }
+        drop(counts);
+        let mut counts = self.splash_by_lang.write().unwrap_or_else(|e| e.into_inner());
+        match counts.iter().find(|(tag, _)| tag == lang) {
+            Some((_, n)) => n.fetch_add(1, Relaxed),
+            None => {
+                counts.push((lang.to_owned(), AtomicU64::new(1)));
+                0
+            }
+        };
     }
 
     pub fn accept_latency(&self, took: Duration) {
@@ -142,7 +163,7 @@ impl Metrics {
                 self.requests[i].load(Relaxed)
             );
         }
-        for (lang, n) in &self.splash_by_lang {
+        for (lang, n) in self.splash_by_lang.read().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ =
                 writeln!(out, "portico_splash_views_total{{venue=\"{venue}\",lang=\"{lang}\"}} {}", n.load(Relaxed));
         }
@@ -170,6 +191,13 @@ impl Metrics {
             out,
             "portico_firewall_repairs_total{{venue=\"{venue}\"}} {}",
             self.firewall_repairs.load(Relaxed)
+        );
+        let _ =
+            writeln!(out, "portico_reloads_total{{venue=\"{venue}\",result=\"ok\"}} {}", self.reloads_ok.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "portico_reloads_total{{venue=\"{venue}\",result=\"refused\"}} {}",
+            self.reloads_failed.load(Relaxed)
         );
         let mut cumulative = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {
@@ -201,7 +229,7 @@ mod tests {
         let m = Metrics::new(&["vi".into(), "en".into()]);
         m.request(Outcome::ProbeRedirect);
         m.request(Outcome::ProbeRedirect);
-        m.splash_view(1);
+        m.splash_view("en");
         m.accept_latency(Duration::from_millis(3));
         let text = m.render("Ga \"A\"", 7);
         assert!(text.contains("portico_requests_total{venue=\"Ga \\\"A\\\"\",outcome=\"probe_redirect\"} 2"), "{text}");

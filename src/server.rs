@@ -18,12 +18,14 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::campaign::Campaign;
+use arc_swap::ArcSwap;
+use tokio::sync::mpsc;
+
 use crate::config::Config;
 use crate::firewall::{self, Gate};
-use crate::http::{self, Content, Portal, Role};
+use crate::http::{self, Portal, Role};
 use crate::metrics::Metrics;
-use crate::pages::Pages;
+use crate::reload::{ConfigSource, build_live, reload};
 use crate::sessions::Sessions;
 use crate::store::Journal;
 
@@ -82,22 +84,32 @@ fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// Linux's "address family not supported" (IPv6 disabled in the kernel).
 const EAFNOSUPPORT: i32 = 97;
 
-/// Builds everything and serves until `shutdown` resolves.
-pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let campaign = Campaign::load(&config.portal.campaign).context("loading the campaign")?;
-    let pages = Pages::build(&config, &campaign)?;
-    let tags: Vec<String> = campaign.locales.iter().map(|l| l.tag.clone()).collect();
+/// How a running server is told to stop or reload.
+pub struct Control<F> {
+    /// Resolves when the server should stop.
+    pub shutdown: F,
+    /// Each message asks for a reload from `source`.
+    pub reloads: mpsc::Receiver<()>,
+    pub source: ConfigSource,
+}
+
+/// Builds everything and serves until `control.shutdown` resolves.
+pub async fn run<F: Future<Output = ()>>(
+    config: Config,
+    listeners: Listeners,
+    control: Control<F>,
+) -> anyhow::Result<()> {
+    let Control { shutdown, mut reloads, source } = control;
+    let live = build_live(config)?;
+    let config = &live.config;
+    let tags: Vec<String> = live.campaign.locales.iter().map(|l| l.tag.clone()).collect();
     let metrics = Arc::new(Metrics::new(&tags));
-    let tls = match &config.tls {
-        Some(t) => Some(http::tls::acceptor(&t.cert, &t.key)?),
-        None => None,
-    };
 
     let dir = config.state.dir.clone();
     let (journal, restored) = tokio::task::spawn_blocking(move || Journal::open(&dir, SystemTime::now()))
         .await?
         .with_context(|| format!("state.dir: cannot open the grant store in {}", config.state.dir.display()))?;
-    let firewall = firewall::from_config(&config)?;
+    let firewall = firewall::from_config(config)?;
     let backend = firewall.name();
     let gate = {
         let (restored, metrics) = (restored.clone(), metrics.clone());
@@ -114,32 +126,38 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Out
         metrics.clone(),
     );
 
-    let portal = Arc::new(Portal { config, content: Content { campaign, pages }, sessions: sessions.clone(), metrics });
     tracing::info!(
         portal = %listeners.portal.local_addr()?,
         admin = %listeners.admin.local_addr()?,
         firewall = backend,
-        venue = %portal.config.venue.name,
+        venue = %config.venue.name,
         "Portico serving"
     );
+    let portal = Arc::new(Portal { live: ArcSwap::from_pointee(live), sessions: sessions.clone(), metrics });
 
     let purge = PurgeTask::spawn(sessions.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = GracefulShutdown::new();
     let serving = async {
         let tls_loop = async {
-            if let (Some(listener), Some(acceptor)) = (listeners.tls, tls) {
-                http::serve(listener, Role::Portal, Some(acceptor), portal.clone(), &graceful, stop_rx.clone()).await;
+            if let Some(listener) = listeners.tls {
+                http::serve(listener, Role::Portal, true, portal.clone(), &graceful, stop_rx.clone()).await;
             }
         };
         tokio::join!(
-            http::serve(listeners.portal, Role::Portal, None, portal.clone(), &graceful, stop_rx.clone()),
+            http::serve(listeners.portal, Role::Portal, false, portal.clone(), &graceful, stop_rx.clone()),
             tls_loop,
-            http::serve(listeners.admin, Role::Admin, None, portal.clone(), &graceful, stop_rx.clone()),
+            http::serve(listeners.admin, Role::Admin, false, portal.clone(), &graceful, stop_rx.clone()),
         );
     };
     let stopping = async {
-        shutdown.await;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(()) = reloads.recv() => reload(&portal, &source).await,
+            }
+        }
         tracing::info!("stopping: no new connections; draining open ones");
         let _ = stop_tx.send(true);
     };
@@ -177,6 +195,21 @@ impl Drop for PurgeTask {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// A channel that receives one message per SIGHUP, for [`Control::reloads`].
+/// Installed when called, like [`shutdown_signal`].
+pub fn reload_signal() -> std::io::Result<mpsc::Receiver<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup())?;
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            // A reload already queued covers this one too.
+            let _ = tx.try_send(());
+        }
+    });
+    Ok(rx)
 }
 
 /// Resolves on SIGTERM or SIGINT: the supervisor's stop or a Ctrl-C.

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -37,7 +37,9 @@ struct Shared {
     gate: Gate,
     /// Client-facing interfaces, where a peer's MAC may be looked up.
     interfaces: Vec<String>,
-    session: Duration,
+    /// The session length in milliseconds; a reload may change it for
+    /// grants made from then on.
+    session_ms: AtomicU64,
     metrics: Arc<Metrics>,
     /// Set when the last write to disk failed; cleared by the next success.
     store_degraded: AtomicBool,
@@ -70,7 +72,7 @@ impl Sessions {
                 store: Store::spawn(journal),
                 gate,
                 interfaces,
-                session,
+                session_ms: AtomicU64::new(session.as_millis() as u64),
                 metrics,
                 store_degraded: AtomicBool::new(false),
             }),
@@ -89,7 +91,8 @@ impl Sessions {
         let started = Instant::now();
         let mac = self.neighbour(ip).await;
         let now = SystemTime::now();
-        let grant = Grant { ip, mac, expires: now + self.shared.session };
+        let session = Duration::from_millis(self.shared.session_ms.load(Ordering::Relaxed));
+        let grant = Grant { ip, mac, expires: now + session };
         let result = self.apply(grant, now).await;
         let m = &self.shared.metrics;
         match &result {
@@ -170,6 +173,11 @@ impl Sessions {
         let before = grants.len();
         grants.retain(|_, g| g.is_live(now));
         before - grants.len()
+    }
+
+    /// The length of grants made from now on.
+    pub fn set_session(&self, session: Duration) {
+        self.shared.session_ms.store(session.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Whether the last write to disk failed.

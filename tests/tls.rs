@@ -10,7 +10,8 @@ use http_body_util::{BodyExt, Empty};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use portico::config::Config;
-use portico::server::{self, Listeners};
+use portico::reload::ConfigSource;
+use portico::server::{self, Control, Listeners};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
@@ -51,9 +52,12 @@ async fn start(dir: &Path) -> (Tls, tokio::sync::oneshot::Sender<()>, tokio::tas
     );
     let config = Config::from_toml(&text, dir).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server::run(config, Listeners { portal, tls: Some(tls), admin }, async {
+    let shutdown = async {
         let _ = stopped.await;
-    }));
+    };
+    let (_reload, reloads) = tokio::sync::mpsc::channel(1);
+    let control = Control { shutdown, reloads, source: ConfigSource::Demo };
+    let task = tokio::spawn(server::run(config, Listeners { portal, tls: Some(tls), admin }, control));
 
     let mut roots = RootCertStore::empty();
     roots.add(CertificateDer::from(cert.cert.der().to_vec())).unwrap();

@@ -44,7 +44,7 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
             }
         }
         "/metrics" => {
-            let text = portal.metrics.render(&portal.config.venue.name, portal.sessions.active(now));
+            let text = portal.metrics.render(&portal.live.load().config.venue.name, portal.sessions.active(now));
             body::response(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", Bytes::from(text))
         }
         "/" => body::response(StatusCode::OK, body::HTML, Bytes::from(status_page(portal, now))),
@@ -100,7 +100,8 @@ async fn revoke(portal: &Portal, query: Option<&str>) -> Response<Body> {
 
 fn status_page(portal: &Portal, now: SystemTime) -> String {
     let m = &portal.metrics;
-    let venue = &portal.config.venue;
+    let live = portal.live.load();
+    let venue = &live.config.venue;
     let rows = [
         ("Devices online now", portal.sessions.active(now) as u64),
         ("Splash pages shown", m.requests(Outcome::Splash)),
@@ -116,8 +117,8 @@ fn status_page(portal: &Portal, now: SystemTime) -> String {
             body {
                 h1 { "Portico – " (venue.name) }
                 p {
-                    "Campaign " strong { (portal.content.campaign.name) }
-                    ", firewall " strong { (portal.config.firewall.backend_name()) }
+                    "Campaign " strong { (live.campaign.name) }
+                    ", firewall " strong { (live.config.firewall.backend_name()) }
                     ", up " (m.uptime().as_secs()) " s"
                     @if portal.sessions.degraded() { ", " strong { "grant store degraded (see the log)" } }
                 }

@@ -14,8 +14,8 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use super::Portal;
 use super::body::{self, Body};
+use super::{Live, Portal};
 
 #[derive(Serialize)]
 struct CaptiveState<'a> {
@@ -31,9 +31,9 @@ struct CaptiveState<'a> {
     can_extend_session: bool,
 }
 
-pub fn api(portal: &Portal, client: IpAddr, now: SystemTime) -> Response<Body> {
+pub fn api(portal: &Portal, live: &Live, client: IpAddr, now: SystemTime) -> Response<Body> {
     let grant = portal.sessions.lookup(client, now);
-    let pages = &portal.content.pages;
+    let pages = &live.pages;
     let state = CaptiveState {
         captive: grant.is_none(),
         user_portal_url: &pages.portal_url,

@@ -20,7 +20,7 @@ use hyper::{Method, Request, Response, StatusCode};
 
 use super::body::{self, Body};
 use super::probes::{self, ProbeAnswer};
-use super::{Portal, captive};
+use super::{Live, Portal, captive};
 use crate::grant::client_ip;
 use crate::metrics::Outcome;
 use crate::views::Platform;
@@ -38,23 +38,31 @@ pub struct Conn {
 pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Response<Body> {
     let client = client_ip(conn.peer.ip());
     let now = SystemTime::now();
+    let live = portal.live.load();
     let host = request_host(&req);
     let own = match &host {
         None => true,
-        Some(h) => is_own_host(portal, h, conn.local.ip()),
+        Some(h) => is_own_host(&live, h, conn.local.ip()),
     };
     let (res, outcome) = if own {
-        own_page(portal, client, now, req).await
+        own_page(portal, &live, client, now, req).await
     } else {
-        foreign(portal, client, now, host.as_deref().unwrap_or(""), req.uri().path())
+        foreign(portal, &live, client, now, host.as_deref().unwrap_or(""), req.uri().path())
     };
     portal.metrics.request(outcome);
     res
 }
 
 /// A request intercepted on its way to another host.
-fn foreign(portal: &Portal, client: IpAddr, now: SystemTime, host: &str, path: &str) -> (Response<Body>, Outcome) {
-    let pages = &portal.content.pages;
+fn foreign(
+    portal: &Portal,
+    live: &Live,
+    client: IpAddr,
+    now: SystemTime,
+    host: &str,
+    path: &str,
+) -> (Response<Body>, Outcome) {
+    let pages = &live.pages;
     if portal.sessions.lookup(client, now).is_none() {
         let res = body::redirect(StatusCode::FOUND, &pages.portal_url, pages.portal_redirect_body.clone());
         return (res, Outcome::ProbeRedirect);
@@ -73,11 +81,11 @@ fn foreign(portal: &Portal, client: IpAddr, now: SystemTime, host: &str, path: &
 
 async fn own_page(
     portal: &Portal,
+    content: &Live,
     client: IpAddr,
     now: SystemTime,
     req: Request<Incoming>,
 ) -> (Response<Body>, Outcome) {
-    let content = &portal.content;
     let query_lang = query_param(req.uri().query(), "lang");
     let accept_language = header_str(&req, header::ACCEPT_LANGUAGE);
     let lang = content.campaign.negotiate(query_lang, accept_language);
@@ -89,17 +97,17 @@ async fn own_page(
 
     match (readable, req.uri().path()) {
         (true, "/") => {
-            portal.metrics.splash_view(lang);
+            portal.metrics.splash_view(tag);
             (body::page(StatusCode::OK, pages.splash(lang, platform), tag), Outcome::Splash)
         }
         (true, "/welcome") => (body::page(StatusCode::OK, pages.welcome(lang, platform), tag), Outcome::Welcome),
-        (true, "/api/captive") => (captive::api(portal, client, now), Outcome::Api),
+        (true, "/api/captive") => (captive::api(portal, content, client, now), Outcome::Api),
         (true, "/assets/portico.css") => {
             let mut res = body::response(StatusCode::OK, "text/css; charset=utf-8", pages.stylesheet.clone());
             res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
             (res, Outcome::Asset)
         }
-        (false, "/") if method == Method::POST => accept(portal, client, lang, req).await,
+        (false, "/") if method == Method::POST => accept(portal, content, client, lang, req).await,
         (false, "/" | "/welcome" | "/api/captive") => {
             let mut res = body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             let allow = if req.uri().path() == "/" { "GET, HEAD, POST" } else { "GET, HEAD" };
@@ -112,8 +120,14 @@ async fn own_page(
 
 /// The *Connect* tap. The form's content is read only for the language of
 /// the next page; who is granted is the TCP peer.
-async fn accept(portal: &Portal, client: IpAddr, lang: usize, req: Request<Incoming>) -> (Response<Body>, Outcome) {
-    let campaign = &portal.content.campaign;
+async fn accept(
+    portal: &Portal,
+    live: &Live,
+    client: IpAddr,
+    lang: usize,
+    req: Request<Incoming>,
+) -> (Response<Body>, Outcome) {
+    let campaign = &live.campaign;
     let form = match Limited::new(req.into_body(), MAX_FORM).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
@@ -135,7 +149,7 @@ async fn accept(portal: &Portal, client: IpAddr, lang: usize, req: Request<Incom
         }
         Err(e) => {
             tracing::error!(client = %client, error = %e, "grant failed; the phone is asked to retry");
-            let mut res = body::page(StatusCode::SERVICE_UNAVAILABLE, portal.content.pages.retry(lang), tag);
+            let mut res = body::page(StatusCode::SERVICE_UNAVAILABLE, live.pages.retry(lang), tag);
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             (res, Outcome::Unavailable)
         }
@@ -155,8 +169,8 @@ fn request_host(req: &Request<Incoming>) -> Option<String> {
 
 /// The portal's own host: the public URL's host, or the address the client
 /// connected to, written as an IP literal.
-fn is_own_host(portal: &Portal, host: &str, local: IpAddr) -> bool {
-    if host == portal.config.portal.public_url.host {
+fn is_own_host(live: &Live, host: &str, local: IpAddr) -> bool {
+    if host == live.config.portal.public_url.host {
         return true;
     }
     host.parse::<IpAddr>().is_ok_and(|ip| ip.to_canonical() == local.to_canonical())

@@ -12,16 +12,20 @@ use hyper::header::HeaderMap;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use portico::config::Config;
-use portico::server::{self, Listeners};
+use portico::reload::ConfigSource;
+use portico::server::{self, Control, Listeners};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 pub struct TestPortal {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub state: PathBuf,
+    /// The config file the server was started with, which a reload re-reads.
+    pub config_file: PathBuf,
     stop: Option<oneshot::Sender<()>>,
+    reload: mpsc::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -57,18 +61,44 @@ impl TestPortal {
     }
 
     pub async fn start_with(state: &Path, portal_extra: &str) -> TestPortal {
+        // `RUST_LOG=portico=debug cargo test -- --nocapture` shows the server's log.
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
         let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = portal.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
         let text = config_text(addr.port(), state, portal_extra);
-        let config = Config::from_toml(&text, Path::new(".")).expect("test config is valid");
+        std::fs::create_dir_all(state).unwrap();
+        let config_file = state.join("portico.toml");
+        std::fs::write(&config_file, &text).unwrap();
+        let config = Config::load(&config_file).expect("test config is valid");
         let (stop, stopped) = oneshot::channel::<()>();
+        let (reload, reloads) = mpsc::channel(4);
         let listeners = Listeners { portal, tls: None, admin };
-        let task = tokio::spawn(server::run(config, listeners, async {
+        let shutdown = async {
             let _ = stopped.await;
-        }));
-        TestPortal { addr, admin: admin_addr, state: state.to_owned(), stop: Some(stop), task }
+        };
+        let source = ConfigSource::File(config_file.clone());
+        let task = tokio::spawn(server::run(config, listeners, Control { shutdown, reloads, source }));
+        let portal = TestPortal {
+            addr,
+            admin: admin_addr,
+            state: state.to_owned(),
+            config_file,
+            stop: Some(stop),
+            reload,
+            task,
+        };
+        // Serving begins after start-up reads the campaign and the store; a
+        // test that edits those files must not race it.
+        let health = send(admin_addr, "GET", "127.0.0.1", "/healthz", &[], Bytes::new()).await;
+        assert_eq!(health.status, StatusCode::OK, "the server did not start");
+        portal
+    }
+
+    /// What SIGHUP does: re-read the config file and campaign.
+    pub async fn reload(&self) {
+        self.reload.send(()).await.unwrap();
     }
 
     /// Stops the server the way SIGTERM does and waits for it to finish.

@@ -1,0 +1,119 @@
+//! Reloading on SIGHUP: the config file's reloadable parts, the campaign and
+//! the TLS certificate, swapped in whole without dropping a connection or a
+//! grant.
+//!
+//! What must stay true: a reload that fails in any way changes nothing (the
+//! old version keeps serving, and the reason is logged and counted); one that
+//! succeeds replaces every page at once, so no visitor sees a mix. Keys that
+//! name sockets, the firewall or the state folder are bound at start-up;
+//! a change to them is reported and takes effect at the next restart.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use anyhow::Context as _;
+
+use crate::campaign::Campaign;
+use crate::config::Config;
+use crate::http::{self, Live, Portal};
+use crate::pages::Pages;
+
+/// Where a reload reads the configuration from.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    File(PathBuf),
+    /// The built-in demo: a reload re-reads only the built-in campaign.
+    Demo,
+}
+
+impl ConfigSource {
+    pub fn load(&self) -> anyhow::Result<Config> {
+        match self {
+            ConfigSource::File(path) => Ok(Config::load(path)?),
+            ConfigSource::Demo => Ok(Config::demo()),
+        }
+    }
+}
+
+/// Everything that is rebuilt from a config: the campaign, the pages and
+/// the TLS acceptor.
+pub fn build_live(config: Config) -> anyhow::Result<Live> {
+    let campaign = Campaign::load(&config.portal.campaign).context("loading the campaign")?;
+    let pages = Pages::build(&config, &campaign)?;
+    let tls = match &config.tls {
+        Some(t) => Some(http::tls::acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
+    Ok(Live { config, campaign, pages, tls })
+}
+
+/// Reads the source again and swaps in the result, or keeps the old
+/// version and logs why.
+pub async fn reload(portal: &Portal, source: &ConfigSource) {
+    let old = portal.live.load_full();
+    let source = source.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let mut config = source.load()?;
+        let changed = keep_start_up_keys(&old.config, &mut config);
+        build_live(config).map(|live| (live, changed))
+    })
+    .await
+    .map_err(anyhow::Error::from)
+    .and_then(|r| r);
+    match built {
+        Ok((live, changed)) => {
+            for key in changed {
+                tracing::warn!(key, "changed in the config file; it takes effect at the next restart");
+            }
+            portal.sessions.set_session(live.config.portal.session);
+            tracing::info!(
+                campaign = %live.campaign.name,
+                languages = live.campaign.locales.len(),
+                "reloaded the config and campaign"
+            );
+            portal.live.store(Arc::new(live));
+            portal.metrics.reloads_ok.fetch_add(1, Relaxed);
+        }
+        Err(e) => {
+            tracing::error!("reload refused, still serving the previous version: {e:#}");
+            portal.metrics.reloads_failed.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Puts back the keys bound at start-up, returning the ones the file changed.
+fn keep_start_up_keys(old: &Config, new: &mut Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if new.portal.listen != old.portal.listen {
+        changed.push("portal.listen");
+        new.portal.listen = old.portal.listen;
+    }
+    if new.admin.listen != old.admin.listen {
+        changed.push("admin.listen");
+        new.admin.listen = old.admin.listen;
+    }
+    match (&old.tls, &mut new.tls) {
+        (Some(o), Some(n)) if n.listen != o.listen => {
+            changed.push("tls.listen");
+            n.listen = o.listen;
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            changed.push("tls");
+            new.tls = old.tls.clone();
+        }
+        _ => {}
+    }
+    if new.firewall.backend != old.firewall.backend
+        || new.firewall.interfaces != old.firewall.interfaces
+        || new.firewall.table != old.firewall.table
+    {
+        changed.push("firewall");
+        new.firewall = old.firewall.clone();
+    }
+    if new.state.dir != old.state.dir {
+        changed.push("state.dir");
+        new.state.dir = old.state.dir.clone();
+    }
+    changed
+}
