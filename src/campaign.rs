@@ -13,14 +13,30 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+mod image;
+
+use std::collections::BTreeMap;
+
+pub use image::{Image, MAX_IMAGE_BYTES};
+
 use crate::config::CampaignSource;
 use crate::lang;
 
+/// The largest file a campaign folder may hold.
+const MAX_CAMPAIGN_FILE: u64 = 256 * 1024;
+
 /// The files of the built-in campaigns, by campaign name and relative path.
-const BUILTIN: &[(&str, &str, &str)] = &[
-    ("bluezone", "campaign.toml", include_str!("../assets/campaigns/bluezone/campaign.toml")),
-    ("bluezone", "locales/vi.toml", include_str!("../assets/campaigns/bluezone/locales/vi.toml")),
-    ("bluezone", "locales/en.toml", include_str!("../assets/campaigns/bluezone/locales/en.toml")),
+const BUILTIN: &[(&str, &str, &[u8])] = &[
+    ("bluezone", "campaign.toml", include_bytes!("../assets/campaigns/bluezone/campaign.toml")),
+    ("bluezone", "locales/vi.toml", include_bytes!("../assets/campaigns/bluezone/locales/vi.toml")),
+    ("bluezone", "locales/en.toml", include_bytes!("../assets/campaigns/bluezone/locales/en.toml")),
+    ("bluezone", "locales/zh-Hans.toml", include_bytes!("../assets/campaigns/bluezone/locales/zh-Hans.toml")),
+    ("bluezone", "locales/zh-Hant.toml", include_bytes!("../assets/campaigns/bluezone/locales/zh-Hant.toml")),
+    ("bluezone", "locales/ko.toml", include_bytes!("../assets/campaigns/bluezone/locales/ko.toml")),
+    ("bluezone", "locales/ja.toml", include_bytes!("../assets/campaigns/bluezone/locales/ja.toml")),
+    ("bluezone", "locales/ru.toml", include_bytes!("../assets/campaigns/bluezone/locales/ru.toml")),
+    ("bluezone", "locales/fr.toml", include_bytes!("../assets/campaigns/bluezone/locales/fr.toml")),
+    ("bluezone", "images/logo.svg", include_bytes!("../assets/campaigns/bluezone/images/logo.svg")),
 ];
 
 #[derive(Deserialize)]
@@ -33,11 +49,14 @@ struct RawCampaign {
     website: String,
     google_play: String,
     app_store: String,
+    /// Image name → path inside the folder (`logo = "images/logo.svg"`).
+    #[serde(default)]
+    images: BTreeMap<String, String>,
 }
 
 /// Every text of one language. `deny_unknown_fields` and the absence of
 /// defaults make "every locale has every key and no other" a parse rule.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocaleText {
     pub language_name: String,
@@ -97,6 +116,7 @@ pub struct Campaign {
     /// In switcher order.
     pub locales: Vec<Locale>,
     pub links: Links,
+    pub images: Vec<Image>,
 }
 
 /// Every problem found in a campaign, one per file and key.
@@ -128,21 +148,30 @@ impl Campaign {
                     BUILTIN
                         .iter()
                         .find(|(n, path, _)| n == name && *path == rel)
-                        .map(|(_, _, text)| text.to_string())
+                        .map(|(_, _, bytes)| bytes.to_vec())
                         .ok_or_else(|| "missing from the built-in campaign".to_string())
                 })
             }
             CampaignSource::Folder(dir) => Self::from_files(&dir.display().to_string(), |rel| {
-                std::fs::read_to_string(dir.join(rel)).map_err(|e| e.to_string())
+                // Bounded: a campaign file is small, and a stray huge file
+                // must not be read whole into memory.
+                let path = dir.join(rel);
+                let len = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+                if len > MAX_CAMPAIGN_FILE {
+                    return Err(format!("is {len} bytes; a campaign file may have at most {MAX_CAMPAIGN_FILE}"));
+                }
+                std::fs::read(&path).map_err(|e| e.to_string())
             }),
         }
     }
 
     /// Loads through `read(relative path)`, naming files as `origin/path`.
-    fn from_files(origin: &str, read: impl Fn(&str) -> Result<String, String>) -> Result<Campaign, CampaignError> {
+    fn from_files(origin: &str, read: impl Fn(&str) -> Result<Vec<u8>, String>) -> Result<Campaign, CampaignError> {
         let mut problems = Vec::new();
         let file = |rel: &str| Path::new(origin).join(rel).display().to_string();
-        let text = read("campaign.toml")
+        let read_text =
+            |rel: &str| read(rel).and_then(|b| String::from_utf8(b).map_err(|_| "is not UTF-8 text".to_owned()));
+        let text = read_text("campaign.toml")
             .map_err(|e| CampaignError { problems: vec![format!("{}: {e}", file("campaign.toml"))] })?;
         let raw: RawCampaign = toml::from_str(&text).map_err(|e| CampaignError {
             problems: vec![format!("{}: {}", file("campaign.toml"), e.message().trim())],
@@ -181,12 +210,25 @@ impl Campaign {
                 continue;
             }
             let rel = format!("locales/{tag}.toml");
-            match read(&rel).and_then(|t| toml::from_str::<LocaleText>(&t).map_err(|e| e.message().trim().to_owned())) {
+            match read_text(&rel)
+                .and_then(|t| toml::from_str::<LocaleText>(&t).map_err(|e| e.message().trim().to_owned()))
+            {
                 Ok(text) => {
                     check_locale(&text, &file(&rel), &mut problems);
                     locales.push(Locale { tag: tag.clone(), text });
                 }
                 Err(e) => problems.push(format!("{}: {e}", file(&rel))),
+            }
+        }
+        let mut images = Vec::new();
+        for (name, rel) in &raw.images {
+            if name != "logo" {
+                problems.push(format!("{}: images.{name}: unknown image (known: logo)", file("campaign.toml")));
+                continue;
+            }
+            match read(rel).and_then(|bytes| image::check(name, rel, bytes)) {
+                Ok(image) => images.push(image),
+                Err(e) => problems.push(format!("{}: images.{name}: {}: {e}", file("campaign.toml"), file(rel))),
             }
         }
         let default = raw.languages.iter().position(|t| *t == raw.default_language);
@@ -200,7 +242,7 @@ impl Campaign {
         if !problems.is_empty() {
             return Err(CampaignError { problems });
         }
-        Ok(Campaign { name: raw.name, default: default.unwrap_or(0), locales, links })
+        Ok(Campaign { name: raw.name, default: default.unwrap_or(0), locales, links, images })
     }
 
     /// The index of the language to show: `?lang=` beats `Accept-Language`
@@ -208,6 +250,15 @@ impl Campaign {
     pub fn negotiate(&self, query_lang: Option<&str>, accept_language: Option<&str>) -> usize {
         let tags: Vec<&str> = self.locales.iter().map(|l| l.tag.as_str()).collect();
         lang::negotiate(&tags, query_lang, accept_language).unwrap_or(self.default)
+    }
+
+    /// The image served as `/assets/campaign/<file>`, if the campaign has one.
+    pub fn image(&self, file: &str) -> Option<&Image> {
+        self.images.iter().find(|i| i.file == file)
+    }
+
+    pub fn logo(&self) -> Option<&Image> {
+        self.images.iter().find(|i| i.name == "logo")
     }
 
     pub fn locale_index(&self, tag: &str) -> Option<usize> {
@@ -254,6 +305,33 @@ mod tests {
         assert_eq!(c.locales[c.default].text.slogan, "Bảo vệ mình, bảo vệ cộng đồng");
         assert!(c.links.google_play.ends_with("id=com.mic.bluezone"));
         assert!(c.links.app_store.ends_with("id1508062685"));
+    }
+
+    #[test]
+    fn every_builtin_locale_is_complete() {
+        let c = Campaign::load(&CampaignSource::Builtin("bluezone".into())).unwrap();
+        let tags: Vec<&str> = c.locales.iter().map(|l| l.tag.as_str()).collect();
+        assert_eq!(tags, ["vi", "en", "zh-Hans", "zh-Hant", "ko", "ja", "ru", "fr"]);
+        let en = &c.locales[1].text;
+        for locale in &c.locales {
+            let t = &locale.text;
+            // Serde already refuses a missing or unknown key; here: nothing
+            // left empty and the same number of steps everywhere.
+            let value = toml::Value::try_from(t.clone()).unwrap();
+            for (key, v) in value.as_table().unwrap() {
+                let empty = match v {
+                    toml::Value::String(s) => s.trim().is_empty(),
+                    toml::Value::Array(a) => a.iter().any(|s| s.as_str().is_none_or(|s| s.trim().is_empty())),
+                    _ => true,
+                };
+                assert!(!empty, "{}: {key} is empty", locale.tag);
+            }
+            assert_eq!(t.steps_android.len(), en.steps_android.len(), "{}", locale.tag);
+            assert_eq!(t.steps_ios.len(), en.steps_ios.len(), "{}", locale.tag);
+            assert_eq!(t.poster_steps.len(), 3, "{}", locale.tag);
+            assert!(t.steps_android.iter().chain(&t.poster_steps).any(|s| s.contains("Bluezone")), "{}", locale.tag);
+        }
+        assert_eq!(c.logo().map(|l| l.content_type), Some("image/svg+xml"));
     }
 
     #[test]

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 pub enum Outcome {
     Splash,
     Welcome,
+    Signage,
+    Poster,
     Api,
     Asset,
     Accept,
@@ -30,9 +32,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [(Outcome, &'static str); 11] = [
+    const ALL: [(Outcome, &'static str); 13] = [
         (Outcome::Splash, "splash"),
         (Outcome::Welcome, "welcome"),
+        (Outcome::Signage, "signage"),
+        (Outcome::Poster, "poster"),
         (Outcome::Api, "api"),
         (Outcome::Asset, "asset"),
         (Outcome::Accept, "accept"),

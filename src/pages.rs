@@ -12,8 +12,10 @@ use crate::config::Config;
 use crate::qr;
 use crate::views::{self, Page, Platform};
 
-/// The one stylesheet, embedded.
+/// The phone pages' stylesheet, embedded.
 pub const STYLESHEET: &str = include_str!("../assets/portico.css");
+/// The signage and poster stylesheet, kept apart so phones never load it.
+pub const BOARDS_STYLESHEET: &str = include_str!("../assets/boards.css");
 
 pub struct Pages {
     /// `[language][platform]`.
@@ -21,6 +23,8 @@ pub struct Pages {
     welcome: Vec<[Bytes; 3]>,
     retry: Vec<Bytes>,
     not_found: Vec<Bytes>,
+    signage: Vec<Bytes>,
+    poster: Vec<Bytes>,
     /// Where a client without a grant is sent, and the body sent with it.
     pub portal_url: String,
     pub portal_redirect_body: Bytes,
@@ -28,6 +32,7 @@ pub struct Pages {
     pub welcome_url: String,
     pub welcome_redirect_body: Bytes,
     pub stylesheet: Bytes,
+    pub boards_stylesheet: Bytes,
 }
 
 impl Pages {
@@ -37,11 +42,14 @@ impl Pages {
             welcome: Vec::new(),
             retry: Vec::new(),
             not_found: Vec::new(),
+            signage: Vec::new(),
+            poster: Vec::new(),
             portal_url: config.portal.public_url.url.clone(),
             portal_redirect_body: Bytes::new(),
             welcome_url: config.portal.public_url.join("welcome"),
             welcome_redirect_body: Bytes::new(),
             stylesheet: Bytes::from_static(STYLESHEET.as_bytes()),
+            boards_stylesheet: Bytes::from_static(BOARDS_STYLESHEET.as_bytes()),
         };
         pages.portal_redirect_body = bytes(views::redirect_body(&pages.portal_url));
         pages.welcome_redirect_body = bytes(views::redirect_body(&pages.welcome_url));
@@ -54,6 +62,8 @@ impl Pages {
             pages.welcome.push(Platform::ALL.map(|p| bytes(views::welcome(&page, p))));
             pages.retry.push(bytes(views::retry(&page)));
             pages.not_found.push(bytes(views::not_found(&page)));
+            pages.signage.push(bytes(views::signage(&page)));
+            pages.poster.push(bytes(views::poster(&page)));
         }
         Ok(pages)
     }
@@ -72,6 +82,14 @@ impl Pages {
 
     pub fn not_found(&self, lang: usize) -> Bytes {
         self.not_found[lang].clone()
+    }
+
+    pub fn signage(&self, lang: usize) -> Bytes {
+        self.signage[lang].clone()
+    }
+
+    pub fn poster(&self, lang: usize) -> Bytes {
+        self.poster[lang].clone()
     }
 }
 

@@ -5,9 +5,16 @@
 //! is a plain `<form method="post">` so it works in every captive mini-browser.
 //! Everything the campaign needs to say is on the splash itself, because
 //! Android closes its login window the moment the network validates.
-//! These functions run at start-up (see `pages`), never per request.
+//! These functions run at start-up (see `pages`), never per request. The
+//! signage boards and the printed poster are in their own files.
+
+mod poster;
+mod signage;
 
 use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
+
+pub use poster::poster;
+pub use signage::{SECONDS_PER_LANGUAGE, signage};
 
 use crate::campaign::{Campaign, Locale};
 use crate::config::Venue;
@@ -50,6 +57,15 @@ pub struct Page<'a> {
     pub venue: &'a Venue,
     /// The campaign's QR code, an SVG document made at start-up.
     pub qr_svg: &'a str,
+}
+
+/// The campaign's logo, decorative (the title beside it says the name).
+pub(crate) fn logo(page: &Page) -> Markup {
+    html! {
+        @if let Some(logo) = page.campaign.logo() {
+            img.logo src={ "/assets/campaign/" (logo.file) } alt="" width="56" height="56";
+        }
+    }
 }
 
 impl Page<'_> {
@@ -151,7 +167,7 @@ fn install(page: &Page, platform: Platform) -> Markup {
 pub fn splash(page: &Page, platform: Platform) -> Markup {
     let t = &page.locale().text;
     let body = html! {
-        h1 { (t.title) }
+        div.title { (logo(page)) h1 { (t.title) } }
         p.slogan { (t.slogan) }
         p { (t.intro) }
         (install(page, platform))
@@ -167,7 +183,7 @@ pub fn splash(page: &Page, platform: Platform) -> Markup {
 pub fn welcome(page: &Page, platform: Platform) -> Markup {
     let t = &page.locale().text;
     let body = html! {
-        h1 { (t.welcome_title) }
+        div.title { (logo(page)) h1 { (t.welcome_title) } }
         p.slogan { (t.slogan) }
         p { (t.welcome_text) }
         (install(page, platform))

@@ -182,3 +182,67 @@ fn a_missing_interface_stops_start_up_with_what_to_fix() {
         assert!(stderr.contains("firewall.interface") && stderr.contains("nosuchif0"), "{command}: {stderr}");
     }
 }
+
+/// A copy of the built-in campaign folder and a config that uses it.
+fn campaign_config(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/campaigns/bluezone");
+    let campaign = dir.join("campaign");
+    for sub in ["", "locales", "images"] {
+        std::fs::create_dir_all(campaign.join(sub)).unwrap();
+        for entry in std::fs::read_dir(source.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, campaign.join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let config = dir.join("portico.toml");
+    let text = good(&dir.join("state")).replace("campaign = \"bluezone\"", "campaign = \"./campaign\"");
+    std::fs::write(&config, text).unwrap();
+    (campaign, config)
+}
+
+fn replace_in(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(text.contains(from), "{from:?} not in {}", file.display());
+    std::fs::write(file, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn check_accepts_a_campaign_folder_and_names_each_problem_in_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (campaign, config) = campaign_config(dir.path());
+    let run = || Command::new(PORTICO).args(["check", "--config"]).arg(&config).output().unwrap();
+    let out = run();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("vi, en, zh-Hans, zh-Hant, ko, ja, ru, fr"));
+
+    // Three breakages at once: each is its own line naming file and key.
+    replace_in(&campaign.join("locales/ja.toml"), "slogan = ", "# slogan removed: ");
+    replace_in(&campaign.join("campaign.toml"), "website = \"https://", "website = \"http://");
+    std::fs::remove_file(campaign.join("images/logo.svg")).unwrap();
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(lines.iter().any(|l| l.contains("locales/ja.toml") && l.contains("slogan")), "{stderr}");
+    assert!(lines.iter().any(|l| l.contains("campaign.toml: website") && l.contains("https://")), "{stderr}");
+    assert!(lines.iter().any(|l| l.contains("images.logo") && l.contains("images/logo.svg")), "{stderr}");
+}
+
+#[test]
+fn check_refuses_unknown_keys_missing_languages_and_oversized_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let (campaign, config) = campaign_config(dir.path());
+    replace_in(&campaign.join("locales/fr.toml"), "slogan = ", "slogon = \"x\"\nslogan = ");
+    replace_in(&campaign.join("campaign.toml"), "default_language = \"vi\"", "default_language = \"de\"");
+    std::fs::write(campaign.join("images/logo.svg"), format!("<svg>{}</svg>", " ".repeat(20_000))).unwrap();
+    std::fs::remove_file(campaign.join("locales/ko.toml")).unwrap();
+    let out = Command::new(PORTICO).args(["check", "--config"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for wanted in ["locales/fr.toml: unknown field `slogon`", "default_language", "locales/ko.toml", "bytes; at most"] {
+        assert!(stderr.contains(wanted), "expected {wanted:?} in: {stderr}");
+    }
+}

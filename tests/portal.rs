@@ -183,12 +183,15 @@ async fn language_follows_query_then_accept_language_then_default() {
     type Case = (&'static str, &'static [(&'static str, &'static str)], &'static str);
     let cases: &[Case] = &[
         ("/", &[("accept-language", "en-AU,en;q=0.9")], "en"),
-        ("/", &[("accept-language", "fr;q=0.9, en;q=0.5")], "en"),
+        ("/", &[("accept-language", "de;q=0.9, en;q=0.5")], "en"),
+        ("/", &[("accept-language", "fr;q=0.9, en;q=0.5")], "fr"),
+        ("/", &[("accept-language", "zh-CN")], "zh-Hans"),
+        ("/", &[("accept-language", "de-CH, es")], "vi"),
         ("/", &[("accept-language", "en;q=0.3, vi;q=0.8")], "vi"),
         ("/?lang=vi", &[("accept-language", "en")], "vi"),
         ("/?lang=xx", &[("accept-language", "en")], "en"),
         ("/?lang=xx", &[], "vi"),
-        ("/", &[("accept-language", "zh-TW")], "vi"),
+        ("/", &[("accept-language", "zh-TW")], "zh-Hant"),
     ];
     for (path, headers, want) in cases {
         assert_eq!(lang_of(portal.page(path, headers).await.text()), *want, "{path} {headers:?}");
@@ -229,10 +232,13 @@ async fn splash_is_small_self_contained_and_needs_no_script() {
     assert!(css.header("content-type").starts_with("text/css"));
     for lang in ["vi", "en"] {
         let html = portal.page(&format!("/?lang={lang}"), &[]).await.text();
-        let total = html.len() + css.body.len();
+        let logo = portal.page("/assets/campaign/logo.svg", &[]).await.body.len();
+        let total = html.len() + css.body.len() + logo;
         assert!(total <= 30 * 1024, "{lang}: splash + stylesheet is {total} bytes");
         assert!(!html.contains("<script"), "{lang}: no JavaScript");
-        assert!(!html.contains(" src="), "{lang}: no resource from anywhere, the QR code is inline");
+        for src in html.split(" src=\"").skip(1) {
+            assert!(src.starts_with("/assets/"), "{lang}: every resource is our own: {src}");
+        }
         assert!(html.contains("href=\"/assets/portico.css\""), "{lang}: the one stylesheet is our own");
         assert!(!html.contains("href=\"http://"), "{lang}: every link is https");
     }
@@ -314,5 +320,66 @@ async fn operator_lists_and_revokes_clients_through_admin() {
     assert_eq!(r.status, StatusCode::FOUND);
     assert_eq!(admin("POST", "/clients/revoke?target=127.0.0.1").await.status, StatusCode::NOT_FOUND);
     assert_eq!(admin("GET", "/clients").await.text().trim(), "[]");
+    portal.stop().await;
+}
+
+const LANGS: [&str; 8] = ["vi", "en", "zh-Hans", "zh-Hant", "ko", "ja", "ru", "fr"];
+
+#[tokio::test]
+async fn signage_cycles_through_every_language_without_script() {
+    let dir = state();
+    let portal = TestPortal::start(dir.path()).await;
+    for (i, lang) in LANGS.iter().enumerate() {
+        let r = portal.page(&format!("/signage?lang={lang}"), &[]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let html = r.text();
+        assert!(html.contains(&format!("<html lang=\"{lang}\"")), "{lang}");
+        let next = LANGS[(i + 1) % LANGS.len()];
+        assert!(html.contains(&format!("url=/signage?lang={next}\"")), "{lang} → {next}: {html}");
+        assert!(!html.contains("<script") && html.contains("<svg"), "{lang}: no script, a QR code");
+        assert!(html.contains("/assets/boards.css") && !html.contains("/assets/portico.css"));
+    }
+    let css = portal.page("/assets/boards.css", &[]).await;
+    assert!(css.text().contains("@page{size:A4"), "the poster prints on A4");
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn poster_carries_the_short_line_in_every_language() {
+    let dir = state();
+    let portal = TestPortal::start(dir.path()).await;
+    let html = portal.page("/poster?lang=fr", &[]).await.text();
+    assert!(html.contains("<html lang=\"fr\""));
+    assert!(html.contains("Ga Thử Nghiệm"), "the venue's name");
+    assert!(html.contains("www.bluezone.gov.vn"), "the website, written out");
+    for lang in LANGS {
+        assert!(html.contains(&format!("<li lang=\"{lang}\">")), "{lang}");
+    }
+    assert!(html.contains("Cài Bluezone: quét mã") && html.contains("Install Bluezone: scan the code"));
+    portal.stop().await;
+}
+
+#[tokio::test]
+async fn every_language_is_served_and_fits_the_budget() {
+    let dir = state();
+    let portal = TestPortal::start(dir.path()).await;
+    let css = portal.page("/assets/portico.css", &[]).await.body.len();
+    let logo = portal.page("/assets/campaign/logo.svg", &[]).await;
+    assert_eq!(logo.status, StatusCode::OK);
+    assert_eq!(logo.header("content-type"), "image/svg+xml");
+    for lang in LANGS {
+        let splash = portal.page(&format!("/?lang={lang}"), &[]).await;
+        assert_eq!(splash.header("content-language"), lang);
+        let total = splash.body.len() + css + logo.body.len();
+        assert!(total <= 30 * 1024, "{lang}: {total} bytes");
+        let switcher = splash.text();
+        for other in LANGS {
+            assert!(switcher.contains(&format!("href=\"/?lang={other}\"")), "{lang} offers {other}");
+        }
+    }
+    // Only declared campaign files are served; nothing escapes the set.
+    for path in ["/assets/campaign/../campaign.toml", "/assets/campaign/%2e%2e/campaign.toml", "/assets/campaign/"] {
+        assert_eq!(portal.page(path, &[]).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
     portal.stop().await;
 }

@@ -102,10 +102,22 @@ async fn own_page(
         }
         (true, "/welcome") => (body::page(StatusCode::OK, pages.welcome(lang, platform), tag), Outcome::Welcome),
         (true, "/api/captive") => (captive::api(portal, content, client, now), Outcome::Api),
-        (true, "/assets/portico.css") => {
-            let mut res = body::response(StatusCode::OK, "text/css; charset=utf-8", pages.stylesheet.clone());
-            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-            (res, Outcome::Asset)
+        (true, "/signage") => (body::page(StatusCode::OK, pages.signage(lang), tag), Outcome::Signage),
+        (true, "/poster") => (body::page(StatusCode::OK, pages.poster(lang), tag), Outcome::Poster),
+        (true, "/assets/portico.css") => (stylesheet(pages.stylesheet.clone()), Outcome::Asset),
+        (true, "/assets/boards.css") => (stylesheet(pages.boards_stylesheet.clone()), Outcome::Asset),
+        // Only a file the campaign declared is ever served: the name is
+        // looked up, never joined to a path.
+        (true, path) if path.starts_with("/assets/campaign/") => {
+            match content.campaign.image(&path["/assets/campaign/".len()..]) {
+                Some(image) => {
+                    let mut res = body::response(StatusCode::OK, image.content_type, image.bytes.clone());
+                    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+                    res.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+                    (res, Outcome::Asset)
+                }
+                None => (body::page(StatusCode::NOT_FOUND, pages.not_found(lang), tag), Outcome::NotFound),
+            }
         }
         (false, "/") if method == Method::POST => accept(portal, content, client, lang, req).await,
         (false, "/" | "/welcome" | "/api/captive") => {
@@ -116,6 +128,12 @@ async fn own_page(
         }
         _ => (body::page(StatusCode::NOT_FOUND, pages.not_found(lang), tag), Outcome::NotFound),
     }
+}
+
+fn stylesheet(css: Bytes) -> Response<Body> {
+    let mut res = body::response(StatusCode::OK, "text/css; charset=utf-8", css);
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    res
 }
 
 /// The *Connect* tap. The form's content is read only for the language of

@@ -1,0 +1,87 @@
+//! A campaign's images (a logo, for now): checked when the campaign loads,
+//! then served from memory at `/assets/campaign/<file>`.
+//!
+//! An image must be small, because the splash's whole weight budget is
+//! 30 KiB on a phone that may have no mobile data, and must be what its name
+//! says, because it is served with the content type its extension implies.
+
+use bytes::Bytes;
+
+/// The largest image a campaign may ship.
+pub const MAX_IMAGE_BYTES: usize = 12 * 1024;
+
+#[derive(Clone, Debug)]
+pub struct Image {
+    /// The key in `campaign.toml`'s `[images]` (e.g. `logo`).
+    pub name: String,
+    /// The file name it is served under, e.g. `logo.svg`.
+    pub file: String,
+    pub content_type: &'static str,
+    pub bytes: Bytes,
+}
+
+/// Checks one image's bytes; the error says what is wrong and what would do.
+pub fn check(name: &str, path: &str, bytes: Vec<u8>) -> Result<Image, String> {
+    let file = path.rsplit('/').next().unwrap_or(path).to_owned();
+    let valid_name = !file.is_empty()
+        && !file.starts_with('.')
+        && file.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !valid_name || path.contains("..") || path.starts_with('/') {
+        return Err("must be a plain file name inside the campaign folder (a-z 0-9 - _ .)".into());
+    }
+    let extension = file.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    let (content_type, looks_right) = match extension.as_str() {
+        "svg" => ("image/svg+xml", is_svg(&bytes)),
+        "png" => ("image/png", bytes.starts_with(b"\x89PNG\r\n\x1a\n")),
+        "jpg" | "jpeg" => ("image/jpeg", bytes.starts_with(&[0xff, 0xd8, 0xff])),
+        "webp" => ("image/webp", bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP"),
+        _ => return Err("is not an .svg, .png, .jpg or .webp file".into()),
+    };
+    if !looks_right {
+        return Err(format!("is not a valid {extension} image"));
+    }
+    if bytes.len() > MAX_IMAGE_BYTES {
+        return Err(format!("is {} bytes; at most {MAX_IMAGE_BYTES} fit the splash's 30 KiB budget", bytes.len()));
+    }
+    Ok(Image { name: name.to_owned(), file, content_type, bytes: Bytes::from(bytes) })
+}
+
+/// An SVG that could run a script is refused: it is served from the
+/// portal's own origin.
+fn is_svg(bytes: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else { return false };
+    let lower = text.to_ascii_lowercase();
+    lower.contains("<svg") && !lower.contains("<script") && !lower.contains("javascript:") && !has_event_handler(&lower)
+}
+
+/// Whether an attribute like ` onload=` appears anywhere.
+fn has_event_handler(lower: &str) -> bool {
+    lower.match_indices("on").any(|(i, _)| {
+        let before = lower[..i].chars().next_back();
+        let rest = &lower[i + 2..];
+        let name_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        before.is_some_and(char::is_whitespace) && name_len > 0 && rest[name_len..].trim_start().starts_with('=')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn images_are_checked_for_name_kind_and_size() {
+        let svg = br#"<svg xmlns="http://www.w3.org/2000/svg"></svg>"#.to_vec();
+        assert_eq!(check("logo", "images/logo.svg", svg.clone()).unwrap().content_type, "image/svg+xml");
+        assert!(check("logo", "images/logo.png", svg.clone()).unwrap_err().contains("not a valid png"));
+        assert!(check("logo", "../logo.svg", svg.clone()).is_err());
+        assert!(check("logo", "logo.gif", svg).unwrap_err().contains(".svg, .png"));
+        let script = br#"<svg><script>alert(1)</script></svg>"#.to_vec();
+        assert!(check("logo", "logo.svg", script).is_err());
+        let handler = br#"<svg onload = "alert(1)"></svg>"#.to_vec();
+        assert!(check("logo", "logo.svg", handler).is_err());
+        let words = br#"<svg><title>Scan on arrival</title></svg>"#.to_vec();
+        assert!(check("logo", "logo.svg", words).is_ok());
+        let big = [b"\x89PNG\r\n\x1a\n".to_vec(), vec![0; MAX_IMAGE_BYTES]].concat();
+        assert!(check("logo", "big.png", big).unwrap_err().contains("30 KiB"));
+    }
+}
