@@ -9,8 +9,9 @@
 #   3. Fetches from Portico the splash page (Accept-Language: vi, an Android
 #      User-Agent) and a probe's 302 (Host: connectivitycheck.gstatic.com,
 #      GET /generate_204): body, Location and the page headers.
-#   4. Starts nginx (worker_processes 1, access_log off, keep-alive on), also
-#      pinned to CPU 0, on another loopback port, serving:
+#   4. Starts nginx (worker_processes 1, access_log off, keep-alive on,
+#      sendfile, tcp_nopush and open_file_cache as a static-file nginx would
+#      be run), also pinned to CPU 0, on another loopback port, serving:
 #        - `location = /`: the identical splash file, with the Content-Type and
 #          Cache-Control Portico sends, plus Portico's other page headers
 #          (CSP, X-Content-Type-Options, Referrer-Policy, Content-Language)
@@ -29,7 +30,15 @@
 #      thrown away, then the measured run, `wrk -t1 -c$CONNECTIONS
 #      -d$DURATION --latency`, with the same request headers for both servers.
 #   6. Prints markdown tables: requests/s, p50 and p99 latency per target and
-#      server; idle and peak RSS per server; the binary's size; the versions.
+#      server; what bounded each run (server CPU, CPU per request, how busy
+#      wrk's core was, CPU pressure; see "Around each measured run" below);
+#      idle and peak RSS per server; a goal check; the binary's size; the
+#      versions.
+#
+# Noise: on a shared machine (someone else's `cargo build` or test run) one
+# run can swing 2x. The CPU-pressure column flags the rows where other work
+# competed for a CPU; trust only runs where it stays near 0, and compare
+# "CPU µs/request", which moves least.
 #
 # Memory, and what each number is:
 #   - Portico idle: VmRSS of the process after start-up, before any request
@@ -85,6 +94,7 @@ fi
 command -v curl >/dev/null || die "missing: curl (apt-get install -y curl)"
 command -v cargo >/dev/null || die "missing: cargo (https://rustup.rs)"
 [[ $(nproc --all) -ge 2 ]] || die "needs two CPUs (servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU)"
+[[ -n ${EPOCHREALTIME:-} ]] || die "needs bash 5 or later (for EPOCHREALTIME)"
 [[ $CONNECTIONS =~ ^[0-9]+$ ]] || die "CONNECTIONS must be a number, got '$CONNECTIONS'"
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -118,17 +128,22 @@ trap 'exit 143' TERM
 
 # ---- helpers ----------------------------------------------------------------
 
-# A loopback TCP port nobody listens on, starting at a random point; bounded.
-# (Racy in principle, as every "free port" check is; fine on a bench box.)
+# A loopback TCP port nobody listens on, picked at random below the kernel's
+# ephemeral range, so that tests binding port 0 on the same machine cannot
+# grab it between this check and the server's bind. Sets the variable named
+# $1 (not echoed: a $(...) subshell would lose TAKEN). Bounded.
 declare -A TAKEN=()
+PORT_LO=10000
+PORT_HI=$(awk '{ print $1 - 1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32767)
+((PORT_HI > PORT_LO + 1000)) || PORT_HI=32767
 free_port() {
     local port i
     for ((i = 0; i < 200; i++)); do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port=$((PORT_LO + (RANDOM * 32768 + RANDOM) % (PORT_HI - PORT_LO)))
         [[ -z ${TAKEN[$port]:-} ]] || continue
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             TAKEN[$port]=1
-            echo "$port"
+            printf -v "$1" '%s' "$port"
             return 0
         fi
     done
@@ -184,9 +199,9 @@ BIN_BYTES=$(stat -c %s "$PORTICO")
 
 # ---- Portico ----------------------------------------------------------------
 
-P_PORT=$(free_port)
-A_PORT=$(free_port)
-N_PORT=$(free_port)
+free_port P_PORT
+free_port A_PORT
+free_port N_PORT
 mkdir -p "$TMP/state" "$TMP/www" "$TMP/nginx/tmp"
 cat >"$TMP/portico.toml" <<EOF
 [venue]
@@ -206,6 +221,13 @@ dir = "$TMP/state"
 
 [admin]
 listen = "127.0.0.1:$A_PORT"
+
+# wrk is one client sending tens of thousands of requests a second: per-client
+# and global rate limits are off here, as nginx has none either.
+[limits]
+per_client_rps = 0
+global_rps = 0
+max_connections = 4096
 EOF
 
 echo "== starting Portico on 127.0.0.1:$P_PORT (CPU $SERVER_CPU)" >&2
@@ -266,6 +288,12 @@ http {
     access_log off;
     server_tokens off;
     etag off;
+    # What an nginx serving static files is normally given (Debian's stock
+    # nginx.conf has the first two): without them it opens, reads and copies
+    # the file on every request, and the comparison flatters Portico.
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=16;
     keepalive_timeout 65s;
     keepalive_requests 1000000;
     client_body_temp_path $TMP/nginx/tmp;
@@ -313,7 +341,9 @@ wait_for "$N_BASE/" "$NGINX_PID" nginx
 sleep 0.5
 NGINX_WORKER=$(children_of "$NGINX_PID" | head -n 1)
 [[ -n $NGINX_WORKER ]] || die "nginx has no worker process"
-N_IDLE_KB=$(($(status_kb "$NGINX_PID" VmRSS) + $(status_kb "$NGINX_WORKER" VmRSS)))
+N_MASTER_IDLE_KB=$(status_kb "$NGINX_PID" VmRSS)
+N_WORKER_IDLE_KB=$(status_kb "$NGINX_WORKER" VmRSS)
+N_IDLE_KB=$((N_MASTER_IDLE_KB + N_WORKER_IDLE_KB))
 
 # ---- same bytes? ------------------------------------------------------------
 
@@ -346,29 +376,79 @@ echo "Splash bodies identical: yes. 302 bodies identical: yes. Location: $LOCATI
 
 # ---- load -------------------------------------------------------------------
 
-declare -A RPS P50 P99
+# Around each measured run the script also reads, so the numbers can be
+# judged: the serving process's CPU time (Portico, or nginx's worker), which
+# gives CPU per request, a figure that holds even when the rate is capped by
+# wrk; how busy CPU 1 was (near 100% means wrk, not the server, set the pace);
+# and the kernel's CPU pressure (/proc/pressure/cpu "some": the share of time
+# a runnable task waited for a CPU). With one busy task per core that stays
+# near 0; well above it means something else (a compile, a test run) was
+# competing and the run is noise.
+
+# utime + stime of PID, in clock ticks.
+proc_ticks() {
+    local stat rest
+    stat=$(<"/proc/$1/stat")
+    rest=${stat##*) }
+    awk '{ print $12 + $13 }' <<<"$rest"
+}
+# "busy total" ticks of one CPU from /proc/stat.
+cpu_ticks() {
+    awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+}
+psi_us() {
+    if [[ -r /proc/pressure/cpu ]]; then
+        awk -F'total=' '/^some/ { print $2 }' /proc/pressure/cpu
+    else
+        echo ""
+    fi
+}
+now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
+
+declare -A RPS P50 P99 SRV_CPU US_PER_REQ WRK_CPU PSI
 run_wrk() {
-    local key=$1 url=$2
-    shift 2
-    local out
+    local key=$1 url=$2 pid=$3
+    shift 3
+    local out t0 t1 s0 s1 c0 c1 p0 p1 requests
     echo "== wrk $key: warm-up $WARMUP, then $DURATION with $CONNECTIONS connections (CPU $CLIENT_CPU)" >&2
     taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "$@" "$url" >/dev/null
+    s0=$(proc_ticks "$pid")
+    c0=$(cpu_ticks "$CLIENT_CPU")
+    p0=$(psi_us)
+    t0=$(now_us)
     out=$(taskset -c "$CLIENT_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url")
+    t1=$(now_us)
+    p1=$(psi_us)
+    c1=$(cpu_ticks "$CLIENT_CPU")
+    s1=$(proc_ticks "$pid")
     echo "$out" >"$TMP/wrk-$key.txt"
     RPS[$key]=$(awk '$1 == "Requests/sec:" { print $2 }' <<<"$out")
     P50[$key]=$(awk '$1 == "50%" { print $2 }' <<<"$out")
     P99[$key]=$(awk '$1 == "99%" { print $2 }' <<<"$out")
-    [[ -n ${RPS[$key]} && -n ${P50[$key]} && -n ${P99[$key]} ]] \
+    requests=$(awk '$2 == "requests" && $3 == "in" { print $1 }' <<<"$out")
+    [[ -n ${RPS[$key]} && -n ${P50[$key]} && -n ${P99[$key]} && -n $requests ]] \
         || die "could not parse wrk's output for $key:"$'\n'"$out"
+    SRV_CPU[$key]=$(awk -v s=$((s1 - s0)) -v hz="$HZ" -v us=$((t1 - t0)) \
+        'BEGIN { printf "%.0f%%", 100 * s / hz * 1e6 / us }')
+    US_PER_REQ[$key]=$(awk -v s=$((s1 - s0)) -v hz="$HZ" -v n="$requests" \
+        'BEGIN { printf "%.1f", n ? s / hz * 1e6 / n : 0 }')
+    WRK_CPU[$key]=$(awk -v a="$c0" -v b="$c1" \
+        'BEGIN { split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.0f%%", d ? 100 * (y[1] - x[1]) / d : 0 }')
+    if [[ -n $p0 && -n $p1 ]]; then
+        PSI[$key]=$(awk -v d=$((p1 - p0)) -v us=$((t1 - t0)) 'BEGIN { printf "%.1f%%", 100 * d / us }')
+    else
+        PSI[$key]=n/a
+    fi
     # 302 counts as "3xx" for wrk, so any line here is a real failure.
     if grep -E 'Socket errors|Non-2xx or 3xx' <<<"$out" >&2; then
         note "$key: the line above means some requests failed"
     fi
 }
-run_wrk portico-splash "$P_BASE/" "${SPLASH_HDRS[@]}"
-run_wrk nginx-splash "$N_BASE/" "${SPLASH_HDRS[@]}"
-run_wrk portico-302 "$P_BASE$PROBE_PATH" "${PROBE_HDRS[@]}"
-run_wrk nginx-302 "$N_BASE$PROBE_PATH" "${PROBE_HDRS[@]}"
+HZ=$(getconf CLK_TCK)
+run_wrk portico-splash "$P_BASE/" "$PORTICO_PID" "${SPLASH_HDRS[@]}"
+run_wrk nginx-splash "$N_BASE/" "$NGINX_WORKER" "${SPLASH_HDRS[@]}"
+run_wrk portico-302 "$P_BASE$PROBE_PATH" "$PORTICO_PID" "${PROBE_HDRS[@]}"
+run_wrk nginx-302 "$N_BASE$PROBE_PATH" "$NGINX_WORKER" "${PROBE_HDRS[@]}"
 
 kill -0 "$PORTICO_PID" 2>/dev/null || die "Portico died under load"
 kill -0 "$NGINX_PID" 2>/dev/null || die "nginx died under load"
@@ -389,6 +469,32 @@ for target in splash 302; do
     done
 done
 echo
+echo "## What bounded each run"
+echo
+echo "| target | server | server CPU | CPU µs/request | CPU $CLIENT_CPU busy (wrk) | CPU pressure |"
+echo "|---|---|---|---|---|---|"
+noisy=
+for target in splash 302; do
+    for server in portico nginx; do
+        key=$server-$target
+        echo "| $target | $server | ${SRV_CPU[$key]} | ${US_PER_REQ[$key]} | ${WRK_CPU[$key]} | ${PSI[$key]} |"
+        if [[ ${PSI[$key]} != n/a ]] && awk -v p="${PSI[$key]%\%}" 'BEGIN { exit !(p > 5) }'; then
+            noisy+=" $key"
+        fi
+    done
+done
+echo
+echo "server CPU: user + system time of the serving process (nginx: its worker), as % of"
+echo "one core; near 100% means the server set the pace. CPU $CLIENT_CPU near 100% means wrk"
+echo "was saturated too, so the faster server's lead is understated. CPU µs/request is"
+echo "the fairest single figure. CPU pressure: share of the run in which some task"
+echo "waited for a CPU (/proc/pressure/cpu); near 0 is a clean run."
+if [[ -n $noisy ]]; then
+    echo
+    echo "WARNING: other work competed for the CPUs during:$noisy. Those rows are noise;"
+    echo "rerun when the machine is quiet."
+fi
+echo
 echo "## Memory"
 echo
 echo "| server | idle RSS | peak RSS |"
@@ -397,15 +503,36 @@ echo "| portico | $P_IDLE_KB kB ($(mib "$P_IDLE_KB")) | $P_PEAK_KB kB ($(mib "$P
 echo "| nginx | $N_IDLE_KB kB ($(mib "$N_IDLE_KB")) | $N_PEAK_KB kB ($(mib "$N_PEAK_KB")) |"
 echo
 echo "Portico: idle = VmRSS after start-up, before load; peak = VmHWM after load."
-echo "nginx: idle = master + worker VmRSS, same moment; peak = worker VmHWM after load."
+echo "nginx: idle = master ($N_MASTER_IDLE_KB kB) + worker ($N_WORKER_IDLE_KB kB) VmRSS, same moment;"
+echo "peak = worker VmHWM after load (so nginx's peak can read lower than its idle sum)."
 echo
 echo "## Goal check"
 echo
 for target in splash 302; do
-    awk -v t="$target" -v p="${RPS[portico-$target]}" -v n="${RPS[nginx-$target]}" \
-        'BEGIN { printf "- %s: Portico at %.0f%% of nginx requests/s (%s)\n", t, 100 * p / n, p > n ? "beats nginx" : "behind nginx" }'
+    awk -v t="$target" \
+        -v p="${RPS[portico-$target]}" -v n="${RPS[nginx-$target]}" \
+        -v p50="${P50[portico-$target]}" -v n50="${P50[nginx-$target]}" \
+        -v p99="${P99[portico-$target]}" -v n99="${P99[nginx-$target]}" '
+        # wrk prints latencies as 850.00us, 1.23ms, 1.02s or 1.50m.
+        function us(v,  x) {
+            x = v + 0
+            if (v ~ /us$/) return x
+            if (v ~ /ms$/) return x * 1e3
+            if (v ~ /m$/) return x * 60e6
+            return x * 1e6
+        }
+        function verdict(win) { return win ? "beats nginx" : "BEHIND nginx" }
+        BEGIN {
+            printf "- %s: requests/s %.0f%% of nginx (%s); p50 %s vs %s (%s); p99 %s vs %s (%s)\n", t,
+                100 * p / n, verdict(p > n),
+                p50, n50, verdict(us(p50) < us(n50)),
+                p99, n99, verdict(us(p99) < us(n99))
+        }'
 done
-awk -v k="$P_IDLE_KB" 'BEGIN { printf "- Portico idle RSS %.1f MiB: %s 10 MiB\n", k / 1024, k < 10240 ? "under" : "NOT under" }'
+awk -v k="$P_IDLE_KB" 'BEGIN { printf "- Portico idle RSS %.1f MiB: %s 10 MiB\n", k / 1024, (k < 10240 ? "under" : "NOT under") }'
+if [[ -n $noisy ]]; then
+    echo "- (not a verdict: rows$noisy were disturbed by other work, see the warning above)"
+fi
 echo
 awk -v b="$BIN_BYTES" 'BEGIN { printf "Binary: target/release/portico is %d bytes (%.2f MiB)\n", b, b / 1048576 }'
 echo "Versions: $("$NGINX" -v 2>&1 | tr -d '\n'); $(wrk -v 2>&1 | head -n 1 | sed 's/ Copyright.*//' || true); $("$PORTICO" --version)"
