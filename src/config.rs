@@ -7,6 +7,7 @@
 //! [`Problem`] names the key (`portal.session`) and, where the TOML parser
 //! knows it, the line, so `portico check` can print one line per problem.
 
+mod limits;
 mod raw;
 
 use std::fmt;
@@ -14,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use limits::Limits;
 pub use raw::parse_duration;
 
 /// A validated configuration. Everything in it has been checked.
@@ -25,6 +27,7 @@ pub struct Config {
     pub firewall: Firewall,
     pub state: State,
     pub admin: Admin,
+    pub limits: Limits,
 }
 
 #[derive(Clone, Debug)]
@@ -256,6 +259,7 @@ impl Config {
             firewall: Firewall { backend: Backend::None, interfaces: Vec::new(), table: "portico".into() },
             state: State { dir: demo_state_dir() },
             admin: Admin { listen: ([127, 0, 0, 1], 9090).into() },
+            limits: Limits::default(),
         }
     }
 }

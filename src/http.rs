@@ -13,6 +13,7 @@
 mod admin;
 mod body;
 mod captive;
+pub mod guard;
 pub mod probes;
 mod router;
 pub mod tls;
@@ -33,18 +34,14 @@ use tokio_rustls::TlsAcceptor;
 use arc_swap::ArcSwap;
 
 use crate::campaign::Campaign;
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::metrics::Metrics;
 use crate::pages::Pages;
 use crate::sessions::Sessions;
 
 pub use body::Body;
+pub use guard::{Guard, Rejection};
 pub use router::Conn;
-
-/// Open connections allowed per listener.
-pub const MAX_CONNECTIONS: usize = 1024;
-/// Time a client has to send a complete request head.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a request handler reads: what a reload replaces, the grant
 /// table and the counters.
@@ -55,6 +52,9 @@ pub struct Portal {
     pub live: ArcSwap<Live>,
     pub sessions: Sessions,
     pub metrics: Arc<Metrics>,
+    /// Bound at start-up, like the listeners they protect.
+    pub limits: Limits,
+    pub guard: Guard,
 }
 
 /// The reloadable part: the config, the campaign, every page rendered from
@@ -83,12 +83,23 @@ pub async fn serve(
     graceful: &GracefulShutdown,
     mut stop: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limits = &portal.limits;
+    let limit = Arc::new(Semaphore::new(limits.max_connections));
     let mut h1 = http1::Builder::new();
-    h1.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT).keep_alive(true);
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .keep_alive(true);
     let mut auto = auto::Builder::new(TokioExecutor::new());
-    auto.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-    auto.http2().timer(TokioTimer::new()).max_concurrent_streams(64);
+    auto.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    auto.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(64)
+        .max_header_list_size(limits.max_header_bytes as u32);
+    let handshake_timeout = limits.tls_handshake_timeout;
 
     loop {
         let permit = tokio::select! {
@@ -112,6 +123,17 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        // The admin listener is on loopback and is not limited per client.
+        let slot = match role {
+            Role::Admin => None,
+            Role::Portal => match portal.guard.connect(peer.ip().to_canonical()) {
+                Some(slot) => Some(slot),
+                None => {
+                    portal.metrics.rejected(Rejection::ClientConnections);
+                    continue;
+                }
+            },
+        };
         if role == Role::Portal {
             portal.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -134,11 +156,11 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let (h1, auto) = (h1.clone(), auto.clone());
         tokio::spawn(async move {
-            let _permit = permit;
+            let _permits = (permit, slot);
             let result = match acceptor {
                 None if tls => Ok(()),
                 None => watcher.watch(h1.serve_connection(TokioIo::new(stream), svc)).await,
-                Some(acceptor) => match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) => watcher
                         .watch(auto.serve_connection(TokioIo::new(stream), svc))
                         .await

@@ -7,6 +7,8 @@
 
 use std::fmt::Write as _;
 use std::sync::RwLock;
+
+use crate::http::Rejection;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -53,7 +55,8 @@ impl Outcome {
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
 /// Name, type and help of every metric family, in exposition order.
-const FAMILIES: [(&str, &str, &str); 12] = [
+const FAMILIES: [(&str, &str, &str); 13] = [
+    ("portico_rejected_total", "counter", "Requests and connections turned away by a limit, by reason."),
     ("portico_reloads_total", "counter", "Reloads (SIGHUP) of the config and campaign, by result."),
     ("portico_requests_total", "counter", "Portal requests by outcome."),
     ("portico_splash_views_total", "counter", "Splash pages shown, by language."),
@@ -76,6 +79,7 @@ pub struct Metrics {
     /// campaign's languages. Read-locked per splash view: a handful of
     /// entries, and the write lock is taken only when a new tag first appears.
     splash_by_lang: RwLock<Vec<(String, AtomicU64)>>,
+    rejections: [AtomicU64; Rejection::ALL.len()],
     /// Reloads applied and refused.
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
@@ -97,6 +101,7 @@ impl Metrics {
             started: Instant::now(),
             requests: Default::default(),
             splash_by_lang: RwLock::new(languages.iter().map(|l| (l.clone(), AtomicU64::new(0))).collect()),
+            rejections: Default::default(),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             accepts_ok: AtomicU64::new(0),
@@ -137,6 +142,11 @@ impl Metrics {
                 0
             }
         };
+    }
+
+    pub fn rejected(&self, why: Rejection) {
+        let i = Rejection::ALL.iter().position(|(r, _)| *r == why).unwrap_or(0);
+        self.rejections[i].fetch_add(1, Relaxed);
     }
 
     pub fn accept_latency(&self, took: Duration) {
@@ -203,6 +213,10 @@ impl Metrics {
             "portico_reloads_total{{venue=\"{venue}\",result=\"refused\"}} {}",
             self.reloads_failed.load(Relaxed)
         );
+        for (i, (_, reason)) in Rejection::ALL.iter().enumerate() {
+            let n = self.rejections[i].load(Relaxed);
+            let _ = writeln!(out, "portico_rejected_total{{venue=\"{venue}\",reason=\"{reason}\"}} {n}");
+        }
         let mut cumulative = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {
             cumulative += self.accept_buckets[i].load(Relaxed);

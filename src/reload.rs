@@ -111,6 +111,10 @@ fn keep_start_up_keys(old: &Config, new: &mut Config) -> Vec<&'static str> {
         changed.push("firewall");
         new.firewall = old.firewall.clone();
     }
+    if new.limits != old.limits {
+        changed.push("limits");
+        new.limits = old.limits.clone();
+    }
     if new.state.dir != old.state.dir {
         changed.push("state.dir");
         new.state.dir = old.state.dir.clone();

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::firewall::{self, Gate};
-use crate::http::{self, Portal, Role};
+use crate::http::{self, Guard, Portal, Role};
 use crate::metrics::Metrics;
 use crate::reload::{ConfigSource, build_live, reload};
 use crate::sessions::Sessions;
@@ -133,9 +133,12 @@ pub async fn run<F: Future<Output = ()>>(
         venue = %config.venue.name,
         "Portico serving"
     );
-    let portal = Arc::new(Portal { live: ArcSwap::from_pointee(live), sessions: sessions.clone(), metrics });
+    let limits = config.limits.clone();
+    let guard = Guard::new(&limits);
+    let portal =
+        Arc::new(Portal { live: ArcSwap::from_pointee(live), sessions: sessions.clone(), metrics, limits, guard });
 
-    let purge = PurgeTask::spawn(sessions.clone());
+    let purge = PurgeTask::spawn(portal.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = GracefulShutdown::new();
     let serving = async {
@@ -172,17 +175,18 @@ pub async fn run<F: Future<Output = ()>>(
     Ok(())
 }
 
-/// Drops expired grants from memory periodically; aborted when dropped, so
-/// it never outlives the server.
+/// Drops expired grants from memory and idle clients from the rate limiter
+/// periodically; aborted when dropped, so it never outlives the server.
 struct PurgeTask(tokio::task::JoinHandle<()>);
 
 impl PurgeTask {
-    fn spawn(sessions: Sessions) -> PurgeTask {
+    fn spawn(portal: Arc<Portal>) -> PurgeTask {
         PurgeTask(tokio::spawn(async move {
             let mut tick = tokio::time::interval(PURGE_EVERY);
             loop {
                 tick.tick().await;
-                let purged = sessions.purge(SystemTime::now());
+                portal.guard.purge();
+                let purged = portal.sessions.purge(SystemTime::now());
                 if purged > 0 {
                     tracing::debug!(purged, "expired grants dropped");
                 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::limits::RawLimits;
 use super::{
     Admin, Backend, CampaignSource, Config, Firewall, Portal, Problem, PublicUrl, State, Tls, Venue, VenueKind,
 };
@@ -26,6 +27,8 @@ struct RawConfig {
     state: RawState,
     #[serde(default)]
     admin: RawAdmin,
+    #[serde(default)]
+    limits: RawLimits,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +152,7 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
 
     let firewall = validate_firewall(&mut c, raw.firewall);
     let state = State { dir: raw.state.dir.map_or_else(|| PathBuf::from("/var/lib/portico"), |d| base.join(d)) };
+    let limits = super::limits::validate(raw.limits, &mut |key, message| c.bad(key, message));
     let admin = Admin { listen: c.addr("admin.listen", raw.admin.listen.as_deref(), "127.0.0.1:9090") };
 
     let mut listeners = vec![("portal.listen", portal.listen), ("admin.listen", admin.listen)];
@@ -161,7 +165,11 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         }
     }
 
-    if c.problems.is_empty() { Ok(Config { venue, portal, tls, firewall, state, admin }) } else { Err(c.problems) }
+    if c.problems.is_empty() {
+        Ok(Config { venue, portal, tls, firewall, state, admin, limits })
+    } else {
+        Err(c.problems)
+    }
 }
 
 fn validate_venue(c: &mut Checker, raw: RawVenue) -> Venue {

@@ -25,9 +25,6 @@ use crate::grant::client_ip;
 use crate::metrics::Outcome;
 use crate::views::Platform;
 
-/// The largest accept form we read; the real one is a dozen bytes.
-const MAX_FORM: usize = 4 * 1024;
-
 /// Facts about the connection a request arrived on.
 #[derive(Clone, Copy, Debug)]
 pub struct Conn {
@@ -37,6 +34,10 @@ pub struct Conn {
 
 pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Response<Body> {
     let client = client_ip(conn.peer.ip());
+    if let Err((why, wait)) = portal.guard.admit(client) {
+        portal.metrics.rejected(why);
+        return too_many_requests(wait);
+    }
     let now = SystemTime::now();
     let live = portal.live.load();
     let host = request_host(&req);
@@ -130,6 +131,16 @@ async fn own_page(
     }
 }
 
+/// 429 with the seconds until the client's bucket has room again.
+fn too_many_requests(wait: std::time::Duration) -> Response<Body> {
+    let mut res = body::text(StatusCode::TOO_MANY_REQUESTS, "too many requests; slow down\n");
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
 fn stylesheet(css: Bytes) -> Response<Body> {
     let mut res = body::response(StatusCode::OK, "text/css; charset=utf-8", css);
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
@@ -146,7 +157,7 @@ async fn accept(
     req: Request<Incoming>,
 ) -> (Response<Body>, Outcome) {
     let campaign = &live.campaign;
-    let form = match Limited::new(req.into_body(), MAX_FORM).collect().await {
+    let form = match Limited::new(req.into_body(), portal.limits.max_form_bytes).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return (body::text(StatusCode::PAYLOAD_TOO_LARGE, "form too large\n"), Outcome::BadRequest);

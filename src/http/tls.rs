@@ -3,20 +3,17 @@
 //! default suites (no weak ones exist there), HTTP/2 and HTTP/1.1 by ALPN.
 //!
 //! The handshake itself runs inside each connection's task under
-//! [`HANDSHAKE_TIMEOUT`], so a client that stalls mid-handshake holds one
-//! connection permit, never the accept loop.
+//! `limits.tls_handshake_timeout`, so a client that stalls mid-handshake
+//! holds one connection permit, never the accept loop.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
-
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Loads the certificate chain and key, naming the file and config key that
 /// is wrong when one is.

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use portico::config::Config;
 use portico::reload::ConfigSource;
 use portico::server::{self, Control, Listeners};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -29,9 +29,13 @@ pub struct TestPortal {
     task: JoinHandle<anyhow::Result<()>>,
 }
 
+/// Tests send many requests from one address; rate limits are tested on
+/// their own (tests/limits.rs), so elsewhere they are off.
+pub const NO_RATE_LIMITS: &str = "per_client_rps = 0\nglobal_rps = 0";
+
 /// A config for a portal on `port`, with extra TOML lines appended to
-/// `[portal]`.
-pub fn config_text(port: u16, state: &Path, portal_extra: &str) -> String {
+/// `[portal]` and `[limits]`.
+pub fn config_text(port: u16, state: &Path, portal_extra: &str, limits: &str) -> String {
     format!(
         r#"[venue]
 name = "Ga Thử Nghiệm"
@@ -50,6 +54,9 @@ dir = "{}"
 
 [admin]
 listen = "127.0.0.1:0"
+
+[limits]
+{limits}
 "#,
         state.display()
     )
@@ -61,13 +68,17 @@ impl TestPortal {
     }
 
     pub async fn start_with(state: &Path, portal_extra: &str) -> TestPortal {
+        Self::start_with_limits(state, portal_extra, NO_RATE_LIMITS).await
+    }
+
+    pub async fn start_with_limits(state: &Path, portal_extra: &str, limits: &str) -> TestPortal {
         // `RUST_LOG=portico=debug cargo test -- --nocapture` shows the server's log.
         let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
         let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = portal.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
-        let text = config_text(addr.port(), state, portal_extra);
+        let text = config_text(addr.port(), state, portal_extra, limits);
         std::fs::create_dir_all(state).unwrap();
         let config_file = state.join("portico.toml");
         std::fs::write(&config_file, &text).unwrap();
@@ -164,7 +175,23 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> Reply {
-    let stream = TcpStream::connect(addr).await.unwrap();
+    send_from("127.0.0.1".parse().unwrap(), addr, method, host, path, headers, body).await
+}
+
+/// Like [`send`], from another loopback address (`127.0.0.2` is a second
+/// client as far as Portico can tell).
+pub async fn send_from(
+    from: std::net::IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Reply {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from, 0)).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
     let mut req = Request::builder().method(method).uri(path).header("host", host);

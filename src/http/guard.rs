@@ -1,0 +1,177 @@
+//! Per-client and global limits on what a stranger may cost: request rate
+//! (governor, keyed by client address) and open connections per address.
+//!
+//! What must stay true: memory stays bounded under address churn (a hall
+//! full of phones with random MACs and addresses): the rate limiter forgets
+//! keys whose bucket is full again ([`Guard::purge`], run periodically), and
+//! a client's connection count is removed when its last connection closes.
+//! The admin listener is not limited: it is on loopback.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config::Limits;
+
+/// Why a request or connection was turned away; also the metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    ClientRate,
+    GlobalRate,
+    ClientConnections,
+}
+
+impl Rejection {
+    pub const ALL: [(Rejection, &'static str); 3] = [
+        (Rejection::ClientRate, "client_rate"),
+        (Rejection::GlobalRate, "global_rate"),
+        (Rejection::ClientConnections, "client_connections"),
+    ];
+}
+
+pub struct Guard {
+    per_client: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    global: Option<DefaultDirectRateLimiter>,
+    clock: DefaultClock,
+    max_per_client: usize,
+    /// A `std` mutex: one map operation per connection open and close, never
+    /// held across an await.
+    connections: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// One open connection of a client; dropping it frees the slot.
+pub struct ClientSlot {
+    ip: IpAddr,
+    connections: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Guard {
+    pub fn new(limits: &Limits) -> Guard {
+        let per_client = NonZeroU32::new(limits.per_client_rps).map(|rps| {
+            let burst = NonZeroU32::new(limits.per_client_burst).unwrap_or(rps);
+            RateLimiter::keyed(Quota::per_second(rps).allow_burst(burst))
+        });
+        let global = NonZeroU32::new(limits.global_rps).map(|rps| {
+            // A second's worth of burst: a train's arrival is bursty.
+            RateLimiter::direct(Quota::per_second(rps).allow_burst(rps))
+        });
+        Guard {
+            per_client,
+            global,
+            clock: DefaultClock::default(),
+            max_per_client: limits.per_client_connections,
+            connections: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Whether `client` may make a request now; if not, why and when to
+    /// come back.
+    pub fn admit(&self, client: IpAddr) -> Result<(), (Rejection, Duration)> {
+        if let Some(limiter) = &self.per_client
+            && let Err(not_until) = limiter.check_key(&client)
+        {
+            return Err((Rejection::ClientRate, not_until.wait_time_from(self.clock.now())));
+        }
+        if let Some(limiter) = &self.global
+            && let Err(not_until) = limiter.check()
+        {
+            return Err((Rejection::GlobalRate, not_until.wait_time_from(self.clock.now())));
+        }
+        Ok(())
+    }
+
+    /// A connection slot for `client`, or `None` if it has too many open.
+    pub fn connect(&self, client: IpAddr) -> Option<ClientSlot> {
+        let mut map = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(client).or_insert(0);
+        if *n >= self.max_per_client {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot { ip: client, connections: self.connections.clone() })
+    }
+
+    /// Forgets rate-limiter keys that are back to a full bucket.
+    pub fn purge(&self) {
+        if let Some(limiter) = &self.per_client {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Keys held now, for tests and the status page.
+    pub fn tracked_clients(&self) -> usize {
+        self.per_client.as_ref().map_or(0, |l| l.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(rps: u32, burst: u32, per_client: usize) -> Limits {
+        Limits { per_client_rps: rps, per_client_burst: burst, per_client_connections: per_client, ..Limits::default() }
+    }
+
+    #[test]
+    fn a_client_past_its_burst_is_told_when_to_return_and_others_are_not_affected() {
+        let guard = Guard::new(&limits(1, 5, 2));
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for _ in 0..5 {
+            assert!(guard.admit(a).is_ok());
+        }
+        let (why, wait) = guard.admit(a).unwrap_err();
+        assert_eq!(why, Rejection::ClientRate);
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(guard.admit(b).is_ok());
+    }
+
+    #[test]
+    fn zero_turns_rate_limiting_off() {
+        let guard = Guard::new(&Limits { per_client_rps: 0, global_rps: 0, ..Limits::default() });
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!((0..10_000).all(|_| guard.admit(a).is_ok()));
+    }
+
+    #[test]
+    fn connection_slots_are_per_client_and_freed_on_drop() {
+        let guard = Guard::new(&limits(20, 60, 2));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let first = guard.connect(a).unwrap();
+        let _second = guard.connect(a).unwrap();
+        assert!(guard.connect(a).is_none());
+        assert!(guard.connect("10.0.0.2".parse().unwrap()).is_some());
+        drop(first);
+        assert!(guard.connect(a).is_some());
+    }
+
+    #[test]
+    fn purge_forgets_clients_under_address_churn() {
+        let guard = Guard::new(&limits(1000, 1, 2));
+        for i in 0..2000u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            let _ = guard.admit(ip);
+        }
+        assert_eq!(guard.tracked_clients(), 2000);
+        std::thread::sleep(Duration::from_millis(5));
+        guard.purge();
+        assert_eq!(guard.tracked_clients(), 0, "every bucket refilled, so every key is forgotten");
+    }
+}
