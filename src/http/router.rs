@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, Response, StatusCode, Version};
 
 use super::body::{self, Body};
 use super::probes::{self, ProbeAnswer};
@@ -33,7 +33,7 @@ pub struct Conn {
 }
 
 pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Response<Body> {
-    let client = client_ip(conn.peer.ip());
+    let client = client_of(portal, conn, &req);
     if let Err((why, wait)) = portal.guard.admit(client) {
         portal.metrics.rejected(why);
         return too_many_requests(wait);
@@ -42,6 +42,12 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
     let live = portal.live.load();
     let host = request_host(&req);
     let own = match &host {
+        // HTTP/1.1 requires a Host (RFC 9112 §3.2); HTTP/1.0 may omit it, and
+        // such a request can only be for whoever answers: the portal.
+        None if req.version() == Version::HTTP_11 => {
+            portal.metrics.request(Outcome::BadRequest);
+            return body::text(StatusCode::BAD_REQUEST, "a Host header is required\n");
+        }
         None => true,
         Some(h) => is_own_host(&live, h, conn.local.ip()),
     };
@@ -52,6 +58,25 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
     };
     portal.metrics.request(outcome);
     res
+}
+
+/// Who is asking: the TCP peer, always, unless the peer is a proxy the
+/// operator listed in `limits.trusted_proxies`; then the address that proxy
+/// appended last to `X-Forwarded-For` (earlier entries are the client's own
+/// claims and are never believed).
+fn client_of(portal: &Portal, conn: Conn, req: &Request<Incoming>) -> IpAddr {
+    let peer = client_ip(conn.peer.ip());
+    if !portal.limits.trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    req.headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|last| last.trim().parse::<IpAddr>().ok())
+        .map_or(peer, client_ip)
 }
 
 /// A request intercepted on its way to another host.
