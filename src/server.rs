@@ -31,8 +31,9 @@ use crate::store::Journal;
 
 /// How long open connections may take to finish after a stop.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
-/// How often expired grants are dropped from memory.
-const PURGE_EVERY: Duration = Duration::from_secs(30);
+/// How often expired grants are dropped from memory, idle clients from the
+/// rate limiter, and grants that a failed disk write left in memory retried.
+const PURGE_EVERY: Duration = Duration::from_secs(5);
 
 /// The bound sockets Portico serves on.
 pub struct Listeners {
@@ -186,6 +187,7 @@ impl PurgeTask {
             loop {
                 tick.tick().await;
                 portal.guard.purge();
+                portal.sessions.flush_pending().await;
                 let purged = portal.sessions.purge(SystemTime::now());
                 if purged > 0 {
                     tracing::debug!(purged, "expired grants dropped");

@@ -43,6 +43,10 @@ struct Shared {
     metrics: Arc<Metrics>,
     /// Set when the last write to disk failed; cleared by the next success.
     store_degraded: AtomicBool,
+    /// Records not yet on disk because a write failed, in order. A tokio
+    /// mutex: it is held across the retry's write, and is only ever touched
+    /// once the store has failed.
+    pending: tokio::sync::Mutex<Vec<Record>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +79,7 @@ impl Sessions {
                 session_ms: AtomicU64::new(session.as_millis() as u64),
                 metrics,
                 store_degraded: AtomicBool::new(false),
+                pending: tokio::sync::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -142,13 +147,50 @@ impl Sessions {
         Ok(revoked)
     }
 
+    /// Writes `records`, or keeps them to write later. In the normal case
+    /// commits run concurrently (the store groups them). Once a write has
+    /// failed, every later record queues behind the unwritten ones, in order,
+    /// so a revoke can never reach the disk before the grant it cancels.
     async fn persist(&self, records: Vec<Record>) {
-        match self.shared.store.commit(records).await {
-            Ok(()) => self.shared.store_degraded.store(false, Ordering::Relaxed),
+        let shared = &self.shared;
+        if !shared.store_degraded.load(Ordering::Acquire) {
+            match shared.store.commit(records.clone()).await {
+                Ok(()) => return,
+                Err(e) => {
+                    shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, "grant kept in memory only until the disk takes writes again");
+                }
+            }
+        }
+        let mut pending = shared.pending.lock().await;
+        pending.extend(records);
+        shared.store_degraded.store(true, Ordering::Release);
+        self.flush_pending_locked(&mut pending).await;
+    }
+
+    /// Retries writing what a failed write left in memory; called
+    /// periodically. Clears the degraded state once everything is on disk.
+    pub async fn flush_pending(&self) {
+        if self.shared.store_degraded.load(Ordering::Acquire) {
+            let mut pending = self.shared.pending.lock().await;
+            self.flush_pending_locked(&mut pending).await;
+        }
+    }
+
+    async fn flush_pending_locked(&self, pending: &mut Vec<Record>) {
+        if pending.is_empty() {
+            self.shared.store_degraded.store(false, Ordering::Release);
+            return;
+        }
+        match self.shared.store.commit(pending.clone()).await {
+            Ok(()) => {
+                tracing::info!(records = pending.len(), "the grant store is writable again; caught up");
+                pending.clear();
+                self.shared.store_degraded.store(false, Ordering::Release);
+            }
             Err(e) => {
-                self.shared.store_degraded.store(true, Ordering::Relaxed);
                 self.shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "grant kept in memory only: could not write it to disk");
+                tracing::debug!(error = %e, records = pending.len(), "the grant store still refuses writes");
             }
         }
     }
