@@ -137,7 +137,7 @@ pub async fn serve(
         if role == Role::Portal {
             portal.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        let conn = Conn { peer, local };
+        let conn = Conn { peer, local, tls };
         let metrics = portal.metrics.clone();
         // The certificate in force when the connection arrives (a reload may
         // have renewed it); connections already open keep theirs.

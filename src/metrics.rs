@@ -29,12 +29,15 @@ pub enum Outcome {
     /// Any other foreign request from a granted client, sent to `/welcome`.
     WelcomeRedirect,
     NotFound,
+    /// A plain-http request for the portal's pages, sent to https.
+    HttpsRedirect,
     BadRequest,
     Unavailable,
 }
 
 impl Outcome {
-    const ALL: [(Outcome, &'static str); 13] = [
+    const ALL: [(Outcome, &'static str); 14] = [
+        (Outcome::HttpsRedirect, "https_redirect"),
         (Outcome::Splash, "splash"),
         (Outcome::Welcome, "welcome"),
         (Outcome::Signage, "signage"),

@@ -22,7 +22,14 @@ const HOST: &str = "portal.test";
 
 struct Tls {
     addr: std::net::SocketAddr,
+    plain: std::net::SocketAddr,
     connector: TlsConnector,
+    /// A second certificate for the same name, for the renewal test.
+    renewed: rcgen::CertifiedKey<rcgen::KeyPair>,
+    dir: std::path::PathBuf,
+    reload: tokio::sync::mpsc::Sender<()>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Tls {
@@ -34,46 +41,70 @@ impl Tls {
         let tcp = TcpStream::connect(self.addr).await.unwrap();
         connector.connect(ServerName::try_from(HOST).unwrap(), tcp).await.unwrap()
     }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
 }
 
-async fn start(dir: &Path) -> (Tls, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
-    let cert = rcgen::generate_simple_self_signed(vec![HOST.to_string()]).unwrap();
+fn write_cert(dir: &Path, cert: &rcgen::CertifiedKey<rcgen::KeyPair>) {
     std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+}
+
+async fn start(dir: &Path) -> Tls {
+    let first = rcgen::generate_simple_self_signed(vec![HOST.to_string()]).unwrap();
+    let renewed = rcgen::generate_simple_self_signed(vec![HOST.to_string()]).unwrap();
+    write_cert(dir, &first);
 
     let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tls.local_addr().unwrap();
+    let (addr, plain) = (tls.local_addr().unwrap(), portal.local_addr().unwrap());
     let text = format!(
         "[venue]\nname = \"TLS\"\n[portal]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://{HOST}/\"\n\
          [tls]\nlisten = \"127.0.0.1:0\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
-         [firewall]\nbackend = \"none\"\n[state]\ndir = \"state\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+         [firewall]\nbackend = \"none\"\n[state]\ndir = \"state\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [limits]\nper_client_rps = 0\n"
     );
-    let config = Config::from_toml(&text, dir).unwrap();
+    let file = dir.join("portico.toml");
+    std::fs::write(&file, text).unwrap();
+    let config = Config::load(&file).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shutdown = async {
         let _ = stopped.await;
     };
-    let (_reload, reloads) = tokio::sync::mpsc::channel(1);
-    let control = Control { shutdown, reloads, source: ConfigSource::Demo };
+    let (reload, reloads) = tokio::sync::mpsc::channel(1);
+    let control = Control { shutdown, reloads, source: ConfigSource::File(file) };
     let task = tokio::spawn(server::run(config, Listeners { portal, tls: Some(tls), admin }, control));
 
     let mut roots = RootCertStore::empty();
-    roots.add(CertificateDer::from(cert.cert.der().to_vec())).unwrap();
+    for cert in [&first, &renewed] {
+        roots.add(CertificateDer::from(cert.cert.der().to_vec())).unwrap();
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    (Tls { addr, connector: TlsConnector::from(Arc::new(config)) }, stop, task)
+    Tls {
+        addr,
+        plain,
+        connector: TlsConnector::from(Arc::new(config)),
+        renewed,
+        dir: dir.to_owned(),
+        reload,
+        stop,
+        task,
+    }
 }
 
 #[tokio::test]
 async fn pages_and_api_over_h2_and_http1() {
     let dir = tempfile::tempdir().unwrap();
-    let (tls, stop, task) = start(dir.path()).await;
+    let tls = start(dir.path()).await;
 
     // HTTP/2, negotiated by ALPN.
     let stream = tls.connect(b"h2").await;
@@ -100,14 +131,13 @@ async fn pages_and_api_over_h2_and_http1() {
     let html = res.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&html).contains("Bluezone"));
 
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    tls.stop().await;
 }
 
 #[tokio::test]
 async fn plain_text_on_the_tls_port_is_dropped_and_others_are_served() {
     let dir = tempfile::tempdir().unwrap();
-    let (tls, stop, task) = start(dir.path()).await;
+    let tls = start(dir.path()).await;
     let mut plain = TcpStream::connect(tls.addr).await.unwrap();
     plain.write_all(b"GET / HTTP/1.1\r\nHost: portal.test\r\n\r\n").await.unwrap();
     let mut buf = Vec::new();
@@ -117,6 +147,68 @@ async fn plain_text_on_the_tls_port_is_dropped_and_others_are_served() {
 
     let stream = tls.connect(b"http/1.1").await;
     assert!(stream.get_ref().1.alpn_protocol() == Some(&b"http/1.1"[..]));
-    let _ = stop.send(());
-    task.await.unwrap().unwrap();
+    tls.stop().await;
+}
+
+/// A plain-http request, as raw text, to `addr`.
+async fn plain(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test]
+async fn plain_http_pages_move_to_https_but_probes_keep_their_plain_302() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = start(dir.path()).await;
+    let page =
+        plain(tls.plain, &format!("GET /welcome?lang=en HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n")).await;
+    assert!(page.starts_with("HTTP/1.1 302"), "{page}");
+    assert!(page.contains(&format!("location: https://{HOST}/welcome?lang=en\r\n")), "{page}");
+    assert!(!page.to_ascii_lowercase().contains("strict-transport-security"));
+
+    let probe = plain(
+        tls.plain,
+        "GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(probe.starts_with("HTTP/1.1 302") && probe.contains(&format!("location: https://{HOST}/\r\n")), "{probe}");
+
+    let accept = plain(
+        tls.plain,
+        &format!("POST / HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 7\r\nConnection: close\r\n\r\nlang=en"),
+    )
+    .await;
+    assert!(accept.starts_with("HTTP/1.1 303"), "the accept is taken over plain http too: {accept}");
+    tls.stop().await;
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_picked_up_on_reload_without_dropping_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = start(dir.path()).await;
+    let presented = |stream: &tokio_rustls::client::TlsStream<TcpStream>| {
+        stream.get_ref().1.peer_certificates().unwrap()[0].as_ref().to_vec()
+    };
+    let before = tls.connect(b"http/1.1").await;
+    let (mut open, conn) = hyper::client::conn::http1::handshake(TokioIo::new(before)).await.unwrap();
+    tokio::spawn(conn);
+
+    write_cert(&tls.dir, &tls.renewed);
+    tls.reload.send(()).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let fresh = tls.connect(b"http/1.1").await;
+        if presented(&fresh) == tls.renewed.cert.der().to_vec() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the renewed certificate was never presented");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The connection opened before the renewal still works.
+    let req = Request::get("/api/captive").header("host", HOST).body(Empty::<Bytes>::new()).unwrap();
+    assert_eq!(open.send_request(req).await.unwrap().status(), 200);
+    tls.stop().await;
 }

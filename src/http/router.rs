@@ -30,6 +30,8 @@ use crate::views::Platform;
 pub struct Conn {
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// Whether the request came over TLS.
+    pub tls: bool,
 }
 
 pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Response<Body> {
@@ -51,13 +53,35 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
         None => true,
         Some(h) => is_own_host(&live, h, conn.local.ip()),
     };
-    let (res, outcome) = if own {
+    let (res, outcome) = if own && !conn.tls && wants_https(&live, &req) {
+        // With TLS on, the portal's own pages are read over https. Probes
+        // (foreign hosts) keep their plain 302 above; the accept POST is
+        // taken on either; and no HSTS is ever sent: a phone must still be
+        // redirected over plain http on its next visit.
+        let location = https_url(&live, &req);
+        (body::redirect(StatusCode::FOUND, &location, Bytes::new()), Outcome::HttpsRedirect)
+    } else if own {
         own_page(portal, &live, client, now, req).await
     } else {
         foreign(portal, &live, client, now, host.as_deref().unwrap_or(""), req.uri().path())
     };
     portal.metrics.request(outcome);
     res
+}
+
+/// Whether a plain-http request for the portal's pages should move to https.
+fn wants_https(live: &Live, req: &Request<Incoming>) -> bool {
+    let readable = req.method() == Method::GET || req.method() == Method::HEAD;
+    readable && live.tls.is_some() && live.config.portal.public_url.https
+}
+
+/// The same page on the public https URL. The host is the configured one,
+/// never the request's, and the path is joined below it, so nothing the
+/// client sends can point the redirect elsewhere.
+fn https_url(live: &Live, req: &Request<Incoming>) -> String {
+    let base = live.config.portal.public_url.url.trim_end_matches('/');
+    let path_and_query = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    format!("{base}/{}", path_and_query.trim_start_matches('/'))
 }
 
 /// Who is asking: the TCP peer, always, unless the peer is a proxy the
