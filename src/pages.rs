@@ -33,6 +33,8 @@ pub struct Pages {
     pub welcome_redirect_body: Bytes,
     pub stylesheet: Bytes,
     pub boards_stylesheet: Bytes,
+    /// The signage's language rotation, timed for this campaign.
+    pub signage_cycle: Bytes,
 }
 
 impl Pages {
@@ -50,6 +52,7 @@ impl Pages {
             welcome_redirect_body: Bytes::new(),
             stylesheet: Bytes::from_static(STYLESHEET.as_bytes()),
             boards_stylesheet: Bytes::from_static(BOARDS_STYLESHEET.as_bytes()),
+            signage_cycle: Bytes::from(views::cycle_css(campaign.locales.len())),
         };
         pages.portal_redirect_body = bytes(views::redirect_body(&pages.portal_url));
         pages.welcome_redirect_body = bytes(views::redirect_body(&pages.welcome_url));

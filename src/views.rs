@@ -14,7 +14,7 @@ mod signage;
 use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 pub use poster::poster;
-pub use signage::{SECONDS_PER_LANGUAGE, signage};
+pub use signage::{SECONDS_PER_LANGUAGE, cycle_css, signage};
 
 use crate::campaign::{Campaign, Locale};
 use crate::config::Venue;

@@ -334,11 +334,18 @@ async fn signage_cycles_through_every_language_without_script() {
         assert_eq!(r.status, StatusCode::OK);
         let html = r.text();
         assert!(html.contains(&format!("<html lang=\"{lang}\"")), "{lang}");
-        let next = LANGS[(i + 1) % LANGS.len()];
-        assert!(html.contains(&format!("url=/signage?lang={next}\"")), "{lang} → {next}: {html}");
+        // A panel per language, starting with the one asked for.
+        let panels: Vec<&str> =
+            html.split("class=\"board-panel\" lang=\"").skip(1).map(|p| p.split('"').next().unwrap()).collect();
+        let expected: Vec<&str> = LANGS[i..].iter().chain(&LANGS[..i]).copied().collect();
+        assert_eq!(panels, expected, "{lang}");
         assert!(!html.contains("<script") && html.contains("<svg"), "{lang}: no script, a QR code");
         assert!(html.contains("/assets/boards.css") && !html.contains("/assets/portico.css"));
+        assert!(html.contains("http-equiv=\"refresh\" content=\"86400\""), "{lang}: a daily reload, no more");
     }
+    let cycle = portal.page("/assets/signage-cycle.css", &[]).await.text();
+    assert!(cycle.contains("animation:board-turn 96s"), "8 languages × 12 s: {cycle}");
+    assert!(cycle.contains(".board-panel:nth-child(8){animation-delay:84s}"), "{cycle}");
     let css = portal.page("/assets/boards.css", &[]).await;
     assert!(css.text().contains("@page{size:A4"), "the poster prints on A4");
     portal.stop().await;

@@ -156,6 +156,7 @@ async fn own_page(
         (true, "/poster") => (body::page(StatusCode::OK, pages.poster(lang), tag), Outcome::Poster),
         (true, "/assets/portico.css") => (stylesheet(pages.stylesheet.clone()), Outcome::Asset),
         (true, "/assets/boards.css") => (stylesheet(pages.boards_stylesheet.clone()), Outcome::Asset),
+        (true, "/assets/signage-cycle.css") => (stylesheet(pages.signage_cycle.clone()), Outcome::Asset),
         // Only a file the campaign declared is ever served: the name is
         // looked up, never joined to a path.
         (true, path) if path.starts_with("/assets/campaign/") => {

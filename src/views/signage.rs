@@ -1,9 +1,19 @@
 //! `/signage`: the notice on the electronic boards in lifts, halls and
 //! stations. Full screen, no scrollbars, readable from a few metres (sizes
-//! in viewport units), a large QR code, and it moves on to the next language
-//! by itself with a meta refresh, because a board's browser may run no
-//! script at all. Landscape (16:9) puts the text beside the code; portrait
+//! in viewport units), one large QR code, and every language of the
+//! campaign in turn.
+//!
+//! The languages take turns by CSS alone: the page holds one panel per
+//! language, stacked in one grid cell, and a keyframe animation makes each
+//! visible for [`SECONDS_PER_LANGUAGE`] in turn (a board's browser may run no
+//! script). Not a short meta refresh: that fails WCAG 2.2.1, and it would
+//! reload the page every few seconds. A daily refresh picks up a campaign
+//! that was reloaded on the gateway. The timing depends on how many
+//! languages the campaign has, so its stylesheet ([`cycle_css`]) is made
+//! with the pages. Landscape (16:9) puts the text beside the code; portrait
 //! stacks them.
+
+use std::fmt::Write as _;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
@@ -12,37 +22,66 @@ use super::Page;
 /// Seconds each language stays on the board.
 pub const SECONDS_PER_LANGUAGE: u32 = 12;
 
+/// The board reloads itself once a day (WCAG 2.2.1 allows 20 hours and up).
+const RELOAD_SECONDS: u32 = 86_400;
+
+/// The board, starting with `page.lang` and then the others in campaign
+/// order.
 pub fn signage(page: &Page) -> Markup {
     let campaign = page.campaign;
     let locale = &campaign.locales[page.lang];
-    let t = &locale.text;
-    let next = &campaign.locales[(page.lang + 1) % campaign.locales.len()].tag;
+    let n = campaign.locales.len();
+    let order = (0..n).map(|i| &campaign.locales[(page.lang + i) % n]);
     html! {
         (DOCTYPE)
         html lang=(locale.tag) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                @if campaign.locales.len() > 1 {
-                    meta http-equiv="refresh" content={ (SECONDS_PER_LANGUAGE) ";url=/signage?lang=" (next) };
-                }
-                title { (t.title) }
+                meta http-equiv="refresh" content=(RELOAD_SECONDS);
+                title { (locale.text.title) }
                 link rel="stylesheet" href="/assets/boards.css";
+                link rel="stylesheet" href="/assets/signage-cycle.css";
             }
             body.signage {
                 main.board {
-                    div.board-text {
-                        p.board-venue { (t.wifi_at) " " (page.venue.name) }
-                        div.board-title { (super::logo(page)) h1 { (t.title) } }
-                        p.board-slogan { (t.slogan) }
-                        ol.board-steps { @for step in &t.poster_steps { li { (step) } } }
+                    div.board-panels {
+                        @for other in order {
+                            section.board-panel lang=(other.tag) {
+                                p.board-venue { (other.text.wifi_at) " " (page.venue.name) }
+                                div.board-title { (super::logo(page)) h1 { (other.text.title) } }
+                                p.board-slogan { (other.text.slogan) }
+                                ol.board-steps { @for step in &other.text.poster_steps { li { (step) } } }
+                                p.board-short { (other.text.short_line) }
+                            }
+                        }
                     }
-                    figure.board-qr {
-                        (PreEscaped(page.qr_svg))
-                        figcaption { (t.short_line) }
-                    }
+                    figure.board-qr { (PreEscaped(page.qr_svg)) }
                 }
             }
         }
     }
+}
+
+/// The animation for `languages` panels: each visible for its share of the
+/// cycle, starting one after another.
+pub fn cycle_css(languages: usize) -> String {
+    let mut css = String::from("/* Made at start-up for this campaign's languages. */\n");
+    if languages <= 1 {
+        css.push_str(".board-panel{visibility:visible}\n");
+        return css;
+    }
+    let cycle = SECONDS_PER_LANGUAGE as usize * languages;
+    let share = 100.0 / languages as f64;
+    let _ = writeln!(css, ".board-panel{{animation:board-turn {cycle}s step-end infinite}}");
+    let _ = writeln!(css, "@keyframes board-turn{{0%{{visibility:visible}}{share:.3}%,100%{{visibility:hidden}}}}");
+    for i in 1..languages {
+        let _ = writeln!(
+            css,
+            ".board-panel:nth-child({}){{animation-delay:{}s}}",
+            i + 1,
+            i * SECONDS_PER_LANGUAGE as usize
+        );
+    }
+    css
 }
