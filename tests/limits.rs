@@ -104,3 +104,46 @@ fn limits_are_validated_with_their_keys() {
     let keys: Vec<&str> = e.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["limits.max_header_bytes", "limits.header_read_timeout", "limits.trusted_proxies"], "{e:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_of_hundreds_of_connections_does_not_stop_a_polite_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let portal =
+        TestPortal::start_with_limits(dir.path(), "", "header_read_timeout = \"1s\"\nper_client_rps = 0").await;
+    // 300 connections from 10 addresses, each sending its head a byte at a
+    // time and never finishing it.
+    let mut attackers = Vec::new();
+    for i in 0..300u32 {
+        let from: IpAddr = format!("127.0.1.{}", 1 + i % 10).parse().unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+        let Ok(mut stream) = socket.connect(portal.addr).await else { continue };
+        attackers.push(tokio::spawn(async move {
+            for byte in b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-a: " {
+                if stream.write_all(&[*byte]).await.is_err() {
+                    return true; // closed by the server
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            // The head is never finished; the server must hang up.
+            let mut buf = [0u8; 64];
+            matches!(tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+        }));
+    }
+    // Meanwhile a traveller's phone is served, every time.
+    let other: IpAddr = OTHER.parse().unwrap();
+    let host = format!("127.0.0.1:{}", portal.addr.port());
+    for _ in 0..20 {
+        let r = common::send_from(other, portal.addr, "GET", &host, "/", &[], Default::default()).await;
+        assert_eq!(r.status, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut closed = 0;
+    for a in attackers {
+        closed += usize::from(a.await.unwrap());
+    }
+    assert_eq!(closed, 300, "every slow connection was closed or refused by the server");
+    let m = metrics(&portal).await;
+    assert!(m.contains("reason=\"client_connections\"} 0"), "30 per address is under the default cap of 32: {m}");
+    portal.stop().await;
+}
