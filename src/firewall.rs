@@ -41,8 +41,10 @@ pub trait Firewall: Send + Sync + 'static {
     /// Creates the backend's rules and loads `live`, idempotently.
     fn install(&self, live: &[Grant], now: SystemTime) -> Result<(), FirewallError>;
 
-    /// Lets these devices through until each grant's expiry.
-    fn allow(&self, grants: &[Grant], now: SystemTime) -> Result<(), FirewallError>;
+    /// Lets these devices through until each grant's expiry: `fresh` ones
+    /// the backend does not hold yet, `renewed` ones it holds with an older
+    /// expiry that must be replaced.
+    fn allow(&self, fresh: &[Grant], renewed: &[Grant], now: SystemTime) -> Result<(), FirewallError>;
 
     /// Holds these devices at the gate again.
     fn revoke(&self, grants: &[Grant]) -> Result<(), FirewallError>;

@@ -3,14 +3,16 @@
 //!
 //! The device's TCP connection to the portal means the kernel has just
 //! resolved its address, so the entry is fresh. IPv4 is read from
-//! `/proc/net/arp`: a stable kernel interface, a file read of microseconds
-//! and no dependency. IPv6 has no such file, so it asks iproute2 (`ip -j -6
-//! neigh show to ADDR`, JSON output), which is on every gateway that has
-//! nftables; a process per lookup is acceptable because phones accept over
-//! IPv4 in the common dual-stack case. No entry, or one on an interface that
+//! `/proc/net/arp`: a stable kernel interface and no dependency. IPv6 has no
+//! such file, so it asks iproute2 (`ip -j -6 neigh show`, JSON output), which
+//! is on every gateway that has nftables. Both list the whole table, which
+//! with a thousand phones costs a millisecond or two, so lookups are made
+//! for a whole batch of accepts at once ([`lookup_many`], called by the
+//! firewall thread), not per accept. No entry, or one on an interface that
 //! is not a client interface, means "no MAC": the device is behind a router
 //! (whose MAC must never be granted) and is allowed by address instead.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::process::Command;
 
@@ -19,18 +21,25 @@ use crate::grant::MacAddr;
 /// `/proc/net/arp` flag of a complete entry (ATF_COM).
 const ATF_COM: u32 = 0x2;
 
-/// The MAC of `ip` if it is a neighbour on one of `interfaces`.
-pub fn lookup(ip: IpAddr, interfaces: &[String]) -> Option<MacAddr> {
-    match ip {
-        IpAddr::V4(_) => {
-            let table = std::fs::read_to_string("/proc/net/arp").ok()?;
-            from_proc_arp(&table, ip, interfaces)
-        }
-        IpAddr::V6(_) => {
-            let out = Command::new("ip").args(["-j", "-6", "neigh", "show", "to"]).arg(ip.to_string()).output().ok()?;
-            from_ip_json(&String::from_utf8_lossy(&out.stdout), ip, interfaces)
-        }
+/// The MACs of those of `ips` that are neighbours on one of `interfaces`:
+/// one read of each table, whatever the number of addresses.
+pub fn lookup_many(ips: &[IpAddr], interfaces: &[String]) -> HashMap<IpAddr, MacAddr> {
+    let mut table = HashMap::new();
+    if interfaces.is_empty() {
+        return table;
     }
+    if ips.iter().any(IpAddr::is_ipv4)
+        && let Ok(text) = std::fs::read_to_string("/proc/net/arp")
+    {
+        table.extend(parse_proc_arp(&text, interfaces));
+    }
+    if ips.iter().any(IpAddr::is_ipv6)
+        && let Ok(out) = Command::new("ip").args(["-j", "-6", "neigh", "show"]).output()
+    {
+        table.extend(parse_ip_json(&String::from_utf8_lossy(&out.stdout), interfaces));
+    }
+    table.retain(|ip, _| ips.contains(ip));
+    table
 }
 
 fn on_client_side(dev: &str, interfaces: &[String]) -> bool {
@@ -38,35 +47,43 @@ fn on_client_side(dev: &str, interfaces: &[String]) -> bool {
 }
 
 /// Parses `/proc/net/arp`:
-/// `IP address  HW type  Flags  HW address  Mask  Device`.
-fn from_proc_arp(table: &str, ip: IpAddr, interfaces: &[String]) -> Option<MacAddr> {
-    table.lines().skip(1).find_map(|line| {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        let [addr, _hw_type, flags, mac, _mask, dev] = cols[..] else { return None };
-        let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).ok()?;
-        let complete = flags & ATF_COM != 0;
-        (addr.parse::<IpAddr>().ok()? == ip && complete && on_client_side(dev, interfaces))
-            .then(|| mac.parse::<MacAddr>().ok())
-            .flatten()
-            .filter(|m| m.0 != [0; 6])
-    })
+/// `IP address  HW type  Flags  HW address  Mask  Device`; keeps complete
+/// entries on client interfaces.
+fn parse_proc_arp(table: &str, interfaces: &[String]) -> HashMap<IpAddr, MacAddr> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let [addr, _hw_type, flags, mac, _mask, dev] = cols[..] else { return None };
+            let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).ok()?;
+            if flags & ATF_COM == 0 || !on_client_side(dev, interfaces) {
+                return None;
+            }
+            let mac: MacAddr = mac.parse().ok()?;
+            (mac.0 != [0; 6]).then_some((addr.parse().ok()?, mac))
+        })
+        .collect()
 }
 
 /// Parses `ip -j neigh` output: `[{"dst":…,"dev":…,"lladdr":…,"state":[…]}]`.
-fn from_ip_json(json: &str, ip: IpAddr, interfaces: &[String]) -> Option<MacAddr> {
-    let entries: Vec<serde_json::Value> = serde_json::from_str(json).ok()?;
-    entries.iter().find_map(|e| {
-        let dst: IpAddr = e.get("dst")?.as_str()?.parse().ok()?;
-        let dev = e.get("dev")?.as_str()?;
-        let failed = e
-            .get("state")
-            .and_then(|s| s.as_array())
-            .is_some_and(|s| s.iter().any(|v| matches!(v.as_str(), Some("FAILED" | "INCOMPLETE"))));
-        if dst != ip || failed || !on_client_side(dev, interfaces) {
-            return None;
-        }
-        e.get("lladdr")?.as_str()?.parse().ok()
-    })
+fn parse_ip_json(json: &str, interfaces: &[String]) -> HashMap<IpAddr, MacAddr> {
+    let entries: Vec<serde_json::Value> = serde_json::from_str(json).unwrap_or_default();
+    entries
+        .iter()
+        .filter_map(|e| {
+            let dst: IpAddr = e.get("dst")?.as_str()?.parse().ok()?;
+            let dev = e.get("dev")?.as_str()?;
+            let failed = e
+                .get("state")
+                .and_then(|s| s.as_array())
+                .is_some_and(|s| s.iter().any(|v| matches!(v.as_str(), Some("FAILED" | "INCOMPLETE"))));
+            if failed || !on_client_side(dev, interfaces) {
+                return None;
+            }
+            Some((dst, e.get("lladdr")?.as_str()?.parse().ok()?))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -83,10 +100,11 @@ mod tests {
     fn proc_arp_gives_complete_entries_on_client_interfaces_only() {
         let lan = ["br-lan".to_string()];
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(from_proc_arp(ARP, ip("10.7.1.10"), &lan), Some("02:00:00:00:0a:01".parse().unwrap()));
-        assert_eq!(from_proc_arp(ARP, ip("10.7.1.11"), &lan), None, "incomplete");
-        assert_eq!(from_proc_arp(ARP, ip("10.7.2.2"), &lan), None, "not a client interface");
-        assert_eq!(from_proc_arp(ARP, ip("10.7.1.99"), &lan), None);
+        let table = parse_proc_arp(ARP, &lan);
+        assert_eq!(table.get(&ip("10.7.1.10")), Some(&"02:00:00:00:0a:01".parse().unwrap()));
+        assert_eq!(table.get(&ip("10.7.1.11")), None, "incomplete");
+        assert_eq!(table.get(&ip("10.7.2.2")), None, "not a client interface");
+        assert_eq!(table.len(), 1);
     }
 
     #[test]
@@ -94,8 +112,10 @@ mod tests {
         let json = r#"[{"dst":"fd07:1::10","dev":"br-lan","lladdr":"02:00:00:00:0a:01","state":["REACHABLE"]},
                       {"dst":"fd07:1::11","dev":"br-lan","state":["FAILED"]}]"#;
         let lan = ["br-lan".to_string()];
-        assert_eq!(from_ip_json(json, "fd07:1::10".parse().unwrap(), &lan), Some("02:00:00:00:0a:01".parse().unwrap()));
-        assert_eq!(from_ip_json(json, "fd07:1::11".parse().unwrap(), &lan), None);
-        assert_eq!(from_ip_json("garbage", "fd07:1::10".parse().unwrap(), &lan), None);
+        let table = parse_ip_json(json, &lan);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(table.get(&ip("fd07:1::10")), Some(&"02:00:00:00:0a:01".parse().unwrap()));
+        assert_eq!(table.get(&ip("fd07:1::11")), None);
+        assert!(parse_ip_json("garbage", &lan).is_empty());
     }
 }

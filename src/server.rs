@@ -114,18 +114,12 @@ pub async fn run<F: Future<Output = ()>>(
     let backend = firewall.name();
     let gate = {
         let (restored, metrics) = (restored.clone(), metrics.clone());
-        tokio::task::spawn_blocking(move || Gate::start(firewall, restored, metrics))
+        let interfaces = config.firewall.interfaces.clone();
+        tokio::task::spawn_blocking(move || Gate::start(firewall, restored, interfaces, metrics))
             .await?
             .with_context(|| format!("firewall ({backend}): installing the rules"))?
     };
-    let sessions = Sessions::new(
-        journal,
-        restored,
-        gate,
-        config.firewall.interfaces.clone(),
-        config.portal.session,
-        metrics.clone(),
-    );
+    let sessions = Sessions::new(journal, restored, gate, config.portal.session, metrics.clone());
 
     tracing::info!(
         portal = %listeners.portal.local_addr()?,

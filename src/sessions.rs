@@ -35,8 +35,6 @@ struct Shared {
     grants: Mutex<HashMap<IpAddr, Grant>>,
     store: Store,
     gate: Gate,
-    /// Client-facing interfaces, where a peer's MAC may be looked up.
-    interfaces: Vec<String>,
     /// The session length in milliseconds; a reload may change it for
     /// grants made from then on.
     session_ms: AtomicU64,
@@ -62,7 +60,6 @@ impl Sessions {
         journal: Journal,
         restored: Vec<Grant>,
         gate: Gate,
-        interfaces: Vec<String>,
         session: Duration,
         metrics: Arc<Metrics>,
     ) -> Sessions {
@@ -75,7 +72,6 @@ impl Sessions {
                 grants: Mutex::new(grants),
                 store: Store::spawn(journal),
                 gate,
-                interfaces,
                 session_ms: AtomicU64::new(session.as_millis() as u64),
                 metrics,
                 store_degraded: AtomicBool::new(false),
@@ -94,10 +90,10 @@ impl Sessions {
     /// pass the firewall.
     pub async fn accept(&self, ip: IpAddr) -> Result<Grant, AcceptError> {
         let started = Instant::now();
-        let mac = self.neighbour(ip).await;
         let now = SystemTime::now();
         let session = Duration::from_millis(self.shared.session_ms.load(Ordering::Relaxed));
-        let grant = Grant { ip, mac, expires: now + session };
+        // The firewall thread fills in the MAC from the neighbour table.
+        let grant = Grant { ip, mac: None, expires: now + session };
         let result = self.apply(grant, now).await;
         let m = &self.shared.metrics;
         match &result {
@@ -108,17 +104,8 @@ impl Sessions {
         result
     }
 
-    /// The MAC of a client on the client-facing side, if the kernel knows it.
-    async fn neighbour(&self, ip: IpAddr) -> Option<MacAddr> {
-        if self.shared.interfaces.is_empty() {
-            return None;
-        }
-        let interfaces = self.shared.interfaces.clone();
-        tokio::task::spawn_blocking(move || crate::neighbours::lookup(ip, &interfaces)).await.ok().flatten()
-    }
-
     async fn apply(&self, grant: Grant, _now: SystemTime) -> Result<Grant, AcceptError> {
-        self.shared.gate.allow(grant.clone()).await?;
+        let grant = self.shared.gate.allow(grant).await?;
         self.persist(vec![Record::Grant(grant.clone())]).await;
         let mut grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
         grants.insert(grant.ip, grant.clone());

@@ -1,39 +1,50 @@
-//! The one thread that talks to the firewall: it coalesces grants into
-//! batches, keeps the set of grants the kernel should hold, and repairs
-//! drift.
+//! The one thread that changes the firewall: it coalesces grants into
+//! batches, learns the devices' MACs, keeps the set of grants the kernel
+//! should hold, and repairs drift.
 //!
 //! A train arrives and hundreds of phones tap *Connect* within seconds. Each
 //! accept sends its grant here and waits; the thread takes one request, then
-//! every other request already queued, and applies them with one backend
-//! call (one `nft` transaction), then answers every waiter. So the number of
+//! every other request already queued, looks up all their MACs with one
+//! read of the neighbour table, and applies them with one backend call (one
+//! `nft` transaction), then answers every waiter. So the number of
 //! transactions grows with the burst's duration, not its size, and a phone
 //! is answered only once its grant is in the kernel.
 //!
 //! The thread is also the only place that knows exactly what was applied.
-//! Every [`CHECK_EVERY`] it asks the backend whether the kernel still holds
-//! the rules and those grants, and if not (an operator's `nft flush
-//! ruleset`, another firewall's reload) reinstalls the table with all of
-//! them. Because checks, repairs and batches run one after another on this
-//! thread, a repair can never be built from a list that lacks a grant that
-//! was just acknowledged.
+//! A second thread compares the kernel with it every [`CHECK_EVERY`]; the
+//! comparison only reads, so batches never wait for it, and it takes its
+//! snapshot of the applied grants *before* listing the kernel, so a grant
+//! applied meanwhile cannot look missing. When something is missing (an
+//! operator's `nft flush ruleset`, another firewall's reload) it asks this
+//! thread to reinstall the table, which it does between batches from its own
+//! list, so a repair can never drop a grant that was just acknowledged.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, mpsc};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::oneshot;
 
 use super::{Firewall, FirewallError};
 use crate::grant::Grant;
 use crate::metrics::Metrics;
+use crate::neighbours;
 
 /// How often the kernel is compared with the applied grants; drift is
 /// repaired within this time plus one transaction.
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How often the firewall thread looks for a repair request while idle.
+const IDLE_POLL: Duration = Duration::from_millis(100);
 /// The most changes in one transaction; a larger queue is split.
 const MAX_BATCH: usize = 1024;
+/// An applied grant is remembered this long past its expiry, so that a
+/// device coming back in that window is treated as renewed: the kernel may
+/// still hold its element (its timeout is rounded up), and a plain `add`
+/// would keep the old, ending timeout.
+const REMEMBER_EXPIRED: Duration = Duration::from_secs(10);
 
 enum Change {
     Allow(Grant),
@@ -42,46 +53,67 @@ enum Change {
 
 struct Request {
     change: Change,
-    done: oneshot::Sender<Result<(), FirewallError>>,
+    /// The grant as applied (with the MAC the thread found), or why not.
+    done: oneshot::Sender<Result<Grant, FirewallError>>,
 }
 
 /// A cheap handle to the firewall thread.
 #[derive(Clone)]
 pub struct Gate {
     tx: mpsc::Sender<Request>,
-    name: &'static str,
 }
+
+/// What both threads share: the grants the kernel should hold, keyed by
+/// address. A `std` mutex: held for map operations only, never across I/O.
+type Applied = Arc<Mutex<HashMap<IpAddr, Grant>>>;
 
 impl Gate {
     /// Installs the backend's rules with `live` (blocking: call it from
-    /// start-up or `spawn_blocking`), then starts the thread.
-    pub fn start(firewall: Arc<dyn Firewall>, live: Vec<Grant>, metrics: Arc<Metrics>) -> Result<Gate, FirewallError> {
+    /// start-up or `spawn_blocking`), then starts the threads. MACs are
+    /// looked up on `interfaces` (none: grants stay by address).
+    pub fn start(
+        firewall: Arc<dyn Firewall>,
+        live: Vec<Grant>,
+        interfaces: Vec<String>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Gate, FirewallError> {
         firewall.install(&live, SystemTime::now())?;
-        let name = firewall.name();
         let (tx, rx) = mpsc::channel();
-        let applied = live.into_iter().map(|g| (g.ip, g)).collect();
-        std::thread::Builder::new()
-            .name("portico-firewall".into())
-            .spawn(move || Worker { firewall, applied, metrics }.run(rx))
-            .map_err(|e| FirewallError::Failed(format!("cannot start the firewall thread: {e}")))?;
-        Ok(Gate { tx, name })
+        let applied: Applied = Arc::new(Mutex::new(live.into_iter().map(|g| (g.ip, g)).collect()));
+        let repair = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::new(AtomicBool::new(false));
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map(|_| ())
+                .map_err(|e| FirewallError::Failed(format!("cannot start the {name} thread: {e}")))
+        };
+        let worker = Worker {
+            firewall: firewall.clone(),
+            applied: applied.clone(),
+            interfaces,
+            metrics,
+            repair: repair.clone(),
+            stopped: stopped.clone(),
+        };
+        spawn("portico-firewall", Box::new(move || worker.run(rx)))?;
+        spawn("portico-drift", Box::new(move || check_drift(firewall, applied, repair, stopped)))?;
+        Ok(Gate { tx })
     }
 
-    pub fn backend(&self) -> &'static str {
-        self.name
-    }
-
-    /// Lets the device through; returns once the kernel holds the grant.
-    pub async fn allow(&self, grant: Grant) -> Result<(), FirewallError> {
+    /// Lets the device through; returns the grant, with the MAC the kernel's
+    /// neighbour table gave, once the kernel holds it.
+    pub async fn allow(&self, grant: Grant) -> Result<Grant, FirewallError> {
         self.send(Change::Allow(grant)).await
     }
 
     /// Holds the device at the gate again.
-    pub async fn revoke(&self, grant: Grant) -> Result<(), FirewallError> {
+    pub async fn revoke(&self, grant: Grant) -> Result<Grant, FirewallError> {
         self.send(Change::Revoke(grant)).await
     }
 
-    async fn send(&self, change: Change) -> Result<(), FirewallError> {
+    async fn send(&self, change: Change) -> Result<Grant, FirewallError> {
         let (done, answer) = oneshot::channel();
         let stopped = || FirewallError::Failed("the firewall thread has stopped".into());
         self.tx.send(Request { change, done }).map_err(|_| stopped())?;
@@ -89,18 +121,29 @@ impl Gate {
     }
 }
 
+/// Whether two grants are for the same device as the firewall sees it: by
+/// MAC when known, else by address.
+fn same_device(a: &Grant, b: &Grant) -> bool {
+    match (a.mac, b.mac) {
+        (Some(x), Some(y)) => x == y,
+        (None, None) => a.ip == b.ip,
+        _ => false,
+    }
+}
+
 struct Worker {
     firewall: Arc<dyn Firewall>,
-    /// What the kernel should hold: every grant applied and not revoked.
-    applied: HashMap<IpAddr, Grant>,
+    applied: Applied,
+    interfaces: Vec<String>,
     metrics: Arc<Metrics>,
+    repair: Arc<AtomicBool>,
+    stopped: Arc<AtomicBool>,
 }
 
 impl Worker {
-    fn run(mut self, rx: mpsc::Receiver<Request>) {
-        let mut next_check = Instant::now() + CHECK_EVERY;
+    fn run(self, rx: mpsc::Receiver<Request>) {
         loop {
-            match rx.recv_timeout(next_check.saturating_duration_since(Instant::now())) {
+            match rx.recv_timeout(IDLE_POLL) {
                 Ok(first) => {
                     let mut batch = vec![first];
                     while batch.len() < MAX_BATCH {
@@ -112,16 +155,16 @@ impl Worker {
                     self.apply(batch);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
-            if Instant::now() >= next_check {
-                self.repair_drift();
-                next_check = Instant::now() + CHECK_EVERY;
+            if self.repair.swap(false, Ordering::AcqRel) {
+                self.reinstall();
             }
         }
+        self.stopped.store(true, Ordering::Release);
     }
 
-    fn apply(&mut self, batch: Vec<Request>) {
+    fn apply(&self, batch: Vec<Request>) {
         let now = SystemTime::now();
         let (mut allows, mut revokes) = (Vec::new(), Vec::new());
         for request in batch {
@@ -131,46 +174,82 @@ impl Worker {
             }
         }
         if !allows.is_empty() {
-            let grants: Vec<Grant> = allows.iter().map(|(g, _)| g.clone()).collect();
-            let result = self.firewall.allow(&grants, now);
+            let ips: Vec<IpAddr> = allows.iter().map(|(g, _)| g.ip).collect();
+            let macs = neighbours::lookup_many(&ips, &self.interfaces);
+            for (g, _) in &mut allows {
+                g.mac = macs.get(&g.ip).copied();
+            }
+            let (mut fresh, mut renewed) = (Vec::new(), Vec::new());
+            {
+                let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+                for (g, _) in &allows {
+                    let known = applied.values().any(|a| same_device(a, g));
+                    if known { renewed.push(g.clone()) } else { fresh.push(g.clone()) }
+                }
+            }
+            let result = self.firewall.allow(&fresh, &renewed, now);
             self.metrics.firewall_batches.fetch_add(1, Relaxed);
             if result.is_ok() {
-                self.applied.extend(grants.into_iter().map(|g| (g.ip, g)));
+                let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+                applied.extend(allows.iter().map(|(g, _)| (g.ip, g.clone())));
             }
-            for (_, done) in allows {
-                let _ = done.send(result.clone());
+            for (g, done) in allows {
+                let _ = done.send(result.clone().map(|()| g));
             }
         }
         if !revokes.is_empty() {
             let grants: Vec<Grant> = revokes.iter().map(|(g, _)| g.clone()).collect();
+            // Forgotten before the kernel lets go, so the drift checker never
+            // sees a revoked grant as missing; put back if the kernel refuses.
+            let removed: Vec<Grant> = {
+                let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+                grants.iter().filter_map(|g| applied.remove(&g.ip)).collect()
+            };
             let result = self.firewall.revoke(&grants);
             self.metrics.firewall_batches.fetch_add(1, Relaxed);
-            if result.is_ok() {
-                for g in &grants {
-                    self.applied.remove(&g.ip);
-                }
+            if result.is_err() {
+                let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+                applied.extend(removed.into_iter().map(|g| (g.ip, g)));
             }
-            for (_, done) in revokes {
-                let _ = done.send(result.clone());
+            for (g, done) in revokes {
+                let _ = done.send(result.clone().map(|()| g));
             }
         }
     }
 
-    fn repair_drift(&mut self) {
+    fn reinstall(&self) {
         let now = SystemTime::now();
-        self.applied.retain(|_, g| g.is_live(now));
-        let live: Vec<Grant> = self.applied.values().cloned().collect();
-        match self.firewall.check(&live, now) {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(grants = live.len(), "the firewall's rules were changed under Portico; rebuilding them");
-                match self.firewall.install(&live, now) {
-                    Ok(()) => {
-                        self.metrics.firewall_repairs.fetch_add(1, Relaxed);
-                    }
-                    Err(e) => tracing::error!(error = %e, "could not rebuild the firewall's rules; will retry"),
-                }
+        let live: Vec<Grant> = {
+            let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+            applied.values().filter(|g| g.is_live(now)).cloned().collect()
+        };
+        tracing::warn!(grants = live.len(), "the firewall's rules were changed under Portico; rebuilding them");
+        match self.firewall.install(&live, now) {
+            Ok(()) => {
+                self.metrics.firewall_repairs.fetch_add(1, Relaxed);
             }
+            Err(e) => {
+                tracing::error!(error = %e, "could not rebuild the firewall's rules; will retry");
+                self.repair.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// The drift checker's loop: snapshot, then list, then compare; ask for a
+/// repair when the kernel lacks the rules or a grant. Ends with the worker.
+fn check_drift(firewall: Arc<dyn Firewall>, applied: Applied, repair: Arc<AtomicBool>, stopped: Arc<AtomicBool>) {
+    while !stopped.load(Ordering::Acquire) {
+        std::thread::sleep(CHECK_EVERY);
+        let now = SystemTime::now();
+        let live: Vec<Grant> = {
+            let mut applied = applied.lock().unwrap_or_else(|e| e.into_inner());
+            applied.retain(|_, g| g.expires + REMEMBER_EXPIRED > now);
+            applied.values().filter(|g| g.is_live(now)).cloned().collect()
+        };
+        match firewall.check(&live, now) {
+            Ok(true) => {}
+            Ok(false) => repair.store(true, Ordering::Release),
             Err(e) => tracing::warn!(error = %e, "could not check the firewall's rules"),
         }
     }

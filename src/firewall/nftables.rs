@@ -150,33 +150,36 @@ impl Nftables {
         )
     }
 
-    /// `add element` lines for `grants`, each with its time left.
+    /// One `add element` line per set for `grants`, each element with its
+    /// time left (one line per set keeps a large batch cheap to parse).
     fn add_elements(&self, grants: &[Grant], now: SystemTime, out: &mut String) {
-        for g in grants {
+        let elements = grants.iter().filter_map(|g| {
             let left = g.remaining(now);
-            if left.is_zero() {
-                continue;
-            }
             // Round up, so the kernel never ends a grant before Portico does.
             let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-            let key = Key::of(g);
-            out.push_str(&format!(
-                "add element inet {} {} {{ {} timeout {secs}s }}\n",
-                self.table,
-                key.set(),
-                key.element()
-            ));
-        }
+            (!left.is_zero()).then(|| (Key::of(g), format!(" timeout {secs}s")))
+        });
+        self.by_set("add", elements, out);
     }
 
     /// Removes elements that may or may not be there: `add` first makes the
     /// `delete` valid in either case, all inside one transaction.
     fn remove_elements(&self, grants: &[Grant], out: &mut String) {
-        for g in grants {
-            let key = Key::of(g);
-            let (set, el) = (key.set(), key.element());
-            out.push_str(&format!("add element inet {} {set} {{ {el} timeout 1s }}\n", self.table));
-            out.push_str(&format!("delete element inet {} {set} {{ {el} }}\n", self.table));
+        self.by_set("add", grants.iter().map(|g| (Key::of(g), " timeout 1s".to_owned())), out);
+        self.by_set("delete", grants.iter().map(|g| (Key::of(g), String::new())), out);
+    }
+
+    /// `<verb> element inet T <set> { e1<suffix>, e2<suffix> }`, a line per set.
+    fn by_set(&self, verb: &str, elements: impl Iterator<Item = (Key, String)>, out: &mut String) {
+        let mut sets: [(&str, Vec<String>); 3] =
+            [("allowed_mac", Vec::new()), ("allowed_v4", Vec::new()), ("allowed_v6", Vec::new())];
+        for (key, suffix) in elements {
+            if let Some((_, list)) = sets.iter_mut().find(|(name, _)| *name == key.set()) {
+                list.push(format!("{}{suffix}", key.element()));
+            }
+        }
+        for (set, list) in sets.iter().filter(|(_, l)| !l.is_empty()) {
+            out.push_str(&format!("{verb} element inet {} {set} {{ {} }}\n", self.table, list.join(", ")));
         }
     }
 
@@ -206,12 +209,15 @@ impl Firewall for Nftables {
         self.run(&script).map(|_| ())
     }
 
-    fn allow(&self, grants: &[Grant], now: SystemTime) -> Result<(), FirewallError> {
-        // Remove then add: an `add` of an element already present would keep
-        // its old timeout, and a repeat accept must extend the session.
+    fn allow(&self, fresh: &[Grant], renewed: &[Grant], now: SystemTime) -> Result<(), FirewallError> {
+        // A renewed grant is removed then added: an `add` of an element
+        // already present would keep its old timeout. Fresh ones are only
+        // added: a transaction with a `delete` waits several times longer in
+        // the kernel, and a new device has nothing to delete.
         let mut script = String::new();
-        self.remove_elements(grants, &mut script);
-        self.add_elements(grants, now, &mut script);
+        self.remove_elements(renewed, &mut script);
+        let all: Vec<Grant> = renewed.iter().chain(fresh).cloned().collect();
+        self.add_elements(&all, now, &mut script);
         self.run(&script).map(|_| ())
     }
 
@@ -334,6 +340,15 @@ mod tests {
             "add element inet portico allowed_mac { 02:00:00:00:00:07 timeout 91s }\n\
              add element inet portico allowed_v4 { 10.0.0.8 timeout 60s }\n\
              add element inet portico allowed_v6 { fd00::9 timeout 60s }\n"
+        );
+        let mut out = String::new();
+        backend().remove_elements(&grants[1..3], &mut out);
+        assert_eq!(
+            out,
+            "add element inet portico allowed_v4 { 10.0.0.8 timeout 1s }\n\
+             add element inet portico allowed_v6 { fd00::9 timeout 1s }\n\
+             delete element inet portico allowed_v4 { 10.0.0.8 }\n\
+             delete element inet portico allowed_v6 { fd00::9 }\n"
         );
     }
 }

@@ -20,8 +20,8 @@ impl Firewall for NoFirewall {
         Ok(())
     }
 
-    fn allow(&self, grants: &[Grant], now: SystemTime) -> Result<(), FirewallError> {
-        for g in grants {
+    fn allow(&self, fresh: &[Grant], renewed: &[Grant], now: SystemTime) -> Result<(), FirewallError> {
+        for g in fresh.iter().chain(renewed) {
             tracing::info!(ip = %g.ip, seconds = g.remaining(now).as_secs(), "firewall none: would allow");
         }
         Ok(())
