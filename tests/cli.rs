@@ -108,7 +108,7 @@ fn firewall_print_names_the_backend() {
 }
 
 #[test]
-fn run_stops_cleanly_on_sigterm_and_keeps_its_grants() {
+fn run_reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("portico.toml");
     // Port 0: the kernel picks free ports; the log line says which.
@@ -140,6 +140,16 @@ fn run_stops_cleanly_on_sigterm_and_keeps_its_grants() {
     let list = Command::new(PORTICO).args(["clients", "list", "--config"]).arg(&admin_config).output().unwrap();
     assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
     assert!(String::from_utf8_lossy(&list.stdout).contains("0 device(s) online"));
+    // SIGHUP reloads in place: the service says so and keeps running.
+    assert!(Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap().success());
+    line.clear();
+    while Instant::now() < deadline && !line.contains("reloaded the config and campaign") {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+    }
+    assert!(line.contains("reloaded the config and campaign"), "no reload: {line}");
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let mut rest = String::new();
