@@ -13,6 +13,7 @@
 mod admin;
 mod body;
 mod captive;
+mod first_bytes;
 pub mod guard;
 pub mod probes;
 mod router;
@@ -22,10 +23,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -90,16 +90,19 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes)
         .keep_alive(true);
-    let mut auto = auto::Builder::new(TokioExecutor::new());
-    auto.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes);
-    auto.http2()
-        .timer(TokioTimer::new())
+    // Over TLS the protocol is the one ALPN chose, not sniffed from the
+    // first bytes: sniffing is a read without a deadline, so a client that
+    // finishes the handshake and then says nothing would hold its slot for
+    // ever. HTTP/1.1 then has the header-read timeout; HTTP/2 pings an idle
+    // peer and drops one that stops answering.
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_concurrent_streams(64)
-        .max_header_list_size(limits.max_header_bytes as u32);
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .keep_alive_interval(Some(limits.header_read_timeout))
+        .keep_alive_timeout(limits.header_read_timeout);
     let handshake_timeout = limits.tls_handshake_timeout;
+    let read_timeout = limits.header_read_timeout;
 
     loop {
         let permit = tokio::select! {
@@ -154,18 +157,20 @@ pub async fn serve(
             }
         });
         let watcher = graceful.watcher();
-        let (h1, auto) = (h1.clone(), auto.clone());
+        let (h1, h2) = (h1.clone(), h2.clone());
         tokio::spawn(async move {
             let _permits = (permit, slot);
             let result = match acceptor {
                 None if tls => Ok(()),
                 None => watcher.watch(h1.serve_connection(TokioIo::new(stream), svc)).await,
                 Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => watcher
-                        .watch(auto.serve_connection(TokioIo::new(stream), svc))
-                        .await
-                        .map_err(|e| tracing::debug!(%peer, error = %e, "connection ended with an error"))
-                        .or(Ok(())),
+                    Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                        match first_bytes::wait_for_first_bytes(stream, read_timeout).await {
+                            Some(stream) => watcher.watch(h2.serve_connection(TokioIo::new(stream), svc)).await,
+                            None => Ok(()),
+                        }
+                    }
+                    Ok(Ok(stream)) => watcher.watch(h1.serve_connection(TokioIo::new(stream), svc)).await,
                     Ok(Err(e)) => {
                         metrics.tls_handshake_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");

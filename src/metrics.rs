@@ -169,74 +169,61 @@ impl Metrics {
     /// from the grant table at scrape time.
     pub fn render(&self, venue: &str, grants_active: usize) -> String {
         let venue = venue.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ");
-        let mut out = String::with_capacity(4096);
-        for (name, kind, help) in FAMILIES {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        }
+        let v = format!("venue=\"{venue}\"");
+        // (family, sample line); printed below grouped under each family's
+        // HELP and TYPE, as the text format expects.
+        let mut lines: Vec<(&str, String)> = Vec::new();
+        let mut add = |family: &'static str, line: String| lines.push((family, line));
         for (i, (_, name)) in Outcome::ALL.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "portico_requests_total{{venue=\"{venue}\",outcome=\"{name}\"}} {}",
-                self.requests[i].load(Relaxed)
-            );
+            let n = self.requests[i].load(Relaxed);
+            add("portico_requests_total", format!("portico_requests_total{{{v},outcome=\"{name}\"}} {n}"));
         }
         for (lang, n) in self.splash_by_lang.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            let _ =
-                writeln!(out, "portico_splash_views_total{{venue=\"{venue}\",lang=\"{lang}\"}} {}", n.load(Relaxed));
+            let n = n.load(Relaxed);
+            add("portico_splash_views_total", format!("portico_splash_views_total{{{v},lang=\"{lang}\"}} {n}"));
         }
-        let _ =
-            writeln!(out, "portico_accepts_total{{venue=\"{venue}\",result=\"ok\"}} {}", self.accepts_ok.load(Relaxed));
-        let _ = writeln!(
-            out,
-            "portico_accepts_total{{venue=\"{venue}\",result=\"failed\"}} {}",
-            self.accepts_failed.load(Relaxed)
-        );
-        let _ = writeln!(out, "portico_grants_active{{venue=\"{venue}\"}} {grants_active}");
-        let _ = writeln!(out, "portico_store_errors_total{{venue=\"{venue}\"}} {}", self.store_errors.load(Relaxed));
-        let _ = writeln!(out, "portico_connections_total{{venue=\"{venue}\"}} {}", self.connections.load(Relaxed));
-        let _ = writeln!(
-            out,
-            "portico_tls_handshake_failures_total{{venue=\"{venue}\"}} {}",
-            self.tls_handshake_failures.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "portico_firewall_transactions_total{{venue=\"{venue}\"}} {}",
-            self.firewall_batches.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "portico_firewall_repairs_total{{venue=\"{venue}\"}} {}",
-            self.firewall_repairs.load(Relaxed)
-        );
-        let _ =
-            writeln!(out, "portico_reloads_total{{venue=\"{venue}\",result=\"ok\"}} {}", self.reloads_ok.load(Relaxed));
-        let _ = writeln!(
-            out,
-            "portico_reloads_total{{venue=\"{venue}\",result=\"refused\"}} {}",
-            self.reloads_failed.load(Relaxed)
-        );
+        for (result, n) in [("ok", &self.accepts_ok), ("failed", &self.accepts_failed)] {
+            let n = n.load(Relaxed);
+            add("portico_accepts_total", format!("portico_accepts_total{{{v},result=\"{result}\"}} {n}"));
+        }
+        add("portico_grants_active", format!("portico_grants_active{{{v}}} {grants_active}"));
+        for (name, n) in [
+            ("portico_store_errors_total", &self.store_errors),
+            ("portico_connections_total", &self.connections),
+            ("portico_tls_handshake_failures_total", &self.tls_handshake_failures),
+            ("portico_firewall_transactions_total", &self.firewall_batches),
+            ("portico_firewall_repairs_total", &self.firewall_repairs),
+        ] {
+            add(name, format!("{name}{{{v}}} {}", n.load(Relaxed)));
+        }
+        for (result, n) in [("ok", &self.reloads_ok), ("refused", &self.reloads_failed)] {
+            let n = n.load(Relaxed);
+            add("portico_reloads_total", format!("portico_reloads_total{{{v},result=\"{result}\"}} {n}"));
+        }
         for (i, (_, reason)) in Rejection::ALL.iter().enumerate() {
             let n = self.rejections[i].load(Relaxed);
-            let _ = writeln!(out, "portico_rejected_total{{venue=\"{venue}\",reason=\"{reason}\"}} {n}");
+            add("portico_rejected_total", format!("portico_rejected_total{{{v},reason=\"{reason}\"}} {n}"));
         }
+        let histogram = "portico_accept_duration_seconds";
         let mut cumulative = 0;
         for (i, bound) in BUCKETS.iter().enumerate() {
             cumulative += self.accept_buckets[i].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "portico_accept_duration_seconds_bucket{{venue=\"{venue}\",le=\"{bound}\"}} {cumulative}"
-            );
+            add(histogram, format!("{histogram}_bucket{{{v},le=\"{bound}\"}} {cumulative}"));
         }
         let count = self.accept_count.load(Relaxed);
-        let _ = writeln!(out, "portico_accept_duration_seconds_bucket{{venue=\"{venue}\",le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "portico_accept_duration_seconds_sum{{venue=\"{venue}\"}} {}",
-            self.accept_micros.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "portico_accept_duration_seconds_count{{venue=\"{venue}\"}} {count}");
-        let _ = writeln!(out, "portico_uptime_seconds {}", self.uptime().as_secs());
+        add(histogram, format!("{histogram}_bucket{{{v},le=\"+Inf\"}} {count}"));
+        let sum = self.accept_micros.load(Relaxed) as f64 / 1e6;
+        add(histogram, format!("{histogram}_sum{{{v}}} {sum}"));
+        add(histogram, format!("{histogram}_count{{{v}}} {count}"));
+        add("portico_uptime_seconds", format!("portico_uptime_seconds {}", self.uptime().as_secs()));
+
+        let mut out = String::with_capacity(4096);
+        for (family, kind, help) in FAMILIES {
+            let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
+            for (_, line) in lines.iter().filter(|(f, _)| *f == family) {
+                let _ = writeln!(out, "{line}");
+            }
+        }
         out
     }
 }
@@ -257,5 +244,15 @@ mod tests {
         assert!(text.contains("lang=\"en\"} 1"));
         assert!(text.contains("portico_grants_active{venue=\"Ga \\\"A\\\"\"} 7"));
         assert!(text.contains("le=\"0.005\"} 1") && text.contains("le=\"0.0025\"} 0"));
+        // Each family's samples come right after its own HELP and TYPE.
+        let mut family = "";
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                family = rest.split(' ').next().unwrap();
+            } else if !line.starts_with('#') {
+                assert!(line.starts_with(family), "{line} is outside its family {family}");
+            }
+        }
+        assert_eq!(text.matches("# TYPE ").count(), FAMILIES.len());
     }
 }

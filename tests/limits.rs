@@ -147,3 +147,23 @@ async fn a_slowloris_of_hundreds_of_connections_does_not_stop_a_polite_client() 
     assert!(m.contains("reason=\"client_connections\"} 0"), "30 per address is under the default cap of 32: {m}");
     portal.stop().await;
 }
+
+#[tokio::test]
+async fn a_form_that_never_arrives_gets_408_within_the_read_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = format!("{}\nheader_read_timeout = \"1s\"", common::NO_RATE_LIMITS);
+    let portal = TestPortal::start_with_limits(dir.path(), "", &limits).await;
+    let mut stream = tokio::net::TcpStream::connect(portal.addr).await.unwrap();
+    let head = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nlang=";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(8), stream.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(metrics(&portal).await.contains("reason=\"body_timeout\"} 1"));
+    let api = portal.page("/api/captive", &[]).await.text();
+    assert!(api.contains("\"captive\":true"), "an unfinished form grants nothing");
+    portal.stop().await;
+}

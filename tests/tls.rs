@@ -54,6 +54,11 @@ fn write_cert(dir: &Path, cert: &rcgen::CertifiedKey<rcgen::KeyPair>) {
 }
 
 async fn start(dir: &Path) -> Tls {
+    start_with(dir, "").await
+}
+
+/// With extra `[limits]` lines.
+async fn start_with(dir: &Path, limits: &str) -> Tls {
     let first = rcgen::generate_simple_self_signed(vec![HOST.to_string()]).unwrap();
     let renewed = rcgen::generate_simple_self_signed(vec![HOST.to_string()]).unwrap();
     write_cert(dir, &first);
@@ -66,7 +71,7 @@ async fn start(dir: &Path) -> Tls {
         "[venue]\nname = \"TLS\"\n[portal]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://{HOST}/\"\n\
          [tls]\nlisten = \"127.0.0.1:0\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
          [firewall]\nbackend = \"none\"\n[state]\ndir = \"state\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-         [limits]\nper_client_rps = 0\n"
+         [limits]\nper_client_rps = 0\n{limits}\n"
     );
     let file = dir.join("portico.toml");
     std::fs::write(&file, text).unwrap();
@@ -210,5 +215,21 @@ async fn a_renewed_certificate_is_picked_up_on_reload_without_dropping_connectio
     // The connection opened before the renewal still works.
     let req = Request::get("/api/captive").header("host", HOST).body(Empty::<Bytes>::new()).unwrap();
     assert_eq!(open.send_request(req).await.unwrap().status(), 200);
+    tls.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_silent_after_the_handshake_is_hung_up_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = start_with(dir.path(), "header_read_timeout = \"1s\"").await;
+    for alpn in [&b"http/1.1"[..], b"h2"] {
+        let mut silent = tls.connect(alpn).await;
+        let started = std::time::Instant::now();
+        let mut buf = Vec::new();
+        // HTTP/2 sends its SETTINGS and pings; HTTP/1.1 sends nothing. Both
+        // must end with the server closing, long before this deadline.
+        let read = tokio::time::timeout(std::time::Duration::from_secs(8), silent.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "{}: still open after {:?}", String::from_utf8_lossy(alpn), started.elapsed());
+    }
     tls.stop().await;
 }

@@ -24,13 +24,16 @@ pub enum Rejection {
     ClientRate,
     GlobalRate,
     ClientConnections,
+    /// A request body (the accept form) that did not arrive in time.
+    BodyTimeout,
 }
 
 impl Rejection {
-    pub const ALL: [(Rejection, &'static str); 3] = [
+    pub const ALL: [(Rejection, &'static str); 4] = [
         (Rejection::ClientRate, "client_rate"),
         (Rejection::GlobalRate, "global_rate"),
         (Rejection::ClientConnections, "client_connections"),
+        (Rejection::BodyTimeout, "body_timeout"),
     ];
 }
 

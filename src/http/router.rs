@@ -20,7 +20,7 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 
 use super::body::{self, Body};
 use super::probes::{self, ProbeAnswer};
-use super::{Live, Portal, captive};
+use super::{Live, Portal, Rejection, captive};
 use crate::grant::client_ip;
 use crate::metrics::Outcome;
 use crate::views::Platform;
@@ -207,13 +207,23 @@ async fn accept(
     req: Request<Incoming>,
 ) -> (Response<Body>, Outcome) {
     let campaign = &live.campaign;
-    let form = match Limited::new(req.into_body(), portal.limits.max_form_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+    // The head had a deadline; the body gets the same one, or a client
+    // that announces a body and never sends it holds a connection for ever.
+    let limits = &portal.limits;
+    let read = Limited::new(req.into_body(), limits.max_form_bytes).collect();
+    let form = match tokio::time::timeout(limits.header_read_timeout, read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return (body::text(StatusCode::PAYLOAD_TOO_LARGE, "form too large\n"), Outcome::BadRequest);
         }
-        Err(_) => {
+        Ok(Err(_)) => {
             return (body::text(StatusCode::BAD_REQUEST, "could not read the form\n"), Outcome::BadRequest);
+        }
+        Err(_) => {
+            portal.metrics.rejected(Rejection::BodyTimeout);
+            let mut res = body::text(StatusCode::REQUEST_TIMEOUT, "the form took too long to arrive\n");
+            res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return (res, Outcome::BadRequest);
         }
     };
     let form_lang = std::str::from_utf8(&form).ok().and_then(|f| query_param(Some(f), "lang"));
