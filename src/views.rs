@@ -74,18 +74,27 @@ impl Page<'_> {
     }
 }
 
+/// The `<head>` every page shares: UTF-8, a phone-sized viewport, a title
+/// and our own stylesheets (never another origin's).
+pub(crate) fn head(title: &str, stylesheets: &[&str], extra: Markup) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            (extra)
+            title { (title) }
+            @for href in stylesheets { link rel="stylesheet" href=(href); }
+        }
+    }
+}
+
 /// The whole document around a page body.
 fn layout(page: &Page, title: &str, path: &str, body: Markup) -> Markup {
     let locale = page.locale();
     html! {
         (DOCTYPE)
         html lang=(locale.tag) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) }
-                link rel="stylesheet" href="/assets/portico.css";
-            }
+            (head(title, &["/assets/portico.css"], html! {}))
             body {
                 header.venue {
                     p { (locale.text.wifi_at) " " strong { (page.venue.name) } }

@@ -16,12 +16,7 @@ pub fn poster(page: &Page) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(locale.tag) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (t.title) " – " (page.venue.name) }
-                link rel="stylesheet" href="/assets/boards.css";
-            }
+            (super::head(&format!("{} – {}", t.title, page.venue.name), &["/assets/boards.css"], html! {}))
             body.poster {
                 main.sheet {
                     p.poster-venue { (t.wifi_at) " " strong { (page.venue.name) } }

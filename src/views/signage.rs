@@ -35,14 +35,11 @@ pub fn signage(page: &Page) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(locale.tag) {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta http-equiv="refresh" content=(RELOAD_SECONDS);
-                title { (locale.text.title) }
-                link rel="stylesheet" href="/assets/boards.css";
-                link rel="stylesheet" href="/assets/signage-cycle.css";
-            }
+            (super::head(
+                &locale.text.title,
+                &["/assets/boards.css", "/assets/signage-cycle.css"],
+                html! { meta http-equiv="refresh" content=(RELOAD_SECONDS); },
+            ))
             body.signage {
                 main.board {
                     div.board-panels {
