@@ -152,20 +152,14 @@ impl Campaign {
                         .ok_or_else(|| "missing from the built-in campaign".to_string())
                 })
             }
-            CampaignSource::Folder(dir) => Self::from_files(&dir.display().to_string(), |rel| {
-                // Bounded: a campaign file is small, and a stray huge file
-                // must not be read whole into memory.
-                let path = dir.join(rel);
-                let len = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
-                if len > MAX_CAMPAIGN_FILE {
-                    return Err(format!("is {len} bytes; a campaign file may have at most {MAX_CAMPAIGN_FILE}"));
-                }
-                std::fs::read(&path).map_err(|e| e.to_string())
-            }),
+            CampaignSource::Folder(dir) => {
+                Self::from_files(&dir.display().to_string(), |rel| read_campaign_file(dir, rel))
+            }
         }
     }
 
     /// Loads through `read(relative path)`, naming files as `origin/path`.
+    /// (`read` must stay inside the campaign: see [`read_campaign_file`].)
     fn from_files(origin: &str, read: impl Fn(&str) -> Result<Vec<u8>, String>) -> Result<Campaign, CampaignError> {
         let mut problems = Vec::new();
         let file = |rel: &str| Path::new(origin).join(rel).display().to_string();
@@ -266,6 +260,33 @@ impl Campaign {
     }
 }
 
+/// Reads one file of a campaign folder. The campaign names its files (the
+/// logo's path comes from `campaign.toml`), so the name is held to the
+/// folder: no absolute path, no `..`, a regular file only (`/dev/zero` has a
+/// length of 0 and no end), and never more than [`MAX_CAMPAIGN_FILE`] bytes.
+/// Found by fuzzing the campaign loader (`fuzz/fuzz_targets/campaign.rs`).
+fn read_campaign_file(dir: &Path, rel: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    use std::path::Component;
+    let relative = Path::new(rel);
+    if rel.is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err("must be a path inside the campaign folder (no leading /, no ..)".into());
+    }
+    let path = dir.join(relative);
+    let meta = std::fs::metadata(&path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(MAX_CAMPAIGN_FILE + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_CAMPAIGN_FILE {
+        return Err(format!("is larger than {MAX_CAMPAIGN_FILE} bytes, the most a campaign file may have"));
+    }
+    Ok(bytes)
+}
+
 fn is_https_link(url: &str) -> bool {
     url.strip_prefix("https://").is_some_and(|rest| {
         let host = rest.split('/').next().unwrap_or("");
@@ -338,6 +359,22 @@ mod tests {
     fn unknown_builtin_is_named() {
         let e = Campaign::load(&CampaignSource::Builtin("nope".into())).unwrap_err();
         assert!(e.to_string().contains("portal.campaign"), "{e}");
+    }
+
+    #[test]
+    fn campaign_files_stay_inside_the_folder_and_are_bounded() {
+        // Regression: a fuzzed campaign.toml naming `logo = "/dev/zero"` made
+        // the loader read for ever (out of memory).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ok.svg"), "<svg></svg>").unwrap();
+        assert_eq!(read_campaign_file(dir.path(), "ok.svg").unwrap(), b"<svg></svg>");
+        for bad in ["/dev/zero", "../etc/passwd", "a/../../x", "", "."] {
+            assert!(read_campaign_file(dir.path(), bad).is_err(), "{bad}");
+        }
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.svg")).unwrap();
+        assert_eq!(read_campaign_file(dir.path(), "zero.svg").unwrap_err(), "is not a regular file");
+        std::fs::write(dir.path().join("big.png"), vec![0u8; MAX_CAMPAIGN_FILE as usize + 1]).unwrap();
+        assert!(read_campaign_file(dir.path(), "big.png").unwrap_err().contains("larger than"));
     }
 
     #[test]
