@@ -222,12 +222,14 @@ dir = "$TMP/state"
 [admin]
 listen = "127.0.0.1:$A_PORT"
 
-# wrk is one client sending tens of thousands of requests a second: per-client
-# and global rate limits are off here, as nginx has none either.
+# wrk is one client with many connections sending tens of thousands of
+# requests a second: the per-client limits (rate and connections) and the
+# global rate are lifted here, as nginx has none either.
 [limits]
 per_client_rps = 0
 global_rps = 0
 max_connections = 4096
+per_client_connections = 4096
 EOF
 
 echo "== starting Portico on 127.0.0.1:$P_PORT (CPU $SERVER_CPU)" >&2
