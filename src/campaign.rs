@@ -264,7 +264,7 @@ impl Campaign {
 /// logo's path comes from `campaign.toml`), so the name is held to the
 /// folder: no absolute path, no `..`, a regular file only (`/dev/zero` has a
 /// length of 0 and no end), and never more than [`MAX_CAMPAIGN_FILE`] bytes.
-/// Found by fuzzing the campaign loader (`fuzz/fuzz_targets/campaign.rs`).
+/// Found with the campaign fuzz target (`fuzz/fuzz_targets/campaign.rs`).
 fn read_campaign_file(dir: &Path, rel: &str) -> Result<Vec<u8>, String> {
     use std::io::Read as _;
     use std::path::Component;
@@ -363,7 +363,7 @@ mod tests {
 
     #[test]
     fn campaign_files_stay_inside_the_folder_and_are_bounded() {
-        // Regression: a fuzzed campaign.toml naming `logo = "/dev/zero"` made
+        // Regression: a campaign.toml naming `logo = "/dev/zero"` made
         // the loader read for ever (out of memory).
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ok.svg"), "<svg></svg>").unwrap();
