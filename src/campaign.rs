@@ -115,6 +115,9 @@ pub struct Campaign {
     pub default: usize,
     /// In switcher order.
     pub locales: Vec<Locale>,
+    /// The locales' tags, in the same order: what negotiation compares
+    /// against on every page request, collected once here.
+    tags: Vec<String>,
     pub links: Links,
     pub images: Vec<Image>,
 }
@@ -236,14 +239,14 @@ impl Campaign {
         if !problems.is_empty() {
             return Err(CampaignError { problems });
         }
-        Ok(Campaign { name: raw.name, default: default.unwrap_or(0), locales, links, images })
+        let tags = locales.iter().map(|l| l.tag.clone()).collect();
+        Ok(Campaign { name: raw.name, default: default.unwrap_or(0), locales, tags, links, images })
     }
 
     /// The index of the language to show: `?lang=` beats `Accept-Language`
     /// beats the campaign's default.
     pub fn negotiate(&self, query_lang: Option<&str>, accept_language: Option<&str>) -> usize {
-        let tags: Vec<&str> = self.locales.iter().map(|l| l.tag.as_str()).collect();
-        lang::negotiate(&tags, query_lang, accept_language).unwrap_or(self.default)
+        lang::negotiate(&self.tags, query_lang, accept_language).unwrap_or(self.default)
     }
 
     /// The image served as `/assets/campaign/<file>`, if the campaign has one.

@@ -19,7 +19,7 @@ pub fn is_valid_tag(tag: &str) -> bool {
 }
 
 /// Picks the index into `tags` to show, or `None` for "use the default".
-pub fn negotiate(tags: &[&str], query_lang: Option<&str>, accept_language: Option<&str>) -> Option<usize> {
+pub fn negotiate<T: AsRef<str>>(tags: &[T], query_lang: Option<&str>, accept_language: Option<&str>) -> Option<usize> {
     if let Some(i) = query_lang.and_then(|q| best_match(tags, q)) {
         return Some(i);
     }
@@ -58,22 +58,22 @@ fn parse_q(s: &str) -> Option<u16> {
 }
 
 /// The campaign language that best serves one requested tag.
-fn best_match(tags: &[&str], requested: &str) -> Option<usize> {
+fn best_match<T: AsRef<str>>(tags: &[T], requested: &str) -> Option<usize> {
     if requested == "*" || !is_valid_tag(requested) {
         return None;
     }
-    if let Some(i) = tags.iter().position(|t| t.eq_ignore_ascii_case(requested)) {
+    if let Some(i) = tags.iter().position(|t| t.as_ref().eq_ignore_ascii_case(requested)) {
         return Some(i);
     }
     let mut subtags = requested.split('-');
     let primary = subtags.next()?;
     if primary.eq_ignore_ascii_case("zh") {
         let script = chinese_script(requested);
-        if let Some(i) = tags.iter().position(|t| t.eq_ignore_ascii_case(script)) {
+        if let Some(i) = tags.iter().position(|t| t.as_ref().eq_ignore_ascii_case(script)) {
             return Some(i);
         }
     }
-    tags.iter().position(|t| t.split('-').next().is_some_and(|p| p.eq_ignore_ascii_case(primary)))
+    tags.iter().position(|t| t.as_ref().split('-').next().is_some_and(|p| p.eq_ignore_ascii_case(primary)))
 }
 
 /// `zh-Hans` or `zh-Hant` for any Chinese tag. Traditional where the script

@@ -94,7 +94,7 @@ impl Sessions {
         let session = Duration::from_millis(self.shared.session_ms.load(Ordering::Relaxed));
         // The firewall thread fills in the MAC from the neighbour table.
         let grant = Grant { ip, mac: None, expires: now + session };
-        let result = self.apply(grant, now).await;
+        let result = self.apply(grant).await;
         let m = &self.shared.metrics;
         match &result {
             Ok(_) => m.accepts_ok.fetch_add(1, Ordering::Relaxed),
@@ -104,7 +104,7 @@ impl Sessions {
         result
     }
 
-    async fn apply(&self, grant: Grant, _now: SystemTime) -> Result<Grant, AcceptError> {
+    async fn apply(&self, grant: Grant) -> Result<Grant, AcceptError> {
         let grant = self.shared.gate.allow(grant).await?;
         self.persist(vec![Record::Grant(grant.clone())]).await;
         let mut grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());

@@ -15,6 +15,8 @@
 
 #![forbid(unsafe_code)]
 
+#[path = "common/form.rs"]
+mod form;
 #[path = "venue/internet.rs"]
 mod internet;
 #[path = "venue/netns.rs"]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this
 
+mod form;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +18,8 @@ use portico::reload::ConfigSource;
 use portico::server::{self, Control, Listeners};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
+
+pub use form::Form;
 use tokio::task::JoinHandle;
 
 pub struct TestPortal {
@@ -202,43 +206,4 @@ pub async fn send_from(
     let (parts, body) = res.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     Reply { status: parts.status, headers: parts.headers, body }
-}
-
-/// The splash's `<form method="post">`, read the way a browser reads it:
-/// its action and its hidden inputs.
-pub struct Form {
-    pub action: String,
-    pub fields: Vec<(String, String)>,
-}
-
-impl Form {
-    pub fn parse(html: &str) -> Option<Form> {
-        let start = html.find("<form")?;
-        let end = start + html[start..].find("</form>")?;
-        let form = &html[start..end];
-        let open = &form[..form.find('>')?];
-        if !attr(open, "method")?.eq_ignore_ascii_case("post") {
-            return None;
-        }
-        let action = attr(open, "action").unwrap_or_else(|| "/".into());
-        let fields = form
-            .match_indices("<input")
-            .filter_map(|(i, _)| {
-                let tag = &form[i..i + form[i..].find('>')?];
-                Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
-            })
-            .collect();
-        Some(Form { action, fields })
-    }
-
-    pub fn body(&self) -> String {
-        self.fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
-    }
-}
-
-fn attr(tag: &str, name: &str) -> Option<String> {
-    let needle = format!(" {name}=\"");
-    let start = tag.find(&needle)? + needle.len();
-    let len = tag[start..].find('"')?;
-    Some(tag[start..start + len].to_owned())
 }

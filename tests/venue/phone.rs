@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 
+use crate::form::Form;
 use crate::internet::{GREETING_443, UPSTREAM_MARK};
 use crate::netns::Phone;
 
@@ -219,40 +220,4 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// The splash's `<form method="post">`, read the way a browser reads it:
-/// its action and its inputs (the idea of tests/common's `Form`).
-#[derive(Clone, Debug)]
-pub struct Form {
-    pub action: String,
-    pub fields: Vec<(String, String)>,
-}
-
-impl Form {
-    pub fn parse(html: &str) -> Option<Form> {
-        let start = html.find("<form")?;
-        let end = start + html[start..].find("</form>")?;
-        let form = &html[start..end];
-        let open = &form[..form.find('>')?];
-        if !attr(open, "method")?.eq_ignore_ascii_case("post") {
-            return None;
-        }
-        let action = attr(open, "action").unwrap_or_else(|| "/".into());
-        let fields = form
-            .match_indices("<input")
-            .filter_map(|(i, _)| {
-                let tag = &form[i..i + form[i..].find('>')?];
-                Some((attr(tag, "name")?, attr(tag, "value").unwrap_or_default()))
-            })
-            .collect();
-        Some(Form { action, fields })
-    }
-}
-
-fn attr(tag: &str, name: &str) -> Option<String> {
-    let needle = format!(" {name}=\"");
-    let start = tag.find(&needle)? + needle.len();
-    let len = tag[start..].find('"')?;
-    Some(tag[start..start + len].to_owned())
 }
