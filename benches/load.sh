@@ -98,22 +98,14 @@ command -v cargo >/dev/null || die "missing: cargo (https://rustup.rs)"
 [[ $CONNECTIONS =~ ^[0-9]+$ ]] || die "CONNECTIONS must be a number, got '$CONNECTIONS'"
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# stop, free_port, proc_ticks, psi_us, now_us: shared with the other scripts.
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/portico-bench.XXXXXX")
 PORTICO_PID=
 NGINX_PID=
 
-# Stops one process: TERM, up to 5 s, then KILL. Only the pids we started.
-stop() {
-    local pid=$1 i
-    [[ -n $pid ]] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
+# Stops everything this script started.
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
@@ -128,27 +120,6 @@ trap 'exit 143' TERM
 
 # ---- helpers ----------------------------------------------------------------
 
-# A loopback TCP port nobody listens on, picked at random below the kernel's
-# ephemeral range, so that tests binding port 0 on the same machine cannot
-# grab it between this check and the server's bind. Sets the variable named
-# $1 (not echoed: a $(...) subshell would lose TAKEN). Bounded.
-declare -A TAKEN=()
-PORT_LO=10000
-PORT_HI=$(awk '{ print $1 - 1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32767)
-((PORT_HI > PORT_LO + 1000)) || PORT_HI=32767
-free_port() {
-    local port i
-    for ((i = 0; i < 200; i++)); do
-        port=$((PORT_LO + (RANDOM * 32768 + RANDOM) % (PORT_HI - PORT_LO)))
-        [[ -z ${TAKEN[$port]:-} ]] || continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            TAKEN[$port]=1
-            printf -v "$1" '%s' "$port"
-            return 0
-        fi
-    done
-    die "no free loopback port found"
-}
 
 # A field (kB) of /proc/PID/status, e.g. VmRSS, VmHWM.
 status_kb() {
@@ -387,25 +358,10 @@ echo "Splash bodies identical: yes. 302 bodies identical: yes. Location: $LOCATI
 # near 0; well above it means something else (a compile, a test run) was
 # competing and the run is noise.
 
-# utime + stime of PID, in clock ticks.
-proc_ticks() {
-    local stat rest
-    stat=$(<"/proc/$1/stat")
-    rest=${stat##*) }
-    awk '{ print $12 + $13 }' <<<"$rest"
-}
 # "busy total" ticks of one CPU from /proc/stat.
 cpu_ticks() {
     awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
 }
-psi_us() {
-    if [[ -r /proc/pressure/cpu ]]; then
-        awk -F'total=' '/^some/ { print $2 }' /proc/pressure/cpu
-    else
-        echo ""
-    fi
-}
-now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
 
 declare -A RPS P50 P99 SRV_CPU US_PER_REQ WRK_CPU PSI
 run_wrk() {
