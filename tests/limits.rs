@@ -81,7 +81,7 @@ async fn behind_a_trusted_proxy_the_connection_cap_counts_the_real_client() {
     let host = format!("127.0.0.1:{}", portal.addr.port());
     // Keep-alive connections from the proxy, each carrying one client's request.
     let mut held = Vec::new();
-    let mut through = |client: &'static str| {
+    let through = |client: &'static str| {
         let (addr, host) = (portal.addr, host.clone());
         async move {
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
