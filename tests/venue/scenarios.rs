@@ -208,6 +208,19 @@ fn kill_restart(site: &mut Site) -> Result<()> {
     site.online(&site.venue.a).context("A while Portico is down")?;
     site.portico.start(&site.venue.gw)?;
     site.online(&site.venue.a).context("A after the restart")?;
+    // The journal kept A as one device with both its addresses.
+    let list = site.portico.cli(&site.venue.gw, &["clients", "list", "--json"])?;
+    let clients: serde_json::Value = serde_json::from_str(&list).context("clients list --json")?;
+    let a = clients
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["mac"] == site.venue.a.mac))
+        .with_context(|| format!("A ({}) is not listed after the restart: {list}", site.venue.a.mac))?;
+    for address in [site.venue.a.v4.to_string(), site.venue.a.v6.to_string()] {
+        ensure!(
+            a["addresses"].as_array().is_some_and(|all| all.iter().any(|x| *x == address.as_str())),
+            "A's grant lost {address} across kill -9: {a}"
+        );
+    }
     site.held(&site.venue.b).context("B after the restart")
 }
 
