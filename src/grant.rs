@@ -41,21 +41,19 @@ impl fmt::Display for Device {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
     pub device: Device,
-    /// Never empty: the address of the *Connect* tap first, then the others
-    /// the device has been seen on, oldest first.
-    addrs: Vec<IpAddr>,
+    /// The address of the *Connect* tap.
+    ip: IpAddr,
+    /// The other addresses the device has been seen on, oldest first.
+    /// Empty for most grants, and an empty `Vec` allocates nothing, so a
+    /// table of 100,000 grants costs no allocation per grant.
+    more: Vec<IpAddr>,
     pub expires: SystemTime,
 }
 
 impl Grant {
     /// A grant for `device`, which tapped *Connect* from `ip`.
     pub fn new(device: Device, ip: IpAddr, expires: SystemTime) -> Grant {
-        Grant { device, addrs: vec![ip], expires }
-    }
-
-    /// A grant with the addresses as recorded; `None` when there are none.
-    pub fn with_addresses(device: Device, addrs: Vec<IpAddr>, expires: SystemTime) -> Option<Grant> {
-        (!addrs.is_empty()).then_some(Grant { device, addrs, expires })
+        Grant { device, ip, more: Vec::new(), expires }
     }
 
     /// The MAC, for a device on a client interface.
@@ -68,24 +66,34 @@ impl Grant {
 
     /// The address the device tapped *Connect* from.
     pub fn ip(&self) -> IpAddr {
-        self.addrs[0]
+        self.ip
     }
 
     /// Every address the device has been seen on, [`Grant::ip`] first.
-    pub fn addresses(&self) -> &[IpAddr] {
-        &self.addrs
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        std::iter::once(self.ip).chain(self.more.iter().copied())
+    }
+
+    /// The addresses but [`Grant::ip`].
+    pub fn other_addresses(&self) -> &[IpAddr] {
+        &self.more
+    }
+
+    /// Whether the device has been seen on `ip`.
+    pub fn uses(&self, ip: IpAddr) -> bool {
+        self.ip == ip || self.more.contains(&ip)
     }
 
     /// Remembers that the device uses `ip` too; `false` if it was known.
     /// Past [`MAX_ADDRESSES`] the oldest address but the first is dropped.
     pub fn learn(&mut self, ip: IpAddr) -> bool {
-        if self.addrs.contains(&ip) {
+        if self.uses(ip) {
             return false;
         }
-        if self.addrs.len() >= MAX_ADDRESSES {
-            self.addrs.remove(1);
+        if self.more.len() + 1 >= MAX_ADDRESSES {
+            self.more.remove(0);
         }
-        self.addrs.push(ip);
+        self.more.push(ip);
         true
     }
 
@@ -166,8 +174,8 @@ mod tests {
         for i in 2..=20 {
             assert!(grant.learn(ip(i)));
         }
-        assert_eq!(grant.addresses().len(), MAX_ADDRESSES);
+        assert_eq!(grant.addresses().count(), MAX_ADDRESSES);
         assert_eq!(grant.ip(), ip(1));
-        assert_eq!(grant.addresses().last(), Some(&ip(20)));
+        assert_eq!(grant.addresses().last(), Some(ip(20)));
     }
 }

@@ -51,7 +51,7 @@ pub struct Neighbours {
 struct Shared {
     /// Read on every request, written on each change: a `std` lock held for
     /// one map operation, never across I/O.
-    table: RwLock<HashMap<IpAddr, MacAddr>>,
+    table: RwLock<Table>,
     source: Source,
 }
 
@@ -67,12 +67,13 @@ enum Source {
 impl Neighbours {
     /// No MACs at all: every client is known by its address alone.
     pub fn none() -> Neighbours {
-        Neighbours::with(Source::Nothing, HashMap::new())
+        Neighbours::with(Source::Nothing, Table::default())
     }
 
     /// A fixed table.
     pub fn fixed(entries: impl IntoIterator<Item = (IpAddr, MacAddr)>) -> Neighbours {
-        let table = entries.into_iter().map(|(ip, mac)| (ip.to_canonical(), mac)).collect();
+        let mut table = Table::default();
+        entries.into_iter().for_each(|(ip, mac)| table.insert(ip.to_canonical(), mac));
         Neighbours::with(Source::Fixed, table)
     }
 
@@ -85,7 +86,7 @@ impl Neighbours {
             return Neighbours::none();
         }
         let source = Source::Kernel { interfaces: interfaces.to_vec(), last_miss_dump: Mutex::new(None) };
-        let neighbours = Neighbours::with(source, HashMap::new());
+        let neighbours = Neighbours::with(source, Table::default());
         let socket = match crate::netlink::Socket::open(SockProtocol::NetlinkRoute, netlink::GROUP_NEIGH, WATCH_TICK) {
             Ok(socket) => socket,
             Err(e) => {
@@ -110,14 +111,14 @@ impl Neighbours {
         neighbours
     }
 
-    fn with(source: Source, table: HashMap<IpAddr, MacAddr>) -> Neighbours {
+    fn with(source: Source, table: Table) -> Neighbours {
         Neighbours { shared: Arc::new(Shared { table: RwLock::new(table), source }) }
     }
 
     /// The MAC of the neighbour at `ip` on a client interface.
     pub fn mac_of(&self, ip: IpAddr) -> Option<MacAddr> {
         let ip = ip.to_canonical();
-        if let Some(mac) = self.shared.read().get(&ip) {
+        if let Some(mac) = self.shared.read().by_ip.get(&ip) {
             return Some(*mac);
         }
         let Source::Kernel { last_miss_dump, .. } = &self.shared.source else { return None };
@@ -131,19 +132,19 @@ impl Neighbours {
         if let Err(e) = self.shared.dump_into_table(false) {
             tracing::debug!(error = %e, "loading the neighbour table failed");
         }
-        self.shared.read().get(&ip).copied()
+        self.shared.read().by_ip.get(&ip).copied()
     }
 
-    /// Every address the table knows for `mac`.
+    /// Every address the table knows for `mac`, in order.
     pub fn addresses_of(&self, mac: MacAddr) -> Vec<IpAddr> {
-        let mut found: Vec<IpAddr> = self.shared.read().iter().filter(|(_, m)| **m == mac).map(|(ip, _)| *ip).collect();
+        let mut found = self.shared.read().by_mac.get(&mac).cloned().unwrap_or_default();
         found.sort();
         found
     }
 
     /// How many addresses the table holds.
     pub fn len(&self) -> usize {
-        self.shared.read().len()
+        self.shared.read().by_ip.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -152,7 +153,7 @@ impl Neighbours {
 }
 
 impl Shared {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<IpAddr, MacAddr>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
         self.table.read().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -165,9 +166,9 @@ impl Shared {
         let entries = dump(&socket, &self.client_ifindexes())?;
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
         if replace {
-            table.clear();
+            *table = Table::default();
         }
-        table.extend(entries);
+        entries.into_iter().for_each(|(ip, mac)| table.insert(ip, mac));
         Ok(())
     }
 
@@ -191,8 +192,42 @@ impl Shared {
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
         match mac {
             Some(mac) => table.insert(ip, mac),
-            None => table.remove(&ip),
-        };
+            None => table.remove(ip),
+        }
+    }
+}
+
+/// Address → MAC, and each MAC's addresses, kept in step: a lookup either
+/// way is a hash probe, whatever the size of the venue.
+#[derive(Default)]
+struct Table {
+    by_ip: HashMap<IpAddr, MacAddr>,
+    by_mac: HashMap<MacAddr, Vec<IpAddr>>,
+}
+
+impl Table {
+    fn insert(&mut self, ip: IpAddr, mac: MacAddr) {
+        match self.by_ip.insert(ip, mac) {
+            Some(old) if old == mac => return,
+            Some(old) => self.forget(old, ip),
+            None => {}
+        }
+        self.by_mac.entry(mac).or_default().push(ip);
+    }
+
+    fn remove(&mut self, ip: IpAddr) {
+        if let Some(mac) = self.by_ip.remove(&ip) {
+            self.forget(mac, ip);
+        }
+    }
+
+    fn forget(&mut self, mac: MacAddr, ip: IpAddr) {
+        if let Some(list) = self.by_mac.get_mut(&mac) {
+            list.retain(|a| *a != ip);
+            if list.is_empty() {
+                self.by_mac.remove(&mac);
+            }
+        }
     }
 }
 
@@ -281,5 +316,18 @@ mod tests {
         assert_eq!(table.mac_of(ip), mac);
         table.shared.apply(&[4], Message::Neighbour { ifindex: 4, ip, mac: None });
         assert_eq!(table.mac_of(ip), None);
+        assert!(table.addresses_of(MacAddr([2, 0, 0, 0, 0, 1])).is_empty());
+    }
+
+    #[test]
+    fn an_address_that_moves_to_another_device_leaves_the_first() {
+        let (a, b) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2]));
+        let ip = IpAddr::from([10, 0, 1, 10]);
+        let table = Neighbours::fixed([(ip, a), (IpAddr::from([10, 0, 1, 11]), a)]);
+        // DHCP gave the address to another phone.
+        table.shared.apply(&[4], Message::Neighbour { ifindex: 4, ip, mac: Some(b) });
+        assert_eq!(table.mac_of(ip), Some(b));
+        assert_eq!(table.addresses_of(a), vec![IpAddr::from([10, 0, 1, 11])]);
+        assert_eq!(table.addresses_of(b), vec![ip]);
     }
 }

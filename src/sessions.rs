@@ -111,7 +111,7 @@ impl Sessions {
         let session = Duration::from_millis(self.shared.session_ms.load(Ordering::Relaxed));
         let mut grant = Grant::new(client.device(), client.ip, now + session);
         if let Some(old) = self.lookup(client, now) {
-            old.addresses().iter().for_each(|ip| _ = grant.learn(*ip));
+            old.addresses().for_each(|ip| _ = grant.learn(ip));
         }
         also.iter().for_each(|ip| _ = grant.learn(*ip));
         let result = self.apply(grant).await;
@@ -153,7 +153,7 @@ impl Sessions {
     /// who names a device by an address the neighbour table has forgotten.
     pub fn find_by_address(&self, ip: IpAddr, now: SystemTime) -> Option<Grant> {
         let grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
-        grants.values().find(|g| g.is_live(now) && g.addresses().contains(&ip)).cloned()
+        grants.values().find(|g| g.is_live(now) && g.uses(ip)).cloned()
     }
 
     /// Writes `records`, or keeps them to write later. In the normal case

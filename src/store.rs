@@ -68,6 +68,9 @@ const COMPACTING: &str = "grants.journal.tmp";
 const REJECTED: &str = "grants.journal.rejected";
 /// Below this many records the journal is never worth compacting.
 const MIN_RECORDS_TO_COMPACT: usize = 1024;
+/// How often expired grants are dropped from the journal's own table, so
+/// that deciding whether to compact costs no scan of the table per write.
+const PURGE_EXPIRED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// One change to the grant table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -132,7 +135,7 @@ impl Record {
             Record::Grant(grant) => Line::Grant {
                 ip: grant.ip(),
                 mac: grant.mac().map(|mac| mac.to_string()),
-                addrs: grant.addresses()[1..].to_vec(),
+                addrs: grant.other_addresses().to_vec(),
                 expires_ms: to_unix_ms(grant.expires),
             },
             Record::Seen(mac, ip) => Line::Seen { mac: mac.to_string(), ip: *ip },
@@ -161,8 +164,9 @@ impl Record {
                 Record::Grant(Grant::new(Device::Addr(ip), ip, from_unix_ms(expires_ms)))
             }
             Line::Grant { ip, mac: Some(text), addrs, expires_ms } => {
-                let addresses = std::iter::once(ip).chain(addrs.into_iter().filter(|a| *a != ip)).collect();
-                Record::Grant(Grant::with_addresses(Device::Mac(mac(text)?), addresses, from_unix_ms(expires_ms))?)
+                let mut grant = Grant::new(Device::Mac(mac(text)?), ip, from_unix_ms(expires_ms));
+                addrs.into_iter().for_each(|a| _ = grant.learn(a));
+                Record::Grant(grant)
             }
             Line::Seen { mac: text, ip } => Record::Seen(mac(text)?, ip),
             Line::Revoke { mac: Some(text), .. } => Record::Revoke(Device::Mac(mac(text)?)),
@@ -211,6 +215,8 @@ pub struct Journal {
     /// Set when the file may end in bytes replay would reject, or the handle
     /// may point at a replaced file; only a compaction clears it.
     needs_rewrite: bool,
+    /// When expired grants were last dropped from `grants`.
+    purged_at: Option<SystemTime>,
 }
 
 impl Journal {
@@ -262,8 +268,16 @@ impl Journal {
 
         grants.retain(|_, grant| grant.is_live(now));
         let live = grants.values().cloned().collect();
-        let journal =
-            Journal { dir: dir.to_owned(), path, file, len: good as u64, records, grants, needs_rewrite: false };
+        let journal = Journal {
+            dir: dir.to_owned(),
+            path,
+            file,
+            len: good as u64,
+            records,
+            grants,
+            needs_rewrite: false,
+            purged_at: Some(now),
+        };
         Ok((journal, live))
     }
 
@@ -293,12 +307,23 @@ impl Journal {
     }
 
     /// Whether the journal holds enough dead records that rewriting it pays:
-    /// more than `max(1024, 4 × grants live at now)`, or an earlier failure
-    /// left it needing a rewrite.
-    pub fn should_compact(&self, now: SystemTime) -> bool {
-        self.needs_rewrite
-            || (self.records > MIN_RECORDS_TO_COMPACT
-                && self.records > 4 * self.grants.values().filter(|g| g.is_live(now)).count())
+    /// more than `max(1024, 4 × grants live)`, or an earlier failure left it
+    /// needing a rewrite. Called after every write, so it must not cost a
+    /// scan of the table: grants that expired are dropped from the count at
+    /// most once every [`PURGE_EXPIRED_EVERY`], which delays a compaction
+    /// by at most that long.
+    pub fn should_compact(&mut self, now: SystemTime) -> bool {
+        if self.needs_rewrite {
+            return true;
+        }
+        if self.records <= MIN_RECORDS_TO_COMPACT {
+            return false;
+        }
+        if self.purged_at.is_none_or(|at| now.duration_since(at).unwrap_or_default() >= PURGE_EXPIRED_EVERY) {
+            self.grants.retain(|_, grant| grant.is_live(now));
+            self.purged_at = Some(now);
+        }
+        self.records > 4 * self.grants.len()
     }
 
     /// Rewrites the journal as just the grants live at `now`, atomically.
@@ -608,13 +633,13 @@ mod tests {
         let loaded = reopen(dir.path());
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded[0].device, Device::Mac(mac));
-        assert_eq!(loaded[0].addresses(), &["10.0.1.10".parse().unwrap(), v6, temporary]);
+        assert_eq!(loaded[0].addresses().collect::<Vec<_>>(), ["10.0.1.10".parse().unwrap(), v6, temporary]);
 
         // Compaction keeps every address; a revoke by MAC ends it.
         let (mut journal, _) = Journal::open(dir.path(), now()).unwrap();
         journal.compact(now()).unwrap();
         drop(journal);
-        assert_eq!(reopen(dir.path())[0].addresses().len(), 3);
+        assert_eq!(reopen(dir.path())[0].addresses().count(), 3);
         let (mut journal, _) = Journal::open(dir.path(), now()).unwrap();
         journal.append(&[Record::Revoke(Device::Mac(mac))]).unwrap();
         drop(journal);

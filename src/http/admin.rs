@@ -32,7 +32,8 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
     let now = SystemTime::now();
     match req.uri().path() {
         "/clients" => {
-            let list: Vec<ClientJson> = portal.sessions.list(now).iter().map(|g| ClientJson::new(g, now)).collect();
+            let grants = portal.sessions.list(now);
+            let list: Vec<ClientJson> = grants.iter().map(|g| ClientJson::new(g, now)).collect();
             json(StatusCode::OK, &list)
         }
         "/healthz" => {
@@ -51,28 +52,50 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
     }
 }
 
-/// One client as `portico clients list --json` prints it.
-#[derive(Serialize)]
-struct ClientJson {
-    /// Where it tapped *Connect*.
-    ip: String,
-    mac: Option<String>,
-    /// Every address it has been seen on, `ip` first.
-    addresses: Vec<String>,
-    /// Unix seconds.
-    expires: u64,
-    seconds_remaining: u64,
+/// One client as `portico clients list --json` prints it:
+/// `{"ip", "mac", "addresses", "expires" (Unix seconds), "seconds_remaining"}`,
+/// `ip` being where it tapped *Connect* and `addresses` every address it
+/// has been seen on, `ip` first. Written straight from the grant, with no
+/// copy of its fields: a list of 100,000 grants costs only its own bytes.
+struct ClientJson<'a> {
+    grant: &'a Grant,
+    now: SystemTime,
 }
 
-impl ClientJson {
-    fn new(g: &Grant, now: SystemTime) -> ClientJson {
-        ClientJson {
-            ip: g.ip().to_string(),
-            mac: g.mac().map(|m| m.to_string()),
-            addresses: g.addresses().iter().map(ToString::to_string).collect(),
-            expires: to_unix_ms(g.expires) / 1000,
-            seconds_remaining: g.remaining(now).as_secs(),
-        }
+impl<'a> ClientJson<'a> {
+    fn new(grant: &'a Grant, now: SystemTime) -> ClientJson<'a> {
+        ClientJson { grant, now }
+    }
+}
+
+impl Serialize for ClientJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let g = self.grant;
+        let mut out = s.serialize_struct("client", 5)?;
+        out.serialize_field("ip", &g.ip())?;
+        out.serialize_field("mac", &g.mac().map(Text))?;
+        out.serialize_field("addresses", &Addresses(g))?;
+        out.serialize_field("expires", &(to_unix_ms(g.expires) / 1000))?;
+        out.serialize_field("seconds_remaining", &g.remaining(self.now).as_secs())?;
+        out.end()
+    }
+}
+
+/// A value written as its `Display` text.
+struct Text<T>(T);
+
+impl<T: std::fmt::Display> Serialize for Text<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+struct Addresses<'a>(&'a Grant);
+
+impl Serialize for Addresses<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.addresses())
     }
 }
 
