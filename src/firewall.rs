@@ -15,10 +15,10 @@ pub mod nftables;
 mod none;
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::config::{Backend, Config};
-use crate::grant::Grant;
+use crate::grant::{Device, Grant};
 
 pub use gate::Gate;
 pub use nftables::Nftables;
@@ -35,20 +35,44 @@ pub enum FirewallError {
     Failed(String),
 }
 
+/// What the kernel holds for one grant: the device, until when. (The
+/// addresses a phone was seen on matter to Portico's answers, not to the
+/// packet filter, which knows a phone by its MAC.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allowed {
+    pub device: Device,
+    pub expires: SystemTime,
+}
+
+impl Allowed {
+    pub fn of(grant: &Grant) -> Allowed {
+        Allowed { device: grant.device, expires: grant.expires }
+    }
+
+    /// Time left at `now`; zero once expired.
+    pub fn remaining(&self, now: SystemTime) -> Duration {
+        self.expires.duration_since(now).unwrap_or(Duration::ZERO)
+    }
+
+    pub fn is_live(&self, now: SystemTime) -> bool {
+        self.expires > now
+    }
+}
+
 pub trait Firewall: Send + Sync + 'static {
     /// The config name of the backend (`nftables`, `none`).
     fn name(&self) -> &'static str;
 
     /// Creates the backend's rules and loads `live`, idempotently.
-    fn install(&self, live: &[Grant], now: SystemTime) -> Result<(), FirewallError>;
+    fn install(&self, live: &[Allowed], now: SystemTime) -> Result<(), FirewallError>;
 
     /// Lets these devices through until each grant's expiry: `fresh` ones
     /// the backend does not hold yet, `renewed` ones it holds with an older
     /// expiry that must be replaced.
-    fn allow(&self, fresh: &[Grant], renewed: &[Grant], now: SystemTime) -> Result<(), FirewallError>;
+    fn allow(&self, fresh: &[Allowed], renewed: &[Allowed], now: SystemTime) -> Result<(), FirewallError>;
 
     /// Holds these devices at the gate again.
-    fn revoke(&self, grants: &[Grant]) -> Result<(), FirewallError>;
+    fn revoke(&self, gone: &[Allowed]) -> Result<(), FirewallError>;
 
     /// A number that changes whenever anyone changes the packet filter,
     /// if the backend can tell (see [`generation`]); the drift check skips
@@ -60,7 +84,7 @@ pub trait Firewall: Send + Sync + 'static {
     /// Whether the kernel still holds the rules and every grant in `live`;
     /// `false` asks for a rebuild with `install` (someone flushed the
     /// ruleset or reloaded another firewall).
-    fn check(&self, _live: &[Grant], _now: SystemTime) -> Result<bool, FirewallError> {
+    fn check(&self, _live: &[Allowed], _now: SystemTime) -> Result<bool, FirewallError> {
         Ok(true)
     }
 

@@ -22,7 +22,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::firewall::{self, Firewall, FirewallError, Gate};
+use crate::firewall::{self, Allowed, Firewall, FirewallError, Gate};
 use crate::http::{self, Guard, Intercepts, Portal, Role};
 use crate::metrics::Metrics;
 use crate::neighbours::Neighbours;
@@ -144,8 +144,9 @@ pub async fn run_on<F: Future<Output = ()>>(
         .with_context(|| format!("state.dir: cannot open the grant store in {}", config.state.dir.display()))?;
     let backend = firewall.name();
     let gate = {
-        let (restored, metrics) = (restored.clone(), metrics.clone());
-        tokio::task::spawn_blocking(move || Gate::start(firewall, restored, metrics))
+        let live = restored.iter().map(Allowed::of).collect();
+        let metrics = metrics.clone();
+        tokio::task::spawn_blocking(move || Gate::start(firewall, live, metrics))
             .await?
             .with_context(|| format!("firewall ({backend}): installing the rules"))?
     };

@@ -42,7 +42,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::oneshot;
 
-use super::{Firewall, FirewallError};
+use super::{Allowed, Firewall, FirewallError};
 use crate::grant::{Device, Grant};
 use crate::metrics::Metrics;
 
@@ -76,9 +76,10 @@ pub struct Gate {
     tx: mpsc::Sender<Request>,
 }
 
-/// What both threads share: the grants the kernel should hold, keyed by
-/// device. A `std` mutex: held for map operations only, never across I/O.
-type Applied = Arc<Mutex<HashMap<Device, Grant>>>;
+/// What both threads share: the grants the kernel should hold, each
+/// device's expiry. A `std` mutex: held for map operations only, never
+/// across I/O.
+type Applied = Arc<Mutex<HashMap<Device, SystemTime>>>;
 
 /// The ruleset generation at which the kernel was last known to hold
 /// exactly the applied grants; `None` when it is not known (a backend that
@@ -115,12 +116,16 @@ impl Ledger {
 impl Gate {
     /// Installs the backend's rules with `live` (blocking: call it from
     /// start-up or `spawn_blocking`), then starts the threads.
-    pub fn start(firewall: Arc<dyn Firewall>, live: Vec<Grant>, metrics: Arc<Metrics>) -> Result<Gate, FirewallError> {
+    pub fn start(
+        firewall: Arc<dyn Firewall>,
+        live: Vec<Allowed>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Gate, FirewallError> {
         firewall.install(&live, SystemTime::now())?;
         let ledger = Arc::new(Ledger::default());
         ledger.known_at(firewall.generation());
         let (tx, rx) = mpsc::channel();
-        let applied: Applied = Arc::new(Mutex::new(live.into_iter().map(|g| (g.device, g)).collect()));
+        let applied: Applied = Arc::new(Mutex::new(live.into_iter().map(|a| (a.device, a.expires)).collect()));
         let repair = Arc::new(AtomicBool::new(false));
         let stopped = Arc::new(AtomicBool::new(false));
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -217,32 +222,33 @@ impl Worker {
             {
                 let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
                 for (g, _) in &allows {
-                    if applied.contains_key(&g.device) { renewed.push(g.clone()) } else { fresh.push(g.clone()) }
+                    let list = if applied.contains_key(&g.device) { &mut renewed } else { &mut fresh };
+                    list.push(Allowed::of(g));
                 }
             }
             let result = self.transaction(|| self.firewall.allow(&fresh, &renewed, now));
             self.metrics.firewall_batches.fetch_add(1, Relaxed);
             if result.is_ok() {
                 let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-                applied.extend(allows.iter().map(|(g, _)| (g.device, g.clone())));
+                applied.extend(allows.iter().map(|(g, _)| (g.device, g.expires)));
             }
             for (g, done) in allows {
                 let _ = done.send(result.clone().map(|()| g));
             }
         }
         if !revokes.is_empty() {
-            let grants: Vec<Grant> = revokes.iter().map(|(g, _)| g.clone()).collect();
+            let gone: Vec<Allowed> = revokes.iter().map(|(g, _)| Allowed::of(g)).collect();
             // Forgotten before the kernel lets go, so the drift checker never
             // sees a revoked grant as missing; put back if the kernel refuses.
-            let removed: Vec<Grant> = {
+            let removed: Vec<(Device, SystemTime)> = {
                 let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-                grants.iter().filter_map(|g| applied.remove(&g.device)).collect()
+                gone.iter().filter_map(|a| applied.remove_entry(&a.device)).collect()
             };
-            let result = self.transaction(|| self.firewall.revoke(&grants));
+            let result = self.transaction(|| self.firewall.revoke(&gone));
             self.metrics.firewall_batches.fetch_add(1, Relaxed);
             if result.is_err() {
                 let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-                applied.extend(removed.into_iter().map(|g| (g.device, g)));
+                applied.extend(removed);
             }
             for (g, done) in revokes {
                 let _ = done.send(result.clone().map(|()| g));
@@ -252,10 +258,7 @@ impl Worker {
 
     fn reinstall(&self) {
         let now = SystemTime::now();
-        let live: Vec<Grant> = {
-            let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-            applied.values().filter(|g| g.is_live(now)).cloned().collect()
-        };
+        let live = live_in(&self.applied, now);
         tracing::warn!(grants = live.len(), "the firewall's rules were changed under Portico; rebuilding them");
         match self.firewall.install(&live, now) {
             Ok(()) => {
@@ -268,6 +271,16 @@ impl Worker {
             }
         }
     }
+}
+
+/// The applied grants still live at `now`.
+fn live_in(applied: &Applied, now: SystemTime) -> Vec<Allowed> {
+    let applied = applied.lock().unwrap_or_else(|e| e.into_inner());
+    applied
+        .iter()
+        .map(|(device, expires)| Allowed { device: *device, expires: *expires })
+        .filter(|a| a.is_live(now))
+        .collect()
 }
 
 /// The drift checker: while the ruleset generation is the known one,
@@ -295,14 +308,14 @@ impl Checker {
         // Read before the snapshot: a change made after it moves the
         // generation on again, so it is looked at next time.
         let generation = self.firewall.generation();
-        let live: Vec<Grant> = {
+        {
             let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-            applied.retain(|_, g| g.expires + REMEMBER_EXPIRED > now);
-            if self.ledger.is_clean(generation) {
-                return;
-            }
-            applied.values().filter(|g| g.is_live(now)).cloned().collect()
-        };
+            applied.retain(|_, expires| *expires + REMEMBER_EXPIRED > now);
+        }
+        if self.ledger.is_clean(generation) {
+            return;
+        }
+        let live = live_in(&self.applied, now);
         self.metrics.firewall_comparisons.fetch_add(1, Relaxed);
         match self.firewall.check(&live, now) {
             Ok(true) => self.ledger.known_at(generation),
@@ -328,7 +341,7 @@ mod tests {
         /// Whether it can tell its generation at all.
         blind: bool,
         fail: AtomicBool,
-        allowed: Mutex<Vec<(Vec<Grant>, Vec<Grant>)>>,
+        allowed: Mutex<Vec<(Vec<Allowed>, Vec<Allowed>)>>,
     }
 
     impl Fake {
@@ -349,21 +362,21 @@ mod tests {
         fn name(&self) -> &'static str {
             "fake"
         }
-        fn install(&self, _: &[Grant], _: SystemTime) -> Result<(), FirewallError> {
+        fn install(&self, _: &[Allowed], _: SystemTime) -> Result<(), FirewallError> {
             self.change()
         }
-        fn allow(&self, fresh: &[Grant], renewed: &[Grant], _: SystemTime) -> Result<(), FirewallError> {
+        fn allow(&self, fresh: &[Allowed], renewed: &[Allowed], _: SystemTime) -> Result<(), FirewallError> {
             self.change()?;
             self.allowed.lock().unwrap().push((fresh.to_vec(), renewed.to_vec()));
             Ok(())
         }
-        fn revoke(&self, _: &[Grant]) -> Result<(), FirewallError> {
+        fn revoke(&self, _: &[Allowed]) -> Result<(), FirewallError> {
             self.change()
         }
         fn generation(&self) -> Option<u32> {
             (!self.blind).then(|| self.generation.load(Relaxed))
         }
-        fn check(&self, _: &[Grant], _: SystemTime) -> Result<bool, FirewallError> {
+        fn check(&self, _: &[Allowed], _: SystemTime) -> Result<bool, FirewallError> {
             self.checks.fetch_add(1, Relaxed);
             Ok(self.intact.load(Relaxed))
         }

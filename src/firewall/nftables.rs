@@ -47,9 +47,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
-use super::{Firewall, FirewallError};
+use super::{Allowed, Firewall, FirewallError};
 use crate::config::Config;
-use crate::grant::{Device, Grant, MacAddr};
+use crate::grant::{Device, MacAddr};
 
 pub struct Nftables {
     table: String,
@@ -65,8 +65,8 @@ enum Key {
 }
 
 impl Key {
-    fn of(grant: &Grant) -> Key {
-        match grant.device {
+    fn of(allowed: &Allowed) -> Key {
+        match allowed.device {
             Device::Mac(mac) => Key::Mac(mac),
             Device::Addr(ip @ IpAddr::V4(_)) => Key::V4(ip),
             Device::Addr(ip @ IpAddr::V6(_)) => Key::V6(ip),
@@ -167,7 +167,7 @@ impl Nftables {
 
     /// One `add element` line per set for `grants`, each element with its
     /// time left (one line per set keeps a large batch cheap to parse).
-    fn add_elements(&self, grants: &[Grant], now: SystemTime, out: &mut String) {
+    fn add_elements(&self, grants: &[Allowed], now: SystemTime, out: &mut String) {
         let elements = grants.iter().filter_map(|g| {
             let left = g.remaining(now);
             // Round up, so the kernel never ends a grant before Portico does.
@@ -179,7 +179,7 @@ impl Nftables {
 
     /// Removes elements that may or may not be there: `add` first makes the
     /// `delete` valid in either case, all inside one transaction.
-    fn remove_elements(&self, grants: &[Grant], out: &mut String) {
+    fn remove_elements(&self, grants: &[Allowed], out: &mut String) {
         self.by_set("add", grants.iter().map(|g| (Key::of(g), " timeout 1s".to_owned())), out);
         self.by_set("delete", grants.iter().map(|g| (Key::of(g), String::new())), out);
     }
@@ -218,25 +218,25 @@ impl Firewall for Nftables {
     /// is no moment without rules (and none in which a granted device is
     /// held). This is both start-up reconciliation and drift repair: the
     /// kernel ends up with exactly the live grants of the store.
-    fn install(&self, live: &[Grant], now: SystemTime) -> Result<(), FirewallError> {
+    fn install(&self, live: &[Allowed], now: SystemTime) -> Result<(), FirewallError> {
         let mut script = self.ruleset();
         self.add_elements(live, now, &mut script);
         self.run(&script).map(|_| ())
     }
 
-    fn allow(&self, fresh: &[Grant], renewed: &[Grant], now: SystemTime) -> Result<(), FirewallError> {
+    fn allow(&self, fresh: &[Allowed], renewed: &[Allowed], now: SystemTime) -> Result<(), FirewallError> {
         // A renewed grant is removed then added: an `add` of an element
         // already present would keep its old timeout. Fresh ones are only
         // added: a transaction with a `delete` waits several times longer in
         // the kernel, and a new device has nothing to delete.
         let mut script = String::new();
         self.remove_elements(renewed, &mut script);
-        let all: Vec<Grant> = renewed.iter().chain(fresh).cloned().collect();
+        let all: Vec<Allowed> = renewed.iter().chain(fresh).copied().collect();
         self.add_elements(&all, now, &mut script);
         self.run(&script).map(|_| ())
     }
 
-    fn revoke(&self, grants: &[Grant]) -> Result<(), FirewallError> {
+    fn revoke(&self, grants: &[Allowed]) -> Result<(), FirewallError> {
         let mut script = String::new();
         self.remove_elements(grants, &mut script);
         self.run(&script).map(|_| ())
@@ -246,7 +246,7 @@ impl Firewall for Nftables {
         super::generation::read().map_err(|e| tracing::debug!(error = %e, "cannot read the ruleset generation")).ok()
     }
 
-    fn check(&self, live: &[Grant], now: SystemTime) -> Result<bool, FirewallError> {
+    fn check(&self, live: &[Allowed], now: SystemTime) -> Result<bool, FirewallError> {
         let listing = match nft(&["-j", "list", "table", "inet", &self.table], None) {
             Ok(listing) => listing,
             // The table is gone (`nft flush ruleset`, a firewall reload).
@@ -344,11 +344,11 @@ mod tests {
         let now = SystemTime::now();
         let routed = |ip: &str, expires| {
             let ip: IpAddr = ip.parse().unwrap();
-            Grant::new(Device::Addr(ip), ip, expires)
+            Allowed { device: Device::Addr(ip), expires }
         };
         let phone = Device::Mac("02:00:00:00:00:07".parse().unwrap());
         let grants = [
-            Grant::new(phone, "10.0.0.7".parse().unwrap(), now + Duration::from_millis(90_500)),
+            Allowed { device: phone, expires: now + Duration::from_millis(90_500) },
             routed("10.0.0.8", now + Duration::from_secs(60)),
             routed("fd00::9", now + Duration::from_secs(60)),
             routed("10.0.0.10", now - Duration::from_secs(1)),

@@ -5,8 +5,7 @@
 
 use std::time::SystemTime;
 
-use super::{Firewall, FirewallError};
-use crate::grant::Grant;
+use super::{Allowed, Firewall, FirewallError};
 
 pub struct NoFirewall;
 
@@ -15,20 +14,20 @@ impl Firewall for NoFirewall {
         "none"
     }
 
-    fn install(&self, live: &[Grant], _now: SystemTime) -> Result<(), FirewallError> {
+    fn install(&self, live: &[Allowed], _now: SystemTime) -> Result<(), FirewallError> {
         tracing::info!(grants = live.len(), "firewall backend none: no rules installed");
         Ok(())
     }
 
-    fn allow(&self, fresh: &[Grant], renewed: &[Grant], now: SystemTime) -> Result<(), FirewallError> {
+    fn allow(&self, fresh: &[Allowed], renewed: &[Allowed], now: SystemTime) -> Result<(), FirewallError> {
         for g in fresh.iter().chain(renewed) {
-            tracing::info!(device = %g.device, ip = %g.ip(), seconds = g.remaining(now).as_secs(), "firewall none: would allow");
+            tracing::info!(device = %g.device, seconds = g.remaining(now).as_secs(), "firewall none: would allow");
         }
         Ok(())
     }
 
-    fn revoke(&self, grants: &[Grant]) -> Result<(), FirewallError> {
-        for g in grants {
+    fn revoke(&self, gone: &[Allowed]) -> Result<(), FirewallError> {
+        for g in gone {
             tracing::info!(device = %g.device, "firewall none: would revoke");
         }
         Ok(())
