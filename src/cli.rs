@@ -130,6 +130,8 @@ fn admin_of(path: Option<&Path>) -> anyhow::Result<(std::net::SocketAddr, String
 struct ClientRow {
     ip: String,
     mac: Option<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
     seconds_remaining: u64,
 }
 
@@ -142,10 +144,11 @@ fn clients_list(path: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<ClientRow> = serde_json::from_str(&body)?;
-    println!("{:<40} {:<17} {:>10}", "ADDRESS", "MAC", "LEFT");
+    println!("{:<17} {:>7}  ADDRESSES", "MAC", "LEFT");
     for r in &rows {
         let left = format!("{}h{:02}m", r.seconds_remaining / 3600, r.seconds_remaining % 3600 / 60);
-        println!("{:<40} {:<17} {:>10}", r.ip, r.mac.as_deref().unwrap_or("-"), left);
+        let addresses = if r.addresses.is_empty() { r.ip.clone() } else { r.addresses.join(" ") };
+        println!("{:<17} {:>7}  {addresses}", r.mac.as_deref().unwrap_or("-"), left);
     }
     println!("{} device(s) online", rows.len());
     Ok(ExitCode::SUCCESS)

@@ -1,26 +1,94 @@
 //! A grant: one device's permission to use the internet until a moment in
 //! wall-clock time.
 //!
-//! Grants are keyed by the client's IP address (the TCP peer of its accept
-//! request, canonicalised so that an IPv4-mapped IPv6 peer is the same client
-//! as its IPv4 form). The MAC is carried when the firewall backend can learn
-//! it. Expiry is wall-clock (`SystemTime`) rather than monotonic, because it
-//! must mean the same thing after a restart or a reboot.
+//! A grant is for a [`Device`]: its MAC when the gateway can see it (a
+//! phone on the venue's LAN, whatever addresses it uses), else the one
+//! address it connected from (a client behind a router). The grant also
+//! remembers the addresses the device has been seen on, the one it tapped
+//! *Connect* from first, for the operator and the journal. Expiry is
+//! wall-clock (`SystemTime`) rather than monotonic, because it must mean
+//! the same thing after a restart or a reboot.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The most addresses one grant remembers. A phone uses two or three (IPv4,
+/// a stable and a temporary IPv6 address); the bound keeps a device that
+/// invents addresses from growing the table. The first is never dropped.
+pub const MAX_ADDRESSES: usize = 8;
+
+/// Who is let through, as the gateway tells devices apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Device {
+    /// A device on a client interface: all its addresses are one device.
+    Mac(MacAddr),
+    /// A client whose MAC the gateway cannot see: this address only.
+    Addr(IpAddr),
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Device::Mac(mac) => mac.fmt(f),
+            Device::Addr(ip) => ip.fmt(f),
+        }
+    }
+}
+
 /// One device allowed through the gate until `expires`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
-    pub ip: IpAddr,
-    pub mac: Option<MacAddr>,
+    pub device: Device,
+    /// Never empty: the address of the *Connect* tap first, then the others
+    /// the device has been seen on, oldest first.
+    addrs: Vec<IpAddr>,
     pub expires: SystemTime,
 }
 
 impl Grant {
+    /// A grant for `device`, which tapped *Connect* from `ip`.
+    pub fn new(device: Device, ip: IpAddr, expires: SystemTime) -> Grant {
+        Grant { device, addrs: vec![ip], expires }
+    }
+
+    /// A grant with the addresses as recorded; `None` when there are none.
+    pub fn with_addresses(device: Device, addrs: Vec<IpAddr>, expires: SystemTime) -> Option<Grant> {
+        (!addrs.is_empty()).then_some(Grant { device, addrs, expires })
+    }
+
+    /// The MAC, for a device on a client interface.
+    pub fn mac(&self) -> Option<MacAddr> {
+        match self.device {
+            Device::Mac(mac) => Some(mac),
+            Device::Addr(_) => None,
+        }
+    }
+
+    /// The address the device tapped *Connect* from.
+    pub fn ip(&self) -> IpAddr {
+        self.addrs[0]
+    }
+
+    /// Every address the device has been seen on, [`Grant::ip`] first.
+    pub fn addresses(&self) -> &[IpAddr] {
+        &self.addrs
+    }
+
+    /// Remembers that the device uses `ip` too; `false` if it was known.
+    /// Past [`MAX_ADDRESSES`] the oldest address but the first is dropped.
+    pub fn learn(&mut self, ip: IpAddr) -> bool {
+        if self.addrs.contains(&ip) {
+            return false;
+        }
+        if self.addrs.len() >= MAX_ADDRESSES {
+            self.addrs.remove(1);
+        }
+        self.addrs.push(ip);
+        true
+    }
+
     /// Time left at `now`; zero once expired.
     pub fn remaining(&self, now: SystemTime) -> Duration {
         self.expires.duration_since(now).unwrap_or(Duration::ZERO)
@@ -29,12 +97,6 @@ impl Grant {
     pub fn is_live(&self, now: SystemTime) -> bool {
         self.expires > now
     }
-}
-
-/// The identity used for a client: IPv4-mapped IPv6 addresses are folded to
-/// IPv4, so a dual-stack listener and the firewall agree on one key.
-pub fn client_ip(peer: IpAddr) -> IpAddr {
-    peer.to_canonical()
 }
 
 /// Milliseconds since the Unix epoch, the on-disk form of an expiry.
@@ -97,10 +159,15 @@ mod tests {
     }
 
     #[test]
-    fn mapped_ipv6_peer_is_the_ipv4_client() {
-        let mapped: IpAddr = "::ffff:10.0.0.7".parse().unwrap();
-        assert_eq!(client_ip(mapped), "10.0.0.7".parse::<IpAddr>().unwrap());
-        let v6: IpAddr = "fd00::7".parse().unwrap();
-        assert_eq!(client_ip(v6), v6);
+    fn a_grant_learns_addresses_up_to_a_bound_and_keeps_the_first() {
+        let ip = |i: u16| IpAddr::from(std::net::Ipv6Addr::new(0xfd70, 0, 0, 0, 0, 0, 0, i));
+        let mut grant = Grant::new(Device::Mac("02:00:00:00:0a:01".parse().unwrap()), ip(1), UNIX_EPOCH);
+        assert!(!grant.learn(ip(1)));
+        for i in 2..=20 {
+            assert!(grant.learn(ip(i)));
+        }
+        assert_eq!(grant.addresses().len(), MAX_ADDRESSES);
+        assert_eq!(grant.ip(), ip(1));
+        assert_eq!(grant.addresses().last(), Some(&ip(20)));
     }
 }

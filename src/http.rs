@@ -9,17 +9,23 @@
 //! under a timeout and an error is logged and stays there. hyper is given a
 //! timer, without which its header-read timeout silently never fires. Every
 //! connection is watched by one `GracefulShutdown`, so a stop drains them.
+//!
+//! A connection the firewall redirected here (its original destination,
+//! from conntrack, is not the listener) is tracked in [`Intercepts`] for
+//! its device and closed when that device is granted.
 
 mod admin;
 mod body;
 mod captive;
 mod first_bytes;
 pub mod guard;
+pub mod intercepts;
 pub mod probes;
 mod router;
 pub mod tls;
 
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,13 +40,16 @@ use tokio_rustls::TlsAcceptor;
 use arc_swap::ArcSwap;
 
 use crate::campaign::Campaign;
+use crate::client::{self, Client};
 use crate::config::{Config, Limits};
 use crate::metrics::Metrics;
+use crate::neighbours::Neighbours;
 use crate::pages::Pages;
 use crate::sessions::Sessions;
 
 pub use body::Body;
-pub use guard::{Guard, Rejection};
+pub use guard::{Guard, ProxiedSlot, Rejection};
+pub use intercepts::Intercepts;
 pub use router::Conn;
 
 /// Everything a request handler reads: what a reload replaces, the grant
@@ -55,6 +64,17 @@ pub struct Portal {
     /// Bound at start-up, like the listeners they protect.
     pub limits: Limits,
     pub guard: Guard,
+    /// Who is behind an address; see [`crate::client`].
+    pub neighbours: Neighbours,
+    pub intercepts: Arc<Intercepts>,
+}
+
+impl Portal {
+    /// The client of a request from `peer` with these headers: the one
+    /// place requests are told apart (see [`crate::client`]).
+    pub fn client_of(&self, peer: IpAddr, headers: &hyper::HeaderMap) -> Client {
+        Client::at(client::address(peer, &self.limits.trusted_proxies, headers), &self.neighbours)
+    }
 }
 
 /// The reloadable part: the config, the campaign, every page rendered from
@@ -126,9 +146,12 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        // The admin listener is on loopback and is not limited per client.
+        // The admin listener is on loopback and is not limited per client;
+        // a trusted proxy's connections are counted per request's client.
+        let proxied = role == Role::Portal && client::is_proxy(peer.ip(), &limits.trusted_proxies);
         let slot = match role {
             Role::Admin => None,
+            Role::Portal if proxied => None,
             Role::Portal => match portal.guard.connect(peer.ip().to_canonical()) {
                 Some(slot) => Some(slot),
                 None => {
@@ -137,10 +160,12 @@ pub async fn serve(
                 }
             },
         };
+        let intercepted = (role == Role::Portal && !tls && redirected(&stream, local))
+            .then(|| portal.intercepts.track(Client::at(peer.ip(), &portal.neighbours).device()));
         if role == Role::Portal {
             portal.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        let conn = Conn { peer, local, tls };
+        let conn = Conn { peer, local, tls, proxy_slot: proxied.then(|| Arc::new(ProxiedSlot::default())) };
         let metrics = portal.metrics.clone();
         // The certificate in force when the connection arrives (a reload may
         // have renewed it); connections already open keep theirs.
@@ -148,6 +173,7 @@ pub async fn serve(
         let portal = portal.clone();
         let svc = service_fn(move |req| {
             let portal = portal.clone();
+            let conn = conn.clone();
             async move {
                 let res = match role {
                     Role::Portal => router::handle(&portal, conn, req).await,
@@ -162,7 +188,21 @@ pub async fn serve(
             let _permits = (permit, slot);
             let result = match acceptor {
                 None if tls => Ok(()),
-                None => watcher.watch(h1.serve_connection(TokioIo::new(stream), svc)).await,
+                None => {
+                    let serving = watcher.watch(h1.serve_connection(TokioIo::new(stream), svc));
+                    match intercepted {
+                        // Dropping the connection closes it: the device was
+                        // granted, and its next request must open a new one.
+                        Some(intercepted) => tokio::select! {
+                            result = serving => result,
+                            () = intercepted.closed() => {
+                                tracing::debug!(%peer, "closed a connection intercepted before the grant");
+                                Ok(())
+                            }
+                        },
+                        None => serving.await,
+                    }
+                }
                 Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
                         match first_bytes::wait_for_first_bytes(stream, read_timeout).await {
@@ -187,6 +227,22 @@ pub async fn serve(
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+/// Whether the firewall redirected this connection here on its way to
+/// another address: conntrack's original destination differs from the
+/// listener's. Without conntrack (no firewall, no NAT) it is not.
+fn redirected(stream: &tokio::net::TcpStream, local: SocketAddr) -> bool {
+    let socket = socket2::SockRef::from(stream);
+    let local = SocketAddr::new(local.ip().to_canonical(), local.port());
+    let original = match local {
+        SocketAddr::V4(_) => socket.original_dst_v4(),
+        SocketAddr::V6(_) => socket.original_dst_v6(),
+    };
+    match original.ok().and_then(|addr| addr.as_socket()) {
+        Some(original) => SocketAddr::new(original.ip().to_canonical(), original.port()) != local,
+        None => false,
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! A map of the modules, in the order a request meets them:
 //!
-//! - [`cli`]: the commands (`run`, `check`, `firewall print`).
+//! - [`cli`]: the commands (`run`, `check`, `firewall print|remove`,
+//!   `clients list|revoke`).
 //! - [`config`]: the TOML file → a validated, immutable `Config`.
 //! - [`server`]: start-up, the listeners, the one shutdown path; [`reload`]
 //!   swaps in a new config and campaign on SIGHUP.
@@ -10,15 +11,19 @@
 //! - [`campaign`] and [`lang`]: the province's content and which language a
 //!   visitor sees; [`views`] renders it and [`pages`] keeps every variant
 //!   pre-rendered; [`qr`] draws the install QR code.
+//! - [`client`]: who is asking, decided in one place; [`neighbours`] tells
+//!   which MAC is behind an address (the kernel's neighbour table).
 //! - [`sessions`]: the grant table; [`store`] makes it durable; [`grant`] is
-//!   the record itself.
-//! - [`firewall`]: the packet filter behind a trait (`none` for now).
+//!   the record itself, for one device on all its addresses.
+//! - [`firewall`]: the packet filter behind a trait: `nftables`, and `none`
+//!   (logs only); [`firewall::gate`] batches changes on one thread.
 //! - [`metrics`]: counters for `/metrics` and the status page.
 
 #![forbid(unsafe_code)]
 
 pub mod campaign;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod firewall;
 pub mod grant;

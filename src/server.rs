@@ -22,9 +22,10 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::firewall::{self, Gate};
-use crate::http::{self, Guard, Portal, Role};
+use crate::firewall::{self, Firewall, FirewallError, Gate};
+use crate::http::{self, Guard, Intercepts, Portal, Role};
 use crate::metrics::Metrics;
+use crate::neighbours::Neighbours;
 use crate::reload::{ConfigSource, build_live, reload};
 use crate::sessions::Sessions;
 use crate::store::Journal;
@@ -94,13 +95,44 @@ pub struct Control<F> {
     pub source: ConfigSource,
 }
 
-/// Builds everything and serves until `control.shutdown` resolves.
+/// What Portico drives and reads on the gateway: the packet filter and the
+/// neighbour table. Built from the config for a real run; a test passes
+/// its own (a recording firewall, a fixed neighbour table).
+pub struct Gateway {
+    pub firewall: Arc<dyn Firewall>,
+    pub neighbours: Neighbours,
+}
+
+impl Gateway {
+    /// The backend the config names, and the kernel's neighbour table for
+    /// the client interfaces.
+    pub fn from_config(config: &Config) -> Result<Gateway, FirewallError> {
+        let firewall = firewall::from_config(config)?;
+        Ok(Gateway { firewall, neighbours: Neighbours::watch(&config.firewall.interfaces) })
+    }
+}
+
+/// Builds everything from the config and serves until `control.shutdown`
+/// resolves.
 pub async fn run<F: Future<Output = ()>>(
     config: Config,
     listeners: Listeners,
     control: Control<F>,
 ) -> anyhow::Result<()> {
+    let backend = config.firewall.backend_name();
+    let gateway = Gateway::from_config(&config).with_context(|| format!("firewall ({backend})"))?;
+    run_on(config, listeners, control, gateway).await
+}
+
+/// Like [`run`], on the given gateway.
+pub async fn run_on<F: Future<Output = ()>>(
+    config: Config,
+    listeners: Listeners,
+    control: Control<F>,
+    gateway: Gateway,
+) -> anyhow::Result<()> {
     let Control { shutdown, mut reloads, source } = control;
+    let Gateway { firewall, neighbours } = gateway;
     let live = build_live(config)?;
     let config = &live.config;
     let tags: Vec<String> = live.campaign.locales.iter().map(|l| l.tag.clone()).collect();
@@ -110,12 +142,10 @@ pub async fn run<F: Future<Output = ()>>(
     let (journal, restored) = tokio::task::spawn_blocking(move || Journal::open(&dir, SystemTime::now()))
         .await?
         .with_context(|| format!("state.dir: cannot open the grant store in {}", config.state.dir.display()))?;
-    let firewall = firewall::from_config(config)?;
     let backend = firewall.name();
     let gate = {
         let (restored, metrics) = (restored.clone(), metrics.clone());
-        let interfaces = config.firewall.interfaces.clone();
-        tokio::task::spawn_blocking(move || Gate::start(firewall, restored, interfaces, metrics))
+        tokio::task::spawn_blocking(move || Gate::start(firewall, restored, metrics))
             .await?
             .with_context(|| format!("firewall ({backend}): installing the rules"))?
     };
@@ -130,8 +160,15 @@ pub async fn run<F: Future<Output = ()>>(
     );
     let limits = config.limits.clone();
     let guard = Guard::new(&limits);
-    let portal =
-        Arc::new(Portal { live: ArcSwap::from_pointee(live), sessions: sessions.clone(), metrics, limits, guard });
+    let portal = Arc::new(Portal {
+        live: ArcSwap::from_pointee(live),
+        sessions: sessions.clone(),
+        metrics,
+        limits,
+        guard,
+        neighbours,
+        intercepts: Arc::new(Intercepts::default()),
+    });
 
     let purge = PurgeTask::spawn(portal.clone());
     let (stop_tx, stop_rx) = watch::channel(false);

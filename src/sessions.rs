@@ -11,6 +11,10 @@
 //! If the disk write fails, the device still gets its internet: the grant is
 //! kept in memory, the failure is logged and counted, and `/healthz` says
 //! `degraded` (a full disk must not take the Wi-Fi down for everyone).
+//!
+//! The table is keyed by [`Device`] (see [`crate::client`]): a phone granted
+//! from its IPv4 address is granted on its IPv6 addresses too, and each new
+//! address it is seen on is remembered in its grant and journalled.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,8 +22,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::client::Client;
 use crate::firewall::{FirewallError, Gate};
-use crate::grant::{Grant, MacAddr};
+use crate::grant::{Device, Grant};
 use crate::metrics::Metrics;
 use crate::store::{Journal, Record, Store};
 
@@ -32,7 +37,7 @@ struct Shared {
     /// A `std` mutex, not tokio's: it guards a plain map operation, is never
     /// held across an `.await`, and so never blocks the reactor for longer
     /// than a hash lookup. Every request takes it once.
-    grants: Mutex<HashMap<IpAddr, Grant>>,
+    grants: Mutex<HashMap<Device, Grant>>,
     store: Store,
     gate: Gate,
     /// The session length in milliseconds; a reload may change it for
@@ -66,7 +71,7 @@ impl Sessions {
         if !restored.is_empty() {
             tracing::info!(grants = restored.len(), "restored live grants");
         }
-        let grants = restored.into_iter().map(|g| (g.ip, g)).collect();
+        let grants = restored.into_iter().map(|g| (g.device, g)).collect();
         Sessions {
             shared: Arc::new(Shared {
                 grants: Mutex::new(grants),
@@ -80,20 +85,35 @@ impl Sessions {
         }
     }
 
-    /// The live grant of `ip`, if any.
-    pub fn lookup(&self, ip: IpAddr, now: SystemTime) -> Option<Grant> {
-        let grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
-        grants.get(&ip).filter(|g| g.is_live(now)).cloned()
+    /// The live grant of the client's device, if any. A granted phone seen
+    /// on an address its grant does not list yet has it added, and the
+    /// journal is told (in the background: the answer does not wait).
+    pub fn lookup(&self, client: &Client, now: SystemTime) -> Option<Grant> {
+        let mut grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
+        let grant = grants.get_mut(&client.device()).filter(|g| g.is_live(now))?;
+        if let Some(mac) = grant.mac()
+            && grant.learn(client.ip)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let sessions = self.clone();
+            let seen = Record::Seen(mac, client.ip);
+            runtime.spawn(async move { sessions.persist(vec![seen]).await });
+        }
+        Some(grant.clone())
     }
 
-    /// Grants (or extends) a session for `ip`. Returns once the device can
-    /// pass the firewall.
-    pub async fn accept(&self, ip: IpAddr) -> Result<Grant, AcceptError> {
+    /// Grants (or extends) a session for the client's device, which also
+    /// uses `also` (its other addresses the neighbour table knows). Returns
+    /// once the device can pass the firewall.
+    pub async fn accept(&self, client: &Client, also: &[IpAddr]) -> Result<Grant, AcceptError> {
         let started = Instant::now();
         let now = SystemTime::now();
         let session = Duration::from_millis(self.shared.session_ms.load(Ordering::Relaxed));
-        // The firewall thread fills in the MAC from the neighbour table.
-        let grant = Grant { ip, mac: None, expires: now + session };
+        let mut grant = Grant::new(client.device(), client.ip, now + session);
+        if let Some(old) = self.lookup(client, now) {
+            old.addresses().iter().for_each(|ip| _ = grant.learn(*ip));
+        }
+        also.iter().for_each(|ip| _ = grant.learn(*ip));
         let result = self.apply(grant).await;
         let m = &self.shared.metrics;
         match &result {
@@ -108,30 +128,32 @@ impl Sessions {
         let grant = self.shared.gate.allow(grant).await?;
         self.persist(vec![Record::Grant(grant.clone())]).await;
         let mut grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
-        grants.insert(grant.ip, grant.clone());
+        grants.insert(grant.device, grant.clone());
         Ok(grant)
     }
 
-    /// Ends the grant of `ip` now. Returns the grant that was revoked.
-    pub async fn revoke(&self, ip: IpAddr) -> Result<Option<Grant>, AcceptError> {
-        let Some(grant) = self.lookup(ip, SystemTime::now()) else {
+    /// Ends the grant of `device` now. Returns the grant that was revoked.
+    pub async fn revoke(&self, device: Device) -> Result<Option<Grant>, AcceptError> {
+        let Some(grant) = self.get(device, SystemTime::now()) else {
             return Ok(None);
         };
         self.shared.gate.revoke(grant.clone()).await?;
-        self.persist(vec![Record::Revoke(ip)]).await;
-        self.shared.grants.lock().unwrap_or_else(|e| e.into_inner()).remove(&ip);
+        self.persist(vec![Record::Revoke(device)]).await;
+        self.shared.grants.lock().unwrap_or_else(|e| e.into_inner()).remove(&device);
         Ok(Some(grant))
     }
 
-    /// Ends every live grant of the device with this MAC.
-    pub async fn revoke_mac(&self, mac: MacAddr) -> Result<Vec<Grant>, AcceptError> {
-        let ips: Vec<IpAddr> =
-            self.list(SystemTime::now()).into_iter().filter(|g| g.mac == Some(mac)).map(|g| g.ip).collect();
-        let mut revoked = Vec::new();
-        for ip in ips {
-            revoked.extend(self.revoke(ip).await?);
-        }
-        Ok(revoked)
+    /// The live grant of `device`, if any.
+    pub fn get(&self, device: Device, now: SystemTime) -> Option<Grant> {
+        let grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
+        grants.get(&device).filter(|g| g.is_live(now)).cloned()
+    }
+
+    /// The live grant that lists `ip` among its addresses, for an operator
+    /// who names a device by an address the neighbour table has forgotten.
+    pub fn find_by_address(&self, ip: IpAddr, now: SystemTime) -> Option<Grant> {
+        let grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
+        grants.values().find(|g| g.is_live(now) && g.addresses().contains(&ip)).cloned()
     }
 
     /// Writes `records`, or keeps them to write later. In the normal case

@@ -3,8 +3,20 @@
 //!
 //! The state is one append-only journal, `grants.journal` in the state
 //! directory, one record per line: `<crc32 of the json, 8 lowercase hex> <json>`,
-//! where the json is `{"op":"grant","ip":..,"mac":..,"expires_ms":..}` or
-//! `{"op":"revoke","ip":..}`. Replaying it in order gives the grant table.
+//! where the json is one of
+//! - `{"op":"grant","ip":..,"mac":..,"addrs":[..],"expires_ms":..}`: the
+//!   device (its MAC, or for a routed client the address `ip`) may pass
+//!   until then; `ip` is where it tapped *Connect*, `addrs` the other
+//!   addresses it was using (left out when none; `mac` too);
+//! - `{"op":"seen","mac":..,"ip":..}`: a granted device was seen on another
+//!   address (a new temporary IPv6 address, say);
+//! - `{"op":"revoke","mac":..}` or `{"op":"revoke","ip":..}`: the grant of
+//!   that device ends now.
+//!
+//! Replaying it in order gives the grant table. Journals written before
+//! devices were known by MAC have grants without `addrs` and revokes by
+//! `ip` only; they load the same (a revoke by `ip` ends the grant tapped
+//! from that address, as it did then).
 //!
 //! Why this shape rather than rewriting a JSON file or embedding a database:
 //!
@@ -47,7 +59,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::grant::{Grant, MacAddr, from_unix_ms, to_unix_ms};
+use crate::grant::{Device, Grant, MacAddr, from_unix_ms, to_unix_ms};
 
 const JOURNAL: &str = "grants.journal";
 const COMPACTING: &str = "grants.journal.tmp";
@@ -60,10 +72,12 @@ const MIN_RECORDS_TO_COMPACT: usize = 1024;
 /// One change to the grant table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
-    /// Insert the grant, replacing any grant for the same IP.
+    /// Insert the grant, replacing any grant for the same device.
     Grant(Grant),
-    /// Remove the grant for this IP, if any.
-    Revoke(IpAddr),
+    /// The device with this MAC, if granted, also uses this address.
+    Seen(MacAddr, IpAddr),
+    /// Remove the grant of this device, if any.
+    Revoke(Device),
 }
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -95,10 +109,19 @@ enum Line {
         ip: IpAddr,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mac: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        addrs: Vec<IpAddr>,
         expires_ms: u64,
     },
-    Revoke {
+    Seen {
+        mac: String,
         ip: IpAddr,
+    },
+    Revoke {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ip: Option<IpAddr>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mac: Option<String>,
     },
 }
 
@@ -107,11 +130,14 @@ impl Record {
     fn encode(&self) -> String {
         let line = match self {
             Record::Grant(grant) => Line::Grant {
-                ip: grant.ip,
-                mac: grant.mac.map(|mac| mac.to_string()),
+                ip: grant.ip(),
+                mac: grant.mac().map(|mac| mac.to_string()),
+                addrs: grant.addresses()[1..].to_vec(),
                 expires_ms: to_unix_ms(grant.expires),
             },
-            Record::Revoke(ip) => Line::Revoke { ip: *ip },
+            Record::Seen(mac, ip) => Line::Seen { mac: mac.to_string(), ip: *ip },
+            Record::Revoke(Device::Mac(mac)) => Line::Revoke { ip: None, mac: Some(mac.to_string()) },
+            Record::Revoke(Device::Addr(ip)) => Line::Revoke { ip: Some(*ip), mac: None },
         };
         // Addresses, strings and integers always serialise.
         let json = serde_json::to_string(&line).expect("a journal line serialises");
@@ -129,21 +155,43 @@ impl Record {
         if crc32fast::hash(json) != crc {
             return None;
         }
+        let mac = |text: String| text.parse::<MacAddr>().ok();
         Some(match serde_json::from_slice(json).ok()? {
-            Line::Grant { ip, mac, expires_ms } => Record::Grant(Grant {
-                ip,
-                mac: mac.map(|mac| mac.parse::<MacAddr>()).transpose().ok()?,
-                expires: from_unix_ms(expires_ms),
-            }),
-            Line::Revoke { ip } => Record::Revoke(ip),
+            Line::Grant { ip, mac: None, addrs: _, expires_ms } => {
+                Record::Grant(Grant::new(Device::Addr(ip), ip, from_unix_ms(expires_ms)))
+            }
+            Line::Grant { ip, mac: Some(text), addrs, expires_ms } => {
+                let addresses = std::iter::once(ip).chain(addrs.into_iter().filter(|a| *a != ip)).collect();
+                Record::Grant(Grant::with_addresses(Device::Mac(mac(text)?), addresses, from_unix_ms(expires_ms))?)
+            }
+            Line::Seen { mac: text, ip } => Record::Seen(mac(text)?, ip),
+            Line::Revoke { mac: Some(text), .. } => Record::Revoke(Device::Mac(mac(text)?)),
+            Line::Revoke { ip: Some(ip), mac: None } => Record::Revoke(Device::Addr(ip)),
+            Line::Revoke { ip: None, mac: None } => return None,
         })
     }
 
-    fn apply(&self, grants: &mut BTreeMap<IpAddr, Grant>) {
+    fn apply(&self, grants: &mut BTreeMap<Device, Grant>) {
         match self {
-            Record::Grant(grant) => grants.insert(grant.ip, grant.clone()),
-            Record::Revoke(ip) => grants.remove(ip),
-        };
+            Record::Grant(grant) => {
+                grants.insert(grant.device, grant.clone());
+            }
+            Record::Seen(mac, ip) => {
+                if let Some(grant) = grants.get_mut(&Device::Mac(*mac)) {
+                    grant.learn(*ip);
+                }
+            }
+            Record::Revoke(device @ Device::Mac(_)) => {
+                grants.remove(device);
+            }
+            Record::Revoke(device @ Device::Addr(ip)) => {
+                // A journal from before devices were known by MAC keyed every
+                // grant by the address it was tapped from, MAC or not.
+                if grants.remove(device).is_none() {
+                    grants.retain(|_, g| g.ip() != *ip);
+                }
+            }
+        }
     }
 }
 
@@ -159,7 +207,7 @@ pub struct Journal {
     len: u64,
     /// Records in the file, to decide when compaction pays.
     records: usize,
-    grants: BTreeMap<IpAddr, Grant>,
+    grants: BTreeMap<Device, Grant>,
     /// Set when the file may end in bytes replay would reject, or the handle
     /// may point at a replaced file; only a compaction clears it.
     needs_rewrite: bool,
@@ -167,7 +215,7 @@ pub struct Journal {
 
 impl Journal {
     /// Opens (creating if needed) the journal in `dir`, cuts off a torn tail,
-    /// and returns the grants live at `now`, sorted by IP.
+    /// and returns the grants live at `now`, sorted by device.
     pub fn open(dir: &Path, now: SystemTime) -> Result<(Journal, Vec<Grant>), StoreError> {
         DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_error("create directory", dir))?;
         let path = dir.join(JOURNAL);
@@ -404,13 +452,19 @@ mod tests {
         from_unix_ms(NOW_MS)
     }
 
+    fn expiry(minutes: i64) -> SystemTime {
+        from_unix_ms(NOW_MS.checked_add_signed(minutes * 60_000).unwrap())
+    }
+
+    /// A routed client's grant: known by its address.
     fn grant(ip: &str, minutes: i64) -> Grant {
-        let expires_ms = NOW_MS.checked_add_signed(minutes * 60_000).unwrap();
-        Grant {
-            ip: ip.parse().unwrap(),
-            mac: Some("02:00:5e:10:00:0a".parse().unwrap()),
-            expires: from_unix_ms(expires_ms),
-        }
+        let ip: IpAddr = ip.parse().unwrap();
+        Grant::new(Device::Addr(ip), ip, expiry(minutes))
+    }
+
+    /// A phone's grant: known by its MAC, tapped from `ip`.
+    fn phone(mac: &str, ip: &str, minutes: i64) -> Grant {
+        Grant::new(Device::Mac(mac.parse().unwrap()), ip.parse().unwrap(), expiry(minutes))
     }
 
     fn reopen(dir: &Path) -> Vec<Grant> {
@@ -419,11 +473,21 @@ mod tests {
 
     #[test]
     fn line_format_is_crc_then_json() {
-        let line = Record::Grant(Grant { mac: None, ..grant("10.0.0.7", 0) }).encode();
+        let line = Record::Grant(grant("10.0.0.7", 0)).encode();
         let json = r#"{"op":"grant","ip":"10.0.0.7","expires_ms":1790000000000}"#;
         assert_eq!(line, format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes())));
-        let revoke = Record::Revoke("10.0.0.7".parse().unwrap()).encode();
+        let revoke = Record::Revoke(Device::Addr("10.0.0.7".parse().unwrap())).encode();
         assert!(revoke.ends_with(" {\"op\":\"revoke\",\"ip\":\"10.0.0.7\"}\n"));
+        let mut both = phone("02:00:5e:10:00:0a", "10.0.0.7", 0);
+        both.learn("fd00::7".parse().unwrap());
+        let json = r#"{"op":"grant","ip":"10.0.0.7","mac":"02:00:5e:10:00:0a","addrs":["fd00::7"],"expires_ms":1790000000000}"#;
+        assert_eq!(Record::Grant(both.clone()).encode(), format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes())));
+        assert_eq!(
+            Record::decode(Record::Grant(both.clone()).encode().trim_end().as_bytes()),
+            Some(Record::Grant(both))
+        );
+        let seen = Record::Seen("02:00:5e:10:00:0a".parse().unwrap(), "fd00::8".parse().unwrap());
+        assert_eq!(Record::decode(seen.encode().trim_end().as_bytes()), Some(seen));
     }
 
     #[test]
@@ -435,7 +499,7 @@ mod tests {
         let b_later = grant("10.0.0.2", 60);
         journal.append(&[Record::Grant(c.clone()), Record::Grant(a.clone())]).unwrap();
         journal.append(&[Record::Grant(b.clone())]).unwrap();
-        journal.append(&[Record::Revoke(a.ip)]).unwrap();
+        journal.append(&[Record::Revoke(a.device)]).unwrap();
         journal.append(&[Record::Grant(b_later.clone())]).unwrap();
         drop(journal);
         assert_eq!(reopen(dir.path()), vec![b_later, c]);
@@ -458,8 +522,12 @@ mod tests {
         let (mut journal, _) = Journal::open(dir.path(), now()).unwrap();
         let (live, expired) = (grant("10.0.0.1", 30), grant("10.0.0.2", -30));
         let gone = grant("10.0.0.3", 30);
-        let records =
-            [Record::Grant(live.clone()), Record::Grant(expired), Record::Grant(gone.clone()), Record::Revoke(gone.ip)];
+        let records = [
+            Record::Grant(live.clone()),
+            Record::Grant(expired),
+            Record::Grant(gone.clone()),
+            Record::Revoke(gone.device),
+        ];
         journal.append(&records).unwrap();
         journal.compact(now()).unwrap();
         let text = fs::read_to_string(dir.path().join(JOURNAL)).unwrap();
@@ -493,11 +561,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut journal, _) = Journal::open(dir.path(), now()).unwrap();
         let churn: Vec<Record> = (0..MIN_RECORDS_TO_COMPACT as u32)
-            .map(|i| Record::Grant(Grant { ip: IpAddr::from(i.to_be_bytes()), ..grant("0.0.0.0", 5) }))
+            .map(|i| Record::Grant(grant(&IpAddr::from(i.to_be_bytes()).to_string(), 5)))
             .collect();
         journal.append(&churn).unwrap();
         assert!(!journal.should_compact(now()));
-        journal.append(&[Record::Revoke([0; 4].into())]).unwrap();
+        journal.append(&[Record::Revoke(Device::Addr([0; 4].into()))]).unwrap();
         // 1025 records, 1023 live grants: not yet.
         assert!(!journal.should_compact(now()));
         // Ten minutes later every one has expired.
@@ -527,6 +595,51 @@ mod tests {
         assert_eq!(reopen(dir.path()).len(), 50);
     }
 
+    #[test]
+    fn a_phone_is_one_grant_on_all_its_addresses_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(dir.path(), now()).unwrap();
+        let mac: MacAddr = "02:00:00:00:0a:01".parse().unwrap();
+        let tapped = phone("02:00:00:00:0a:01", "10.0.1.10", 30);
+        let (v6, temporary): (IpAddr, IpAddr) = ("fd70::a".parse().unwrap(), "fd70::5eed".parse().unwrap());
+        journal.append(&[Record::Grant(tapped.clone()), Record::Seen(mac, v6)]).unwrap();
+        journal.append(&[Record::Seen(mac, temporary), Record::Seen(mac, v6)]).unwrap();
+        drop(journal);
+        let loaded = reopen(dir.path());
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].device, Device::Mac(mac));
+        assert_eq!(loaded[0].addresses(), &["10.0.1.10".parse().unwrap(), v6, temporary]);
+
+        // Compaction keeps every address; a revoke by MAC ends it.
+        let (mut journal, _) = Journal::open(dir.path(), now()).unwrap();
+        journal.compact(now()).unwrap();
+        drop(journal);
+        assert_eq!(reopen(dir.path())[0].addresses().len(), 3);
+        let (mut journal, _) = Journal::open(dir.path(), now()).unwrap();
+        journal.append(&[Record::Revoke(Device::Mac(mac))]).unwrap();
+        drop(journal);
+        assert!(reopen(dir.path()).is_empty());
+    }
+
+    /// Regression guard for issue 8: a journal written before devices were
+    /// known by MAC (grants keyed by address, revokes by address) still
+    /// loads, to the same grants it meant then.
+    #[test]
+    fn a_journal_from_before_devices_had_macs_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |json: &str| format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes()));
+        let old = [
+            r#"{"op":"grant","ip":"10.0.1.10","mac":"02:00:00:00:0a:01","expires_ms":1790000600000}"#,
+            r#"{"op":"grant","ip":"10.0.1.11","mac":"02:00:00:00:0b:01","expires_ms":1790000600000}"#,
+            r#"{"op":"grant","ip":"192.0.2.7","expires_ms":1790000600000}"#,
+            r#"{"op":"revoke","ip":"10.0.1.11"}"#,
+        ];
+        fs::write(dir.path().join(JOURNAL), old.map(line).concat()).unwrap();
+        let loaded = reopen(dir.path());
+        assert_eq!(loaded, vec![phone("02:00:00:00:0a:01", "10.0.1.10", 10), grant("192.0.2.7", 10)]);
+        assert!(!dir.path().join(REJECTED).exists(), "nothing was unreadable");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_commits_are_all_durable() {
         let dir = tempfile::tempdir().unwrap();
@@ -538,7 +651,7 @@ mod tests {
                 let store = store.clone();
                 let ip = IpAddr::from([10, 0, 2, i]);
                 tokio::spawn(async move {
-                    let record = Record::Grant(Grant { ip, mac: None, expires });
+                    let record = Record::Grant(Grant::new(Device::Addr(ip), ip, expires));
                     store.commit(vec![record]).await
                 })
             })

@@ -1,7 +1,8 @@
 //! Broken and hostile requests each get a clear answer, never a panic, and
 //! the next traveller is served: no Host, no User-Agent, HTTP/1.0, unknown
 //! methods, TLS bytes on the plain port, invalid UTF-8, forged
-//! `X-Forwarded-For`, open-redirect attempts, asset path traversal.
+//! `X-Forwarded-For`, open-redirect attempts, asset path traversal, two
+//! `Host` headers.
 
 mod common;
 
@@ -44,6 +45,23 @@ async fn malformed_requests_get_clear_4xx_and_service_continues() {
         ),
         ("invalid UTF-8 in the query", b"GET /?lang=%ff%fe\xff HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", "400"),
         ("a path that is not a path", b"GET http://[::1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", "400"),
+        // RFC 9112 §3.2: more than one Host is 400 (issue 8).
+        (
+            "two Host headers",
+            b"GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        (
+            "a Host that disagrees with the absolute request-target",
+            b"GET http://example.com/generate_204 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        (
+            "a Host that agrees with the absolute request-target",
+            b"GET http://Example.com/ HTTP/1.1\r\nHost: example.com:80\r\nConnection: close\r\n\r\n",
+            "302",
+        ),
+        ("a Host that is not a host", b"GET / HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n", "400"),
     ];
     for (what, bytes, want) in cases {
         let answer = raw(&portal, bytes).await;

@@ -69,6 +69,50 @@ async fn a_client_holding_too_many_connections_is_refused_more_and_others_are_se
     portal.stop().await;
 }
 
+/// Issue 8: behind a trusted proxy the per-client connection cap counts
+/// the real client each connection carries, not the proxy (which would
+/// otherwise be capped like one phone).
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_connection_cap_counts_the_real_client() {
+    use http_body_util::Empty;
+    let dir = tempfile::tempdir().unwrap();
+    let limits = "per_client_connections = 2\nper_client_rps = 0\ntrusted_proxies = [\"127.0.0.1\"]";
+    let portal = TestPortal::start_with_limits(dir.path(), "", limits).await;
+    let host = format!("127.0.0.1:{}", portal.addr.port());
+    // Keep-alive connections from the proxy, each carrying one client's request.
+    let mut held = Vec::new();
+    let through = |client: &'static str| {
+        let (addr, host) = (portal.addr, host.clone());
+        async move {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+            tokio::spawn(conn);
+            let req = hyper::Request::get("/")
+                .header("host", host)
+                .header("x-forwarded-for", client)
+                .body(Empty::<bytes::Bytes>::new())
+                .unwrap();
+            let status = sender.send_request(req).await.unwrap().status();
+            (status, sender)
+        }
+    };
+    for _ in 0..2 {
+        let (status, sender) = through("10.9.9.1").await;
+        assert_eq!(status, StatusCode::OK);
+        held.push(sender);
+    }
+    let (status, _) = through("10.9.9.1").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "a third connection for the same client");
+    for client in ["10.9.9.2", "10.9.9.3"] {
+        let (status, sender) = through(client).await;
+        assert_eq!(status, StatusCode::OK, "{client}: the proxy itself is not capped");
+        held.push(sender);
+    }
+    drop(held);
+    portal.stop().await;
+}
+
 #[tokio::test]
 async fn oversized_heads_get_431_and_oversized_forms_413() {
     let dir = tempfile::tempdir().unwrap();

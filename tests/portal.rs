@@ -390,3 +390,47 @@ async fn every_language_is_served_and_fits_the_budget() {
     }
     portal.stop().await;
 }
+
+/// Reads one connection until the server closes it, or 5 s; returns what
+/// came back and whether the server closed it.
+async fn exchange_raw(portal: &TestPortal, request: &str) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(portal.addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut buf)).await.is_ok();
+    (String::from_utf8_lossy(&buf).into_owned(), closed)
+}
+
+/// Issue 8: a browser that reused a connection the firewall redirected
+/// before Connect kept landing on the portal after it. Every answer to a
+/// foreign host (the redirect, a probe's success, the welcome redirect) is
+/// the last on its connection; the portal's own pages keep keep-alive.
+#[tokio::test]
+async fn answers_to_foreign_hosts_close_their_connection_and_portal_pages_keep_it() {
+    let dir = state();
+    let portal = TestPortal::start(dir.path()).await;
+    let probe = "GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\n\r\n";
+    let site = "GET /news HTTP/1.1\r\nHost: example.com\r\n\r\n";
+
+    let (answer, closed) = exchange_raw(&portal, probe).await;
+    assert!(answer.starts_with("HTTP/1.1 302"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("\r\nconnection: close\r\n"), "{answer}");
+    assert!(closed, "the redirect before Connect left the connection open");
+
+    assert_eq!(portal.accept().await.status, StatusCode::SEE_OTHER);
+    for (request, status) in [(probe, "204"), (site, "302")] {
+        let (answer, closed) = exchange_raw(&portal, request).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+        assert!(closed, "the answer {status} after Connect left the connection open");
+    }
+
+    // Two requests for the portal's own pages on one connection, both
+    // answered, and the connection still open after them.
+    let host = format!("127.0.0.1:{}", portal.addr.port());
+    let two = format!("GET /welcome HTTP/1.1\r\nHost: {host}\r\n\r\nGET /api/captive HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let (answer, closed) = exchange_raw(&portal, &two).await;
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 2, "{answer}");
+    assert!(!closed, "the portal's own pages closed a keep-alive connection");
+    portal.stop().await;
+}

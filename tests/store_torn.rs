@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::SystemTime;
 
-use portico::grant::{Grant, from_unix_ms};
+use portico::grant::{Device, Grant, from_unix_ms};
 use portico::store::{Journal, Record};
 
 const NOW_MS: u64 = 1_790_000_000_000;
@@ -18,13 +18,16 @@ fn now() -> SystemTime {
     from_unix_ms(NOW_MS)
 }
 
-/// Live for an hour; IPs ascend so the loaded (IP-sorted) order is `n` order.
+/// Live for an hour; MACs ascend so the loaded (device-sorted) order is `n`
+/// order; even ones were also seen on an IPv6 address.
 fn grant(n: u8) -> Grant {
-    Grant {
-        ip: IpAddr::from([10, 0, 0, n]),
-        mac: n.is_multiple_of(2).then(|| format!("02:00:5e:10:00:{n:02x}").parse().unwrap()),
-        expires: from_unix_ms(NOW_MS + 3_600_000 + u64::from(n)),
+    let mac = format!("02:00:5e:10:00:{n:02x}").parse().unwrap();
+    let expires = from_unix_ms(NOW_MS + 3_600_000 + u64::from(n));
+    let mut grant = Grant::new(Device::Mac(mac), IpAddr::from([10, 0, 0, n]), expires);
+    if n.is_multiple_of(2) {
+        grant.learn(IpAddr::from([0xfd70, 0, 0, 0, 0, 0, 0, u16::from(n)]));
     }
+    grant
 }
 
 /// The journal bytes after five separate appends, and where the last record starts.

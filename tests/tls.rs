@@ -136,6 +136,16 @@ async fn pages_and_api_over_h2_and_http1() {
     let html = res.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&html).contains("Bluezone"));
 
+    // TLS, and so HTTP/2, carries only the portal's own host (issue 8): a
+    // foreign host is misdirected there, never answered as a probe.
+    let req = Request::get("https://connectivitycheck.gstatic.com/generate_204").body(Empty::<Bytes>::new()).unwrap();
+    assert_eq!(h2.send_request(req).await.unwrap().status(), 421);
+    let req = Request::get("/generate_204")
+        .header("host", "connectivitycheck.gstatic.com")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    assert_eq!(h1.send_request(req).await.unwrap().status(), 421);
+
     tls.stop().await;
 }
 

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use portico::grant::{Grant, MacAddr, from_unix_ms, to_unix_ms};
+use portico::grant::{Device, Grant, MacAddr, from_unix_ms, to_unix_ms};
 use portico::store::{Journal, Record};
 
 fn folder() -> &'static Path {
@@ -42,11 +42,12 @@ fuzz_target!(|data: &[u8]| {
     };
     // Whole milliseconds, the journal's resolution, so the grant read back
     // compares equal.
-    let grant = Grant {
-        ip: [10, 99, 0, 1].into(),
-        mac: Some(MacAddr([0x02, 0x00, 0x5e, 0x10, 0x00, 0x0a])),
-        expires: from_unix_ms(to_unix_ms(now + Duration::from_secs(3600))),
-    };
+    let mut grant = Grant::new(
+        Device::Mac(MacAddr([0x02, 0x00, 0x5e, 0x10, 0x00, 0x0a])),
+        [10, 99, 0, 1].into(),
+        from_unix_ms(to_unix_ms(now + Duration::from_secs(3600))),
+    );
+    grant.learn("fd70::99:1".parse().expect("an IPv6 address"));
     journal.append(&[Record::Grant(grant.clone())]).expect("append to a journal that opened");
     drop(journal);
 

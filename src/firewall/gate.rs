@@ -1,12 +1,11 @@
 //! The one thread that changes the firewall: it coalesces grants into
-//! batches, learns the devices' MACs, keeps the set of grants the kernel
-//! should hold, and repairs drift.
+//! batches, keeps the set of grants the kernel should hold, and repairs
+//! drift.
 //!
 //! A train arrives and hundreds of phones tap *Connect* within seconds. Each
 //! accept sends its grant here and waits; the thread takes one request, then
-//! every other request already queued, looks up all their MACs with one
-//! read of the neighbour table, and applies them with one backend call (one
-//! `nft` transaction), then answers every waiter. So the number of
+//! every other request already queued, and applies them with one backend
+//! call (one `nft` transaction), then answers every waiter. So the number of
 //! transactions grows with the burst's duration, not its size, and a phone
 //! is answered only once its grant is in the kernel.
 //!
@@ -20,7 +19,6 @@
 //! list, so a repair can never drop a grant that was just acknowledged.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -29,9 +27,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 
 use super::{Firewall, FirewallError};
-use crate::grant::Grant;
+use crate::grant::{Device, Grant};
 use crate::metrics::Metrics;
-use crate::neighbours;
 
 /// How often the kernel is compared with the applied grants; drift is
 /// repaired within this time plus one transaction.
@@ -53,7 +50,7 @@ enum Change {
 
 struct Request {
     change: Change,
-    /// The grant as applied (with the MAC the thread found), or why not.
+    /// The grant as applied, or why not.
     done: oneshot::Sender<Result<Grant, FirewallError>>,
 }
 
@@ -64,22 +61,16 @@ pub struct Gate {
 }
 
 /// What both threads share: the grants the kernel should hold, keyed by
-/// address. A `std` mutex: held for map operations only, never across I/O.
-type Applied = Arc<Mutex<HashMap<IpAddr, Grant>>>;
+/// device. A `std` mutex: held for map operations only, never across I/O.
+type Applied = Arc<Mutex<HashMap<Device, Grant>>>;
 
 impl Gate {
     /// Installs the backend's rules with `live` (blocking: call it from
-    /// start-up or `spawn_blocking`), then starts the threads. MACs are
-    /// looked up on `interfaces` (none: grants stay by address).
-    pub fn start(
-        firewall: Arc<dyn Firewall>,
-        live: Vec<Grant>,
-        interfaces: Vec<String>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Gate, FirewallError> {
+    /// start-up or `spawn_blocking`), then starts the threads.
+    pub fn start(firewall: Arc<dyn Firewall>, live: Vec<Grant>, metrics: Arc<Metrics>) -> Result<Gate, FirewallError> {
         firewall.install(&live, SystemTime::now())?;
         let (tx, rx) = mpsc::channel();
-        let applied: Applied = Arc::new(Mutex::new(live.into_iter().map(|g| (g.ip, g)).collect()));
+        let applied: Applied = Arc::new(Mutex::new(live.into_iter().map(|g| (g.device, g)).collect()));
         let repair = Arc::new(AtomicBool::new(false));
         let stopped = Arc::new(AtomicBool::new(false));
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -92,7 +83,6 @@ impl Gate {
         let worker = Worker {
             firewall: firewall.clone(),
             applied: applied.clone(),
-            interfaces,
             metrics,
             repair: repair.clone(),
             stopped: stopped.clone(),
@@ -102,8 +92,7 @@ impl Gate {
         Ok(Gate { tx })
     }
 
-    /// Lets the device through; returns the grant, with the MAC the kernel's
-    /// neighbour table gave, once the kernel holds it.
+    /// Lets the device through; returns the grant once the kernel holds it.
     pub async fn allow(&self, grant: Grant) -> Result<Grant, FirewallError> {
         self.send(Change::Allow(grant)).await
     }
@@ -121,20 +110,9 @@ impl Gate {
     }
 }
 
-/// Whether two grants are for the same device as the firewall sees it: by
-/// MAC when known, else by address.
-fn same_device(a: &Grant, b: &Grant) -> bool {
-    match (a.mac, b.mac) {
-        (Some(x), Some(y)) => x == y,
-        (None, None) => a.ip == b.ip,
-        _ => false,
-    }
-}
-
 struct Worker {
     firewall: Arc<dyn Firewall>,
     applied: Applied,
-    interfaces: Vec<String>,
     metrics: Arc<Metrics>,
     repair: Arc<AtomicBool>,
     stopped: Arc<AtomicBool>,
@@ -174,24 +152,18 @@ impl Worker {
             }
         }
         if !allows.is_empty() {
-            let ips: Vec<IpAddr> = allows.iter().map(|(g, _)| g.ip).collect();
-            let macs = neighbours::lookup_many(&ips, &self.interfaces);
-            for (g, _) in &mut allows {
-                g.mac = macs.get(&g.ip).copied();
-            }
             let (mut fresh, mut renewed) = (Vec::new(), Vec::new());
             {
                 let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
                 for (g, _) in &allows {
-                    let known = applied.values().any(|a| same_device(a, g));
-                    if known { renewed.push(g.clone()) } else { fresh.push(g.clone()) }
+                    if applied.contains_key(&g.device) { renewed.push(g.clone()) } else { fresh.push(g.clone()) }
                 }
             }
             let result = self.firewall.allow(&fresh, &renewed, now);
             self.metrics.firewall_batches.fetch_add(1, Relaxed);
             if result.is_ok() {
                 let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-                applied.extend(allows.iter().map(|(g, _)| (g.ip, g.clone())));
+                applied.extend(allows.iter().map(|(g, _)| (g.device, g.clone())));
             }
             for (g, done) in allows {
                 let _ = done.send(result.clone().map(|()| g));
@@ -203,13 +175,13 @@ impl Worker {
             // sees a revoked grant as missing; put back if the kernel refuses.
             let removed: Vec<Grant> = {
                 let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-                grants.iter().filter_map(|g| applied.remove(&g.ip)).collect()
+                grants.iter().filter_map(|g| applied.remove(&g.device)).collect()
             };
             let result = self.firewall.revoke(&grants);
             self.metrics.firewall_batches.fetch_add(1, Relaxed);
             if result.is_err() {
                 let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-                applied.extend(removed.into_iter().map(|g| (g.ip, g)));
+                applied.extend(removed.into_iter().map(|g| (g.device, g)));
             }
             for (g, done) in revokes {
                 let _ = done.send(result.clone().map(|()| g));

@@ -17,8 +17,24 @@
 //!   redirected to the portal's port (IPv4 and IPv6); DNS passes (a phone
 //!   must resolve the probe host to be shown the page at all); every other
 //!   forwarded packet is rejected at once (TCP reset, ICMP administratively
-//!   prohibited), never dropped, so probes fail fast;
-//! - established and related flows continue.
+//!   prohibited), never dropped, so probes fail fast.
+//!
+//! A grant that ends, ends: every packet a device forwards is checked
+//! against the sets, not only a connection's first (there is no `ct state
+//! established accept` on the client side). So when a grant is revoked,
+//! removed by a rebuild, or simply times out in the kernel, the device's
+//! next packet on a connection it already had (a download's ACK) is
+//! answered with a TCP reset, and its stream stops at once, with no action
+//! from Portico and no race with the set's own timeout. Deleting the
+//! device's conntrack entries instead would need Portico to notice the
+//! expiry (the kernel does not announce a set element's timeout) and would
+//! still leave a window; the set lookup it costs per packet is one hash
+//! probe, the same as a new connection already pays. Answers coming back
+//! from the internet are not checked: they enter on the upstream side and
+//! only follow what the device's own packets opened. A gateway that
+//! offloads established flows to a flowtable (OpenWrt's "flow offloading")
+//! bypasses the forward hook for them; there the device's offloaded flows
+//! end only when their conntrack entry does.
 //!
 //! The table only hooks `prerouting` (nat) and `forward` (filter), at a
 //! priority just before the standard ones, and never `input`: the gateway's
@@ -33,7 +49,7 @@ use std::time::SystemTime;
 
 use super::{Firewall, FirewallError};
 use crate::config::Config;
-use crate::grant::{Grant, MacAddr};
+use crate::grant::{Device, Grant, MacAddr};
 
 pub struct Nftables {
     table: String,
@@ -50,10 +66,10 @@ enum Key {
 
 impl Key {
     fn of(grant: &Grant) -> Key {
-        match (grant.mac, grant.ip) {
-            (Some(mac), _) => Key::Mac(mac),
-            (None, ip @ IpAddr::V4(_)) => Key::V4(ip),
-            (None, ip @ IpAddr::V6(_)) => Key::V6(ip),
+        match grant.device {
+            Device::Mac(mac) => Key::Mac(mac),
+            Device::Addr(ip @ IpAddr::V4(_)) => Key::V4(ip),
+            Device::Addr(ip @ IpAddr::V6(_)) => Key::V6(ip),
         }
     }
 
@@ -137,7 +153,6 @@ impl Nftables {
 \t}}
 
 \tchain gate_forward {{
-\t\tct state established,related accept
 \t\tether saddr @allowed_mac accept
 \t\tip saddr @allowed_v4 accept
 \t\tip6 saddr @allowed_v6 accept
@@ -256,7 +271,7 @@ impl Firewall for Nftables {
 
 /// Rules and chains in [`Nftables::definition`]; a listing with other counts
 /// has been changed by someone else.
-const EXPECTED_RULES: usize = 14;
+const EXPECTED_RULES: usize = 13;
 const EXPECTED_CHAINS: usize = 4;
 
 /// Runs `nft` with `args`, feeding `stdin`; turns its failures into errors
@@ -323,15 +338,16 @@ mod tests {
     #[test]
     fn elements_carry_the_time_left_and_go_to_the_right_set() {
         let now = SystemTime::now();
+        let routed = |ip: &str, expires| {
+            let ip: IpAddr = ip.parse().unwrap();
+            Grant::new(Device::Addr(ip), ip, expires)
+        };
+        let phone = Device::Mac("02:00:00:00:00:07".parse().unwrap());
         let grants = [
-            Grant {
-                ip: "10.0.0.7".parse().unwrap(),
-                mac: Some("02:00:00:00:00:07".parse().unwrap()),
-                expires: now + Duration::from_millis(90_500),
-            },
-            Grant { ip: "10.0.0.8".parse().unwrap(), mac: None, expires: now + Duration::from_secs(60) },
-            Grant { ip: "fd00::9".parse().unwrap(), mac: None, expires: now + Duration::from_secs(60) },
-            Grant { ip: "10.0.0.10".parse().unwrap(), mac: None, expires: now - Duration::from_secs(1) },
+            Grant::new(phone, "10.0.0.7".parse().unwrap(), now + Duration::from_millis(90_500)),
+            routed("10.0.0.8", now + Duration::from_secs(60)),
+            routed("fd00::9", now + Duration::from_secs(60)),
+            routed("10.0.0.10", now - Duration::from_secs(1)),
         ];
         let mut out = String::new();
         backend().add_elements(&grants, now, &mut out);

@@ -22,14 +22,14 @@ impl Firewall for NoFirewall {
 
     fn allow(&self, fresh: &[Grant], renewed: &[Grant], now: SystemTime) -> Result<(), FirewallError> {
         for g in fresh.iter().chain(renewed) {
-            tracing::info!(ip = %g.ip, seconds = g.remaining(now).as_secs(), "firewall none: would allow");
+            tracing::info!(device = %g.device, ip = %g.ip(), seconds = g.remaining(now).as_secs(), "firewall none: would allow");
         }
         Ok(())
     }
 
     fn revoke(&self, grants: &[Grant]) -> Result<(), FirewallError> {
         for g in grants {
-            tracing::info!(ip = %g.ip, "firewall none: would revoke");
+            tracing::info!(device = %g.device, "firewall none: would revoke");
         }
         Ok(())
     }

@@ -11,13 +11,12 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use maud::{DOCTYPE, html};
 
-use std::net::IpAddr;
-
 use serde::Serialize;
 
 use super::body::{self, Body};
 use super::{Conn, Portal};
-use crate::grant::{Grant, MacAddr, client_ip, to_unix_ms};
+use crate::client;
+use crate::grant::{Grant, to_unix_ms};
 use crate::metrics::Outcome;
 
 pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Response<Body> {
@@ -55,8 +54,11 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
 /// One client as `portico clients list --json` prints it.
 #[derive(Serialize)]
 struct ClientJson {
+    /// Where it tapped *Connect*.
     ip: String,
     mac: Option<String>,
+    /// Every address it has been seen on, `ip` first.
+    addresses: Vec<String>,
     /// Unix seconds.
     expires: u64,
     seconds_remaining: u64,
@@ -65,8 +67,9 @@ struct ClientJson {
 impl ClientJson {
     fn new(g: &Grant, now: SystemTime) -> ClientJson {
         ClientJson {
-            ip: g.ip.to_string(),
-            mac: g.mac.map(|m| m.to_string()),
+            ip: g.ip().to_string(),
+            mac: g.mac().map(|m| m.to_string()),
+            addresses: g.addresses().iter().map(ToString::to_string).collect(),
             expires: to_unix_ms(g.expires) / 1000,
             seconds_remaining: g.remaining(now).as_secs(),
         }
@@ -83,17 +86,21 @@ async fn revoke(portal: &Portal, query: Option<&str>) -> Response<Body> {
     let Some(target) = query.and_then(|q| q.strip_prefix("target=")) else {
         return body::text(StatusCode::BAD_REQUEST, "give ?target=<ip or mac>\n");
     };
-    let result = if let Ok(ip) = target.parse::<IpAddr>() {
-        portal.sessions.revoke(client_ip(ip)).await.map(|g| g.into_iter().collect::<Vec<_>>())
-    } else if let Ok(mac) = target.parse::<MacAddr>() {
-        portal.sessions.revoke_mac(mac).await
-    } else {
+    let Some(device) = client::device_named(target, &portal.neighbours) else {
         return body::text(StatusCode::BAD_REQUEST, format!("{target:?} is neither an IP address nor a MAC address\n"));
     };
     let now = SystemTime::now();
-    match result {
-        Ok(revoked) if revoked.is_empty() => body::text(StatusCode::NOT_FOUND, format!("no live grant for {target}\n")),
-        Ok(revoked) => json(StatusCode::OK, &revoked.iter().map(|g| ClientJson::new(g, now)).collect::<Vec<_>>()),
+    // An address the neighbour table no longer knows may still be listed
+    // in the grant of the device that used it.
+    let device = match target.parse::<std::net::IpAddr>() {
+        Ok(ip) if portal.sessions.get(device, now).is_none() => {
+            portal.sessions.find_by_address(ip.to_canonical(), now).map_or(device, |g| g.device)
+        }
+        _ => device,
+    };
+    match portal.sessions.revoke(device).await {
+        Ok(None) => body::text(StatusCode::NOT_FOUND, format!("no live grant for {target}\n")),
+        Ok(Some(revoked)) => json(StatusCode::OK, &[ClientJson::new(&revoked, now)]),
         Err(e) => body::text(StatusCode::SERVICE_UNAVAILABLE, format!("could not revoke {target}: {e}\n")),
     }
 }

@@ -4,9 +4,9 @@
 //! whether they are held, instead of guessing from a probe. The answer is
 //! small JSON (RFC 8908 caps it at 4 KiB; ours is a few hundred bytes),
 //! `application/captive+json`, `Cache-Control: private`, and carries
-//! `seconds-remaining` only once the client has a grant.
+//! `seconds-remaining` only once the client has a grant. The client is its
+//! device: a phone granted over IPv4 asking over IPv6 is not captive.
 
-use std::net::IpAddr;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use super::body::{self, Body};
 use super::{Live, Portal};
+use crate::client::Client;
 
 #[derive(Serialize)]
 struct CaptiveState<'a> {
@@ -31,8 +32,8 @@ struct CaptiveState<'a> {
     can_extend_session: bool,
 }
 
-pub fn api(portal: &Portal, live: &Live, client: IpAddr, now: SystemTime) -> Response<Body> {
-    let grant = portal.sessions.lookup(client, now);
+pub fn api(portal: &Portal, live: &Live, client: Client, now: SystemTime) -> Response<Body> {
+    let grant = portal.sessions.lookup(&client, now);
     let pages = &live.pages;
     let state = CaptiveState {
         captive: grant.is_none(),

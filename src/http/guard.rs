@@ -65,6 +65,14 @@ impl Drop for ClientSlot {
     }
 }
 
+/// The slot of a connection from a trusted proxy. Such a connection
+/// carries other clients' requests, so it is not counted against the
+/// proxy when accepted but against the client of each request
+/// ([`Guard::carry`]); otherwise a busy proxy would hit the cap meant for
+/// one phone.
+#[derive(Default)]
+pub struct ProxiedSlot(Mutex<Option<ClientSlot>>);
+
 impl Guard {
     pub fn new(limits: &Limits) -> Guard {
         let per_client = NonZeroU32::new(limits.per_client_rps).map(|rps| {
@@ -109,6 +117,20 @@ impl Guard {
         }
         *n += 1;
         Some(ClientSlot { ip: client, connections: self.connections.clone() })
+    }
+
+    /// Counts a connection from a trusted proxy against `client`, the one
+    /// whose request it carries now; `false` if that client has too many.
+    pub fn carry(&self, slot: &ProxiedSlot, client: IpAddr) -> bool {
+        let mut held = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+        if held.as_ref().is_some_and(|s| s.ip == client) {
+            return true;
+        }
+        // Let go of the previous client's slot first: a proxy that carries
+        // one client after another on a connection holds one slot.
+        *held = None;
+        *held = self.connect(client);
+        held.is_some()
     }
 
     /// Forgets rate-limiter keys that are back to a full bucket.
@@ -163,6 +185,19 @@ mod tests {
         assert!(guard.connect("10.0.0.2".parse().unwrap()).is_some());
         drop(first);
         assert!(guard.connect(a).is_some());
+    }
+
+    #[test]
+    fn a_proxied_connection_counts_against_the_client_it_carries() {
+        let guard = Guard::new(&limits(20, 60, 1));
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let (first, second) = (ProxiedSlot::default(), ProxiedSlot::default());
+        assert!(guard.carry(&first, a));
+        assert!(guard.carry(&first, a), "the same client again keeps its slot");
+        assert!(!guard.carry(&second, a), "a second connection for a is over its cap of 1");
+        assert!(guard.carry(&second, b));
+        assert!(!guard.carry(&first, b), "b is at its cap already");
+        assert!(guard.connect(a).is_some(), "a's slot was let go");
     }
 
     #[test]

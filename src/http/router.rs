@@ -7,9 +7,17 @@
 //! - a client without a grant asking for a foreign host gets **302** to the
 //!   portal (never 511: Android and ChromeOS read 511 as "no internet" and
 //!   show no popup);
-//! - nothing from the request becomes a `Location` (no open redirect).
+//! - nothing from the request becomes a `Location` (no open redirect);
+//! - an answer to a foreign host closes its connection: the firewall's NAT
+//!   sent it here, and conntrack would send every later request on it here
+//!   too, even after the grant (see [`super::intercepts`]);
+//! - TLS (and so HTTP/2) only ever carries the portal's own host: a foreign
+//!   host there is misdirected (421), as Portico never intercepts TLS;
+//! - a request with two `Host` headers, or one that disagrees with the
+//!   request-target's authority, is 400 (RFC 9112 §3.2, RFC 9113 §8.3.1).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -20,29 +28,44 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 
 use super::body::{self, Body};
 use super::probes::{self, ProbeAnswer};
-use super::{Live, Portal, Rejection, captive};
-use crate::grant::client_ip;
+use super::{Live, Portal, ProxiedSlot, Rejection, captive};
+use crate::client::Client;
 use crate::metrics::Outcome;
 use crate::views::Platform;
 
 /// Facts about the connection a request arrived on.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct Conn {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     /// Whether the request came over TLS.
     pub tls: bool,
+    /// For a connection from a trusted proxy: its connection slot, counted
+    /// against the client of the request it carries.
+    pub proxy_slot: Option<Arc<ProxiedSlot>>,
 }
 
 pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Response<Body> {
-    let client = client_of(portal, conn, &req);
-    if let Err((why, wait)) = portal.guard.admit(client) {
+    let client = portal.client_of(conn.peer.ip(), req.headers());
+    if let Some(slot) = &conn.proxy_slot
+        && !portal.guard.carry(slot, client.ip)
+    {
+        portal.metrics.rejected(Rejection::ClientConnections);
+        return closing(too_many_requests(std::time::Duration::from_secs(1)));
+    }
+    if let Err((why, wait)) = portal.guard.admit(client.ip) {
         portal.metrics.rejected(why);
         return too_many_requests(wait);
     }
     let now = SystemTime::now();
     let live = portal.live.load();
-    let host = request_host(&req);
+    let host = match request_host(&req) {
+        Ok(host) => host,
+        Err(why) => {
+            portal.metrics.request(Outcome::BadRequest);
+            return closing(body::text(StatusCode::BAD_REQUEST, format!("{why}\n")));
+        }
+    };
     let own = match &host {
         // HTTP/1.1 requires a Host (RFC 9112 §3.2); HTTP/1.0 may omit it, and
         // such a request can only be for whoever answers: the portal.
@@ -62,10 +85,21 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
         (body::redirect(StatusCode::FOUND, &location, Bytes::new()), Outcome::HttpsRedirect)
     } else if own {
         own_page(portal, &live, client, now, req).await
+    } else if conn.tls {
+        let res = body::text(StatusCode::MISDIRECTED_REQUEST, "this connection serves only the portal\n");
+        (res, Outcome::BadRequest)
     } else {
-        foreign(portal, &live, client, now, host.as_deref().unwrap_or(""), req.uri().path())
+        let (res, outcome) = foreign(portal, &live, client, now, host.as_deref().unwrap_or(""), req.uri().path());
+        (closing(res), outcome)
     };
     portal.metrics.request(outcome);
+    res
+}
+
+/// Marks an HTTP/1 answer as the last on its connection. (HTTP/2 has no
+/// such header, and never carries a foreign host here.)
+fn closing(mut res: Response<Body>) -> Response<Body> {
+    res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     res
 }
 
@@ -84,36 +118,17 @@ fn https_url(live: &Live, req: &Request<Incoming>) -> String {
     format!("{base}/{}", path_and_query.trim_start_matches('/'))
 }
 
-/// Who is asking: the TCP peer, always, unless the peer is a proxy the
-/// operator listed in `limits.trusted_proxies`; then the address that proxy
-/// appended last to `X-Forwarded-For` (earlier entries are the client's own
-/// claims and are never believed).
-fn client_of(portal: &Portal, conn: Conn, req: &Request<Incoming>) -> IpAddr {
-    let peer = client_ip(conn.peer.ip());
-    if !portal.limits.trusted_proxies.contains(&peer) {
-        return peer;
-    }
-    req.headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .next_back()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|last| last.trim().parse::<IpAddr>().ok())
-        .map_or(peer, client_ip)
-}
-
 /// A request intercepted on its way to another host.
 fn foreign(
     portal: &Portal,
     live: &Live,
-    client: IpAddr,
+    client: Client,
     now: SystemTime,
     host: &str,
     path: &str,
 ) -> (Response<Body>, Outcome) {
     let pages = &live.pages;
-    if portal.sessions.lookup(client, now).is_none() {
+    if portal.sessions.lookup(&client, now).is_none() {
         let res = body::redirect(StatusCode::FOUND, &pages.portal_url, pages.portal_redirect_body.clone());
         return (res, Outcome::ProbeRedirect);
     }
@@ -132,7 +147,7 @@ fn foreign(
 async fn own_page(
     portal: &Portal,
     content: &Live,
-    client: IpAddr,
+    client: Client,
     now: SystemTime,
     req: Request<Incoming>,
 ) -> (Response<Body>, Outcome) {
@@ -202,7 +217,7 @@ fn stylesheet(css: Bytes) -> Response<Body> {
 async fn accept(
     portal: &Portal,
     live: &Live,
-    client: IpAddr,
+    client: Client,
     lang: usize,
     req: Request<Incoming>,
 ) -> (Response<Body>, Outcome) {
@@ -229,15 +244,20 @@ async fn accept(
     let form_lang = std::str::from_utf8(&form).ok().and_then(|f| query_param(Some(f), "lang"));
     let lang = form_lang.and_then(|t| campaign.locale_index(t)).unwrap_or(lang);
     let tag = campaign.locales[lang].tag.as_str();
-    match portal.sessions.accept(client).await {
-        Ok(_) => {
+    let also = client.mac.map(|mac| portal.neighbours.addresses_of(mac)).unwrap_or_default();
+    match portal.sessions.accept(&client, &also).await {
+        Ok(grant) => {
+            let closed = portal.intercepts.close(grant.device);
+            if closed > 0 {
+                tracing::debug!(device = %grant.device, closed, "closing connections intercepted before the grant");
+            }
             // A full navigation to /welcome is what makes the iOS sheet
             // re-probe and show "Done".
             let location = format!("/welcome?lang={tag}");
             (body::redirect(StatusCode::SEE_OTHER, &location, Bytes::new()), Outcome::Accept)
         }
         Err(e) => {
-            tracing::error!(client = %client, error = %e, "grant failed; the phone is asked to retry");
+            tracing::error!(client = %client.ip, error = %e, "grant failed; the phone is asked to retry");
             let mut res = body::page(StatusCode::SERVICE_UNAVAILABLE, live.pages.retry(lang), tag);
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             (res, Outcome::Unavailable)
@@ -246,14 +266,49 @@ async fn accept(
 }
 
 /// The host a request is for, lower case, without port or trailing dot:
-/// from the URI's authority (HTTP/2, absolute-form) or the `Host` header.
-fn request_host(req: &Request<Incoming>) -> Option<String> {
-    let raw = match req.uri().authority() {
-        Some(a) => a.as_str(),
-        None => req.headers().get(header::HOST)?.to_str().ok()?,
+/// from the URI's authority (HTTP/2, absolute-form) or the `Host` header;
+/// `Ok(None)` when there is neither. Two `Host` headers, one that cannot be
+/// read, or one that names another host than the authority are refused.
+fn request_host(req: &Request<Incoming>) -> Result<Option<String>, &'static str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err("more than one Host header");
+    }
+    let header = match header {
+        Some(v) => Some(
+            authority_host(v.to_str().map_err(|_| "an unreadable Host header")?).ok_or("a malformed Host header")?,
+        ),
+        None => None,
     };
-    let (host, _) = crate::config::split_host_port(raw.trim())?;
-    Some(host.trim_end_matches('.').to_ascii_lowercase())
+    match (req.uri().authority(), header) {
+        (Some(a), header) => {
+            let target = authority_host(a.as_str()).ok_or("a malformed request-target")?;
+            match header {
+                Some(h) if h != target => Err("the Host header names another host than the request-target"),
+                _ => Ok(Some(target.0)),
+            }
+        }
+        (None, header) => Ok(header.map(|h| h.0)),
+    }
+}
+
+/// Host (lower case, no trailing dot) and port, if given, of an authority.
+/// Two authorities name the same host when both parts agree, a missing
+/// port agreeing with any.
+#[derive(Debug)]
+struct HostPort(String, Option<String>);
+
+impl PartialEq for HostPort {
+    fn eq(&self, other: &HostPort) -> bool {
+        self.0 == other.0 && (self.1.is_none() || other.1.is_none() || self.1 == other.1)
+    }
+}
+
+fn authority_host(raw: &str) -> Option<HostPort> {
+    let (host, port) = crate::config::split_host_port(raw.trim())?;
+    let port = port.filter(|p| !p.is_empty()).map(str::to_owned);
+    Some(HostPort(host.trim_end_matches('.').to_ascii_lowercase(), port))
 }
 
 /// The portal's own host: the public URL's host, or the address the client

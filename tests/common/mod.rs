@@ -14,8 +14,11 @@ use hyper::header::HeaderMap;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use portico::config::Config;
+use portico::firewall::NoFirewall;
+use portico::neighbours::Neighbours;
 use portico::reload::ConfigSource;
-use portico::server::{self, Control, Listeners};
+use portico::server::{self, Control, Gateway, Listeners};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -66,24 +69,45 @@ listen = "127.0.0.1:0"
     )
 }
 
-impl TestPortal {
-    pub async fn start(state: &Path) -> TestPortal {
-        Self::start_with(state, "session = \"12h\"").await
+/// How to start a [`TestPortal`]: `TestPortal::builder(dir).portal("…")
+/// .limits("…").neighbours(table).start()`.
+pub struct Builder {
+    state: PathBuf,
+    portal_extra: String,
+    limits: String,
+    neighbours: Neighbours,
+}
+
+impl Builder {
+    /// Extra TOML lines for `[portal]`.
+    pub fn portal(mut self, lines: &str) -> Builder {
+        self.portal_extra = lines.to_owned();
+        self
     }
 
-    pub async fn start_with(state: &Path, portal_extra: &str) -> TestPortal {
-        Self::start_with_limits(state, portal_extra, NO_RATE_LIMITS).await
+    /// The TOML lines of `[limits]` (rate limits are off unless given).
+    pub fn limits(mut self, lines: &str) -> Builder {
+        self.limits = lines.to_owned();
+        self
     }
 
-    pub async fn start_with_limits(state: &Path, portal_extra: &str, limits: &str) -> TestPortal {
+    /// The neighbour table the portal sees (none: every client is its
+    /// address, as on loopback).
+    pub fn neighbours(mut self, table: Neighbours) -> Builder {
+        self.neighbours = table;
+        self
+    }
+
+    pub async fn start(self) -> TestPortal {
         // `RUST_LOG=portico=debug cargo test -- --nocapture` shows the server's log.
         let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
+        let state = self.state;
         let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = portal.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
-        let text = config_text(addr.port(), state, portal_extra, limits);
-        std::fs::create_dir_all(state).unwrap();
+        let text = config_text(addr.port(), &state, &self.portal_extra, &self.limits);
+        std::fs::create_dir_all(&state).unwrap();
         let config_file = state.join("portico.toml");
         std::fs::write(&config_file, &text).unwrap();
         let config = Config::load(&config_file).expect("test config is valid");
@@ -94,21 +118,37 @@ impl TestPortal {
             let _ = stopped.await;
         };
         let source = ConfigSource::File(config_file.clone());
-        let task = tokio::spawn(server::run(config, listeners, Control { shutdown, reloads, source }));
-        let portal = TestPortal {
-            addr,
-            admin: admin_addr,
-            state: state.to_owned(),
-            config_file,
-            stop: Some(stop),
-            reload,
-            task,
-        };
+        let gateway = Gateway { firewall: Arc::new(NoFirewall), neighbours: self.neighbours };
+        let task = tokio::spawn(server::run_on(config, listeners, Control { shutdown, reloads, source }, gateway));
+        let portal = TestPortal { addr, admin: admin_addr, state, config_file, stop: Some(stop), reload, task };
         // Serving begins after start-up reads the campaign and the store; a
         // test that edits those files must not race it.
         let health = send(admin_addr, "GET", "127.0.0.1", "/healthz", &[], Bytes::new()).await;
         assert_eq!(health.status, StatusCode::OK, "the server did not start");
         portal
+    }
+}
+
+impl TestPortal {
+    pub fn builder(state: &Path) -> Builder {
+        Builder {
+            state: state.to_owned(),
+            portal_extra: "session = \"12h\"".into(),
+            limits: NO_RATE_LIMITS.into(),
+            neighbours: Neighbours::none(),
+        }
+    }
+
+    pub async fn start(state: &Path) -> TestPortal {
+        Self::builder(state).start().await
+    }
+
+    pub async fn start_with(state: &Path, portal_extra: &str) -> TestPortal {
+        Self::builder(state).portal(portal_extra).start().await
+    }
+
+    pub async fn start_with_limits(state: &Path, portal_extra: &str, limits: &str) -> TestPortal {
+        Self::builder(state).portal(portal_extra).limits(limits).start().await
     }
 
     /// What SIGHUP does: re-read the config file and campaign.
@@ -138,10 +178,16 @@ impl TestPortal {
 
     /// Loads the splash, finds its form as a browser would and submits it.
     pub async fn accept(&self) -> Reply {
+        self.accept_from("127.0.0.1".parse().unwrap()).await
+    }
+
+    /// [`Self::accept`] from another loopback address.
+    pub async fn accept_from(&self, from: std::net::IpAddr) -> Reply {
         let splash = self.page("/", &[]).await;
         let form = Form::parse(&splash.text()).expect("the splash has a post form");
         let host = format!("127.0.0.1:{}", self.addr.port());
-        send(
+        send_from(
+            from,
             self.addr,
             "POST",
             &host,
@@ -150,6 +196,18 @@ impl TestPortal {
             Bytes::from(form.body()),
         )
         .await
+    }
+
+    /// `GET path` with this `Host` from another loopback address.
+    pub async fn get_from(&self, from: std::net::IpAddr, host: &str, path: &str) -> Reply {
+        send_from(from, self.addr, "GET", host, path, &[], Bytes::new()).await
+    }
+
+    /// The grants as `portico clients list --json` prints them.
+    pub async fn clients(&self) -> serde_json::Value {
+        let reply = send(self.admin, "GET", "127.0.0.1", "/clients", &[], Bytes::new()).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        serde_json::from_slice(&reply.body).expect("clients JSON")
     }
 }
 

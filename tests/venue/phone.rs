@@ -52,7 +52,7 @@ impl Reply {
 }
 
 impl Phone {
-    fn connect(&self, to: SocketAddr) -> std::io::Result<TcpStream> {
+    pub fn connect(&self, to: SocketAddr) -> std::io::Result<TcpStream> {
         self.ns.run(|| TcpStream::connect_timeout(&to, CONNECT_TIMEOUT))
     }
 

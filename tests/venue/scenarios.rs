@@ -37,12 +37,13 @@ pub struct Site {
 
 pub type Scenario = (&'static str, fn(&mut Site) -> Result<()>);
 
-pub const ALL: [Scenario; 9] = [
+pub const ALL: [Scenario; 10] = [
     ("wiring: phones reach upstream with no Portico table", wiring),
     ("1 before accept: B is held, DNS and the portal answer", before_accept),
     ("2 a form naming A grants only the sender B", form_names_another),
     ("3 clients list shows B; clients revoke holds B at once", revoke),
     ("4 accept from A: online over IPv4 and IPv6; B held", accept_a),
+    ("4b connections redirected before B's accept are closed by it", redirected_closed),
     ("5 kill -9: A keeps its internet down and after restart", kill_restart),
     ("6 table deleted by hand: rebuilt within 5 s", drift_repair),
     ("7 firewall print agrees with nft and the installed table", print_agrees),
@@ -185,11 +186,54 @@ fn accept_a(site: &mut Site) -> Result<()> {
     site.held(&v.b).context("B")
 }
 
+/// Issue 8: a connection the NAT sent to Portico before the accept (a
+/// browser's preconnect, an idle keep-alive) would land on Portico for as
+/// long as it lives; the accept closes it, over IPv4 and IPv6.
+fn redirected_closed(site: &mut Site) -> Result<()> {
+    site.portico.ensure_running(&site.venue.gw)?;
+    let v = &site.venue;
+    let idle: Vec<std::net::TcpStream> = site
+        .upstreams()
+        .iter()
+        .map(|up| v.b.connect(SocketAddr::new(*up, 80)).with_context(|| format!("B to {up}:80")))
+        .collect::<Result<_>>()?;
+    site.accept(&v.b, &[])?;
+    for (stream, up) in idle.into_iter().zip(site.upstreams()) {
+        let mut stream = stream;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let start = Instant::now();
+        let mut buf = [0u8; 64];
+        match std::io::Read::read(&mut stream, &mut buf) {
+            Ok(0) => {
+                println!("   the redirected connection to {up}:80 closed {:.0?} after the accept", start.elapsed())
+            }
+            Ok(n) => bail!("B's connection to {up}:80 got {:?} instead of closing", String::from_utf8_lossy(&buf[..n])),
+            Err(e) => bail!("B's connection to {up}:80 was still open 2 s after the accept ({e})"),
+        }
+    }
+    site.online(&v.b).context("B after its accept")?;
+    site.portico.cli(&v.gw, &["clients", "revoke", v.b.mac])?;
+    site.held(&v.b).context("B after the revoke")
+}
+
 fn kill_restart(site: &mut Site) -> Result<()> {
     site.portico.kill()?;
     site.online(&site.venue.a).context("A while Portico is down")?;
     site.portico.start(&site.venue.gw)?;
     site.online(&site.venue.a).context("A after the restart")?;
+    // The journal kept A as one device with both its addresses.
+    let list = site.portico.cli(&site.venue.gw, &["clients", "list", "--json"])?;
+    let clients: serde_json::Value = serde_json::from_str(&list).context("clients list --json")?;
+    let a = clients
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["mac"] == site.venue.a.mac))
+        .with_context(|| format!("A ({}) is not listed after the restart: {list}", site.venue.a.mac))?;
+    for address in [site.venue.a.v4.to_string(), site.venue.a.v6.to_string()] {
+        ensure!(
+            a["addresses"].as_array().is_some_and(|all| all.iter().any(|x| *x == address.as_str())),
+            "A's grant lost {address} across kill -9: {a}"
+        );
+    }
     site.held(&site.venue.b).context("B after the restart")
 }
 
