@@ -394,7 +394,11 @@ struct Cut {
 
 impl std::fmt::Display for Cut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} bytes, last {:.1?} after the grant ended, then {}", self.bytes, self.after, self.how)
+        if self.after.is_zero() {
+            write!(f, "{} bytes, the last before the grant ended, then {}", self.bytes, self.how)
+        } else {
+            write!(f, "{} bytes, the last {:.1?} after the grant ended, then {}", self.bytes, self.after, self.how)
+        }
     }
 }
 
