@@ -37,11 +37,13 @@ build=$(cargo test --release --test venue --no-run 2>&1) || die "build failed: $
 bin=$(sed -n 's/.*Executable tests\/venue.rs (\(.*\))$/\1/p' <<<"$build" | tail -1)
 [[ -x $bin ]] || die "could not find the venue test binary in: $build"
 
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine inflates these times)"
 connect=() lease=() late=0 broken=0
 for ((i = 1; i <= N; i++)); do
     out=$(CI= timeout --kill-after=10 600 "$bin" "C joins" "real click" "first try" 2>&1) || true
     c=$(sed -n 's/^ *measure connect_to_online_ms=\([0-9]*\) first_try=\(yes\|no\).*/\1 \2/p' <<<"$out" | tail -1)
     l=$(sed -n 's/^ *measure lease_to_splash_ms=\([0-9]*\).*/\1/p' <<<"$out" | tail -1)
+    w=$(sed -n 's/^ *measure connect_to_online_ms=.* click_to_welcome_ms=\([0-9]*\).*/\1/p' <<<"$out" | tail -1)
     if [[ -z $c || -z $l ]]; then
         broken=$((broken + 1))
         echo "run $i: no measurement; the venue said:"
@@ -57,7 +59,7 @@ for ((i = 1; i <= N; i++)); do
         note="  (first try landed on Portico, not the upstream)"
     fi
     failed=$(grep -c '^FAILED' <<<"$out" || true)
-    echo "run $i: lease→splash ${l} ms, Connect→online ${ms} ms${note}$( ((failed == 0)) || echo "  [$failed FAILED]")"
+    echo "run $i: lease→splash ${l} ms, Connect→online ${ms} ms (click→/welcome ${w:-?} ms)${note}$( ((failed == 0)) || echo "  [$failed FAILED]")"
 done
 
 # p50 (nearest rank) and max of the numbers given.
@@ -66,6 +68,7 @@ stats() {
 }
 
 echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "runs: $N ($broken without a measurement)"
 ((${#connect[@]} > 0)) || die "no run produced a measurement"
 echo "DHCP lease→splash shown:  $(stats "${lease[@]}")"

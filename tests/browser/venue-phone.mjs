@@ -18,7 +18,8 @@
 // `status`, `upstream` (the venue upstream's `x-venue-upstream` header, or
 // null), `server` (the address chromium connected to), `chain` (the
 // redirects, oldest first, each `STATUS URL [via ADDRESS PORT]`), `title`
-// and `text` (the start of the body). `click` adds `button` (its text).
+// and `text` (the start of the body). `click` adds `button` (its text) and
+// `accept_ms` (request sent to first byte of the answer, for the POST).
 // On failure: `error`.
 // The first line, once chromium is up, is `{"ready":true,...}`.
 
@@ -123,7 +124,11 @@ async function run(line) {
         page.waitForNavigation({ waitUntil: 'load', timeout: NAVIGATION_TIMEOUT }),
         button.click(),
       ]);
-      return { button: label, ...(await visit(response)) };
+      // How long Portico took to answer the accept (request sent → first
+      // byte of its 303), from chromium's own timing of the POST.
+      const post = response?.request().redirectedFrom()?.timing();
+      const accept_ms = post && post.responseStart >= 0 ? post.responseStart - post.requestStart : null;
+      return { button: label, accept_ms, ...(await visit(response)) };
     }
     default:
       throw new Error(`unknown command ${JSON.stringify(line)}`);

@@ -45,6 +45,7 @@ pub struct Answer {
     pub title: String,
     pub text: String,
     pub button: Option<String>,
+    pub accept_ms: Option<f64>,
     pub error: Option<String>,
     pub version: Option<String>,
 }

@@ -43,12 +43,13 @@ const SHORT_SESSION: Duration = Duration::from_secs(6);
 /// Portico keeps alive may never time out while this goes on.)
 const AFTER_ALL_WITHIN: Duration = Duration::from_secs(15);
 
-pub const ALL: [Scenario; 9] = [
+pub const ALL: [Scenario; 10] = [
     ("9 C joins by DHCP; chromium opens a site before Connect: the splash", join_and_splash),
     ("10 a real click on Connect in chromium reaches /welcome", click_connect),
     ("11 chromium reaches upstream on its first try: by name (IPv6 first), IPv6 and IPv4", online_first_try),
     ("12 chromium upgrades http:// navigations like stock Chrome (upstream's 443 saw it)", https_upgrades),
     ("13 /api/captive over IPv6: C not captive after its IPv4 grant, D captive", captive_api_v6),
+    ("13b C's privacy address changes mid-session: the new one is C's too", new_privacy_address),
     ("14 revoke C: its long download is cut within 5 s, its next request gets the splash", revoke_cuts),
     ("15 6 s session: C's long download is cut within 5 s of expiry, then the splash", expiry_cuts),
     ("16 D, which never tapped, is held throughout (probe 302, 443 refused)", d_held),
@@ -61,8 +62,10 @@ pub struct Real {
     pub browser: Option<Browser>,
     pub dhcp: Vec<Dhcp>,
     pub leases: Vec<(&'static str, Lease)>,
-    /// Scenario 10's click, on the browser's clock, for scenario 11.
+    /// Scenario 10's click and /welcome loaded, on the browser's clock,
+    /// for scenario 11.
     clicked_at: Option<f64>,
+    welcome_at: Option<f64>,
     resolvers: Vec<Resolver>,
     dir: PathBuf,
 }
@@ -71,7 +74,15 @@ impl Real {
     /// The DHCP phones' resolver files, created before anything runs there.
     pub fn new(venue: &Venue, dir: PathBuf) -> Result<Real> {
         let resolvers = vec![Resolver::create(&venue.c.ns.name)?, Resolver::create(&venue.d.ns.name)?];
-        Ok(Real { browser: None, dhcp: Vec::new(), leases: Vec::new(), clicked_at: None, resolvers, dir })
+        Ok(Real {
+            browser: None,
+            dhcp: Vec::new(),
+            leases: Vec::new(),
+            clicked_at: None,
+            welcome_at: None,
+            resolvers,
+            dir,
+        })
     }
 
     fn browser(&mut self) -> Result<&mut Browser> {
@@ -140,7 +151,12 @@ fn join_and_splash(site: &mut Site) -> Result<()> {
     // D joins too, and never taps.
     site.real.join(&mut site.venue.d)?;
     site.venue.d.v6 = crate::dhcp::slaac(&site.venue.d)?.0;
-    site.dns_answers(&site.venue.d).context("D, through its DHCP resolver's gateway")?;
+    let resolver = std::fs::read_to_string(&site.real.resolvers[1].file)?;
+    ensure!(
+        resolver.contains(&format!("nameserver {}", site.venue.lan_v4)),
+        "D's resolv.conf from its lease names no gateway: {resolver:?}"
+    );
+    site.dns_answers(&site.venue.d).context("D's DNS, to the gateway's and the upstream's dnsmasq")?;
     d_is_held(site).context("D after joining")
 }
 
@@ -149,6 +165,10 @@ fn click_connect(site: &mut Site) -> Result<()> {
     let browser = site.real.browser()?;
     let answer = browser.click_connect()?;
     site.real.clicked_at = Some(answer.t0);
+    site.real.welcome_at = Some(answer.t1);
+    if let Some(ms) = answer.accept_ms {
+        println!("   Portico answered the accept {ms:.0} ms after chromium sent it");
+    }
     println!("   clicked {:?}: {}", answer.button.as_deref().unwrap_or("?"), answer.describe());
     ensure!(
         answer.ok && answer.status == Some(200) && answer.url.contains("/welcome"),
@@ -162,7 +182,7 @@ fn online_first_try(site: &mut Site) -> Result<()> {
     let v = &site.venue;
     let by_name = site_url();
     let urls = [by_name.clone(), format!("http://[{}]/", v.up_v6), format!("http://{}/", v.up_v4)];
-    let clicked_at = site.real.clicked_at;
+    let (clicked_at, welcome_at) = (site.real.clicked_at, site.real.welcome_at);
     let browser = site.real.browser()?;
     let mut failures = Vec::new();
     for (i, url) in urls.iter().enumerate() {
@@ -172,8 +192,9 @@ fn online_first_try(site: &mut Site) -> Result<()> {
         {
             let took = first.t1 - clicked_at;
             println!(
-                "   measure connect_to_online_ms={took:.0} first_try={}",
-                if first.is_upstream() { "yes" } else { "no" }
+                "   measure connect_to_online_ms={took:.0} first_try={} click_to_welcome_ms={:.0}",
+                if first.is_upstream() { "yes" } else { "no" },
+                welcome_at.map_or(0.0, |w| w - clicked_at)
             );
         }
         if first.is_upstream() {
@@ -254,6 +275,55 @@ fn captive_api_v6(site: &mut Site) -> Result<()> {
                 reply.describe()
             ));
         }
+    }
+    ensure!(failures.is_empty(), "{}", failures.join("; "));
+    Ok(())
+}
+
+/// What the kernel does when a privacy address is regenerated, done at
+/// once instead of after its preferred lifetime: a new address on the
+/// phone's link, and the ones it had deprecated, so the new one is the
+/// source of everything new (RFC 6724 rule 3). Nothing else changes: same
+/// MAC, same grant.
+fn new_privacy_address(site: &mut Site) -> Result<()> {
+    site.portico.ensure_running(&site.venue.gw)?;
+    let c = &site.venue.c;
+    let old = c.v6;
+    ensure!(!old.is_unspecified(), "C has no IPv6 address (scenario 9 failed?)");
+    let prefix = u128::from(site.venue.lan_v6) & !0xffff_ffff_ffff_ffff;
+    let iid = 0x0200_0000_0000_b00d | (u128::from(std::process::id()) << 16);
+    let new = std::net::Ipv6Addr::from(prefix | (iid & 0xffff_ffff_ffff_ffff));
+    c.ns.ip(&["-6", "addr", "add", &format!("{new}/64"), "dev", "eth0", "nodad"])?;
+    let out = c.ns.exec("ip", &["-6", "-o", "addr", "show", "dev", "eth0", "scope", "global"])?;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(address) = line.split_whitespace().skip_while(|w| *w != "inet6").nth(1) else { continue };
+        if !address.starts_with(&format!("{new}/")) {
+            c.ns.ip(&["-6", "addr", "change", address, "dev", "eth0", "preferred_lft", "0"])?;
+        }
+    }
+    let portal_v6 = SocketAddr::new(site.venue.lan_v6.into(), PORTAL_PORT);
+    let source = c.ns.run(|| -> std::io::Result<IpAddr> {
+        let probe = std::net::UdpSocket::bind("[::]:0")?;
+        probe.connect(portal_v6)?;
+        Ok(probe.local_addr()?.ip())
+    })?;
+    ensure!(source == IpAddr::from(new), "C's kernel picks {source} as source, not the new {new}");
+    site.venue.c.v6 = new;
+    println!("   C's new privacy address {new} (was {old})");
+    let c = &site.venue.c;
+    let mut failures = Vec::new();
+    let reply = c.request(portal_v6, "GET", &format!("[{}]:{PORTAL_PORT}", site.venue.lan_v6), "/api/captive", None)?;
+    let compact: String = reply.text().chars().filter(|ch| !ch.is_whitespace()).collect();
+    if !compact.contains("\"captive\":false") {
+        failures.push(format!("/api/captive from {new}: {} {}", reply.describe(), reply.text()));
+    }
+    let answer = site.real.browser()?.goto(&format!("http://[{}]/", site.venue.up_v6))?;
+    if !answer.is_upstream() {
+        failures.push(format!("C's browser from {new}: wanted the upstream, saw {}", answer.describe()));
+    }
+    let list = site.portico.cli(&site.venue.gw, &["clients", "list", "--json"])?;
+    if !list.contains(&new.to_string()) {
+        failures.push(format!("clients list does not name {new} for C ({}): {list}", c.mac));
     }
     ensure!(failures.is_empty(), "{}", failures.join("; "));
     Ok(())
