@@ -9,6 +9,7 @@
 //! effect, so the phone may be told it is online.
 
 pub mod gate;
+mod generation;
 mod listing;
 pub mod nftables;
 mod none;
@@ -48,6 +49,13 @@ pub trait Firewall: Send + Sync + 'static {
 
     /// Holds these devices at the gate again.
     fn revoke(&self, grants: &[Grant]) -> Result<(), FirewallError>;
+
+    /// A number that changes whenever anyone changes the packet filter,
+    /// if the backend can tell (see [`generation`]); the drift check skips
+    /// the comparison while it is the one Portico's own last change left.
+    fn generation(&self) -> Option<u32> {
+        None
+    }
 
     /// Whether the kernel still holds the rules and every grant in `live`;
     /// `false` asks for a rebuild with `install` (someone flushed the

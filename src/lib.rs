@@ -12,7 +12,8 @@
 //!   visitor sees; [`views`] renders it and [`pages`] keeps every variant
 //!   pre-rendered; [`qr`] draws the install QR code.
 //! - [`client`]: who is asking, decided in one place; [`neighbours`] tells
-//!   which MAC is behind an address (the kernel's neighbour table).
+//!   which MAC is behind an address (the kernel's neighbour table), through
+//!   [`netlink`].
 //! - [`sessions`]: the grant table; [`store`] makes it durable; [`grant`] is
 //!   the record itself, for one device on all its addresses.
 //! - [`firewall`]: the packet filter behind a trait: `nftables`, and `none`
@@ -31,6 +32,7 @@ pub mod http;
 pub mod lang;
 pub mod metrics;
 pub mod neighbours;
+pub mod netlink;
 pub mod pages;
 pub mod qr;
 pub mod reload;

@@ -58,7 +58,7 @@ impl Outcome {
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
 /// Name, type and help of every metric family, in exposition order.
-const FAMILIES: [(&str, &str, &str); 13] = [
+const FAMILIES: [(&str, &str, &str); 14] = [
     ("portico_rejected_total", "counter", "Requests and connections turned away by a limit, by reason."),
     ("portico_reloads_total", "counter", "Reloads (SIGHUP) of the config and campaign, by result."),
     ("portico_requests_total", "counter", "Portal requests by outcome."),
@@ -70,6 +70,11 @@ const FAMILIES: [(&str, &str, &str); 13] = [
     ("portico_tls_handshake_failures_total", "counter", "TLS handshakes that failed or timed out."),
     ("portico_firewall_transactions_total", "counter", "Firewall transactions; a burst of grants shares one."),
     ("portico_firewall_repairs_total", "counter", "Times the firewall's rules were found changed and rebuilt."),
+    (
+        "portico_firewall_comparisons_total",
+        "counter",
+        "Times the kernel's table was listed and compared, because someone else changed the ruleset.",
+    ),
     ("portico_accept_duration_seconds", "histogram", "Connect tap to answer, including firewall and disk."),
     ("portico_uptime_seconds", "gauge", "Seconds since start."),
 ];
@@ -93,6 +98,7 @@ pub struct Metrics {
     pub tls_handshake_failures: AtomicU64,
     pub firewall_batches: AtomicU64,
     pub firewall_repairs: AtomicU64,
+    pub firewall_comparisons: AtomicU64,
     accept_buckets: [AtomicU64; BUCKETS.len()],
     accept_count: AtomicU64,
     accept_micros: AtomicU64,
@@ -114,6 +120,7 @@ impl Metrics {
             tls_handshake_failures: AtomicU64::new(0),
             firewall_batches: AtomicU64::new(0),
             firewall_repairs: AtomicU64::new(0),
+            firewall_comparisons: AtomicU64::new(0),
             accept_buckets: Default::default(),
             accept_count: AtomicU64::new(0),
             accept_micros: AtomicU64::new(0),
@@ -193,6 +200,7 @@ impl Metrics {
             ("portico_tls_handshake_failures_total", &self.tls_handshake_failures),
             ("portico_firewall_transactions_total", &self.firewall_batches),
             ("portico_firewall_repairs_total", &self.firewall_repairs),
+            ("portico_firewall_comparisons_total", &self.firewall_comparisons),
         ] {
             add(name, format!("{name}{{{v}}} {}", n.load(Relaxed)));
         }

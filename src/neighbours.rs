@@ -29,6 +29,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
+use nix::sys::socket::SockProtocol;
+
 use crate::grant::MacAddr;
 use netlink::Message;
 
@@ -84,7 +86,7 @@ impl Neighbours {
         }
         let source = Source::Kernel { interfaces: interfaces.to_vec(), last_miss_dump: Mutex::new(None) };
         let neighbours = Neighbours::with(source, HashMap::new());
-        let socket = match netlink::Socket::open(netlink::GROUP_NEIGH, WATCH_TICK) {
+        let socket = match crate::netlink::Socket::open(SockProtocol::NetlinkRoute, netlink::GROUP_NEIGH, WATCH_TICK) {
             Ok(socket) => socket,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch the neighbour table; devices are known by address only");
@@ -159,7 +161,7 @@ impl Shared {
     /// updated (a dump made beside the watcher must not undo a change the
     /// watcher applied while it ran).
     fn dump_into_table(&self, replace: bool) -> std::io::Result<()> {
-        let socket = netlink::Socket::open(0, DUMP_TIMEOUT)?;
+        let socket = crate::netlink::Socket::open(SockProtocol::NetlinkRoute, 0, DUMP_TIMEOUT)?;
         let entries = dump(&socket, &self.client_ifindexes())?;
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
         if replace {
@@ -196,7 +198,7 @@ impl Shared {
 
 /// Sends a dump request on `socket` and collects the usable entries on
 /// `ifindexes` until the kernel says it is done.
-fn dump(socket: &netlink::Socket, ifindexes: &[u32]) -> std::io::Result<Vec<(IpAddr, MacAddr)>> {
+fn dump(socket: &crate::netlink::Socket, ifindexes: &[u32]) -> std::io::Result<Vec<(IpAddr, MacAddr)>> {
     socket.send(&netlink::dump_request(1))?;
     let mut buf = vec![0; 64 * 1024];
     let mut entries = Vec::new();
@@ -217,7 +219,7 @@ fn dump(socket: &netlink::Socket, ifindexes: &[u32]) -> std::io::Result<Vec<(IpA
 
 /// The watching thread: load the table, then apply changes until the last
 /// handle is gone; load again whenever changes were lost.
-fn watch_loop(socket: netlink::Socket, shared: Weak<Shared>, mut reload: bool) {
+fn watch_loop(socket: crate::netlink::Socket, shared: Weak<Shared>, mut reload: bool) {
     let mut buf = vec![0; 64 * 1024];
     loop {
         let Some(table) = shared.upgrade() else { return };

@@ -17,6 +17,22 @@
 //! operator's `nft flush ruleset`, another firewall's reload) it asks this
 //! thread to reinstall the table, which it does between batches from its own
 //! list, so a repair can never drop a grant that was just acknowledged.
+//!
+//! A drift check that costs nothing when nothing drifted: listing a table
+//! of 100,000 grants costs the better part of a second of CPU and hundreds
+//! of megabytes, and doing it every two seconds would take a small router.
+//! So the [`Ledger`] remembers the ruleset generation (see
+//! [`super::generation`]) at which the kernel was last known to hold exactly
+//! what was applied: after Portico's own transaction, if the number moved
+//! on by exactly one (nobody else committed in between), and after a
+//! comparison that found nothing wrong. The checker reads the number, a
+//! few system calls, and compares only when it has moved on: someone else
+//! changed the ruleset (a deleted table, a flushed set, a lost element,
+//! another firewall's reload, or just an unrelated table), and it is
+//! cheaper to look than to guess whose change it was. Why the generation
+//! rather than netlink change events or a fingerprint of the table: it
+//! covers every kind of change with one number and no subscription to keep
+//! up with, and reading it needs no listing at all.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -64,11 +80,45 @@ pub struct Gate {
 /// device. A `std` mutex: held for map operations only, never across I/O.
 type Applied = Arc<Mutex<HashMap<Device, Grant>>>;
 
+/// The ruleset generation at which the kernel was last known to hold
+/// exactly the applied grants; `None` when it is not known (a backend that
+/// cannot tell, or a change of someone else's not yet looked at).
+#[derive(Default)]
+struct Ledger(Mutex<Option<u32>>);
+
+impl Ledger {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<u32>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After one of Portico's own transactions: still known only if the
+    /// generation was the known one before and moved on by exactly this
+    /// transaction (one, or none when it failed and changed nothing).
+    fn committed(&self, before: Option<u32>, after: Option<u32>, ok: bool) {
+        let mut clean = self.lock();
+        let expected = if ok { before.map(|g| g.wrapping_add(1)) } else { before };
+        *clean = (before.is_some() && *clean == before && after == expected).then_some(after).flatten();
+    }
+
+    /// After the whole table was written from the applied grants, or the
+    /// kernel was compared with them and agreed.
+    fn known_at(&self, generation: Option<u32>) {
+        *self.lock() = generation;
+    }
+
+    /// Whether the kernel is known to be as applied at `generation`.
+    fn is_clean(&self, generation: Option<u32>) -> bool {
+        generation.is_some() && *self.lock() == generation
+    }
+}
+
 impl Gate {
     /// Installs the backend's rules with `live` (blocking: call it from
     /// start-up or `spawn_blocking`), then starts the threads.
     pub fn start(firewall: Arc<dyn Firewall>, live: Vec<Grant>, metrics: Arc<Metrics>) -> Result<Gate, FirewallError> {
         firewall.install(&live, SystemTime::now())?;
+        let ledger = Arc::new(Ledger::default());
+        ledger.known_at(firewall.generation());
         let (tx, rx) = mpsc::channel();
         let applied: Applied = Arc::new(Mutex::new(live.into_iter().map(|g| (g.device, g)).collect()));
         let repair = Arc::new(AtomicBool::new(false));
@@ -86,9 +136,11 @@ impl Gate {
             metrics,
             repair: repair.clone(),
             stopped: stopped.clone(),
+            ledger: ledger.clone(),
         };
+        let checker = Checker { firewall, applied, repair, stopped, ledger, metrics: worker.metrics.clone() };
         spawn("portico-firewall", Box::new(move || worker.run(rx)))?;
-        spawn("portico-drift", Box::new(move || check_drift(firewall, applied, repair, stopped)))?;
+        spawn("portico-drift", Box::new(move || checker.run()))?;
         Ok(Gate { tx })
     }
 
@@ -116,9 +168,18 @@ struct Worker {
     metrics: Arc<Metrics>,
     repair: Arc<AtomicBool>,
     stopped: Arc<AtomicBool>,
+    ledger: Arc<Ledger>,
 }
 
 impl Worker {
+    /// Runs one of Portico's own transactions, keeping the ledger.
+    fn transaction(&self, change: impl FnOnce() -> Result<(), FirewallError>) -> Result<(), FirewallError> {
+        let before = self.firewall.generation();
+        let result = change();
+        self.ledger.committed(before, self.firewall.generation(), result.is_ok());
+        result
+    }
+
     fn run(self, rx: mpsc::Receiver<Request>) {
         loop {
             match rx.recv_timeout(IDLE_POLL) {
@@ -159,7 +220,7 @@ impl Worker {
                     if applied.contains_key(&g.device) { renewed.push(g.clone()) } else { fresh.push(g.clone()) }
                 }
             }
-            let result = self.firewall.allow(&fresh, &renewed, now);
+            let result = self.transaction(|| self.firewall.allow(&fresh, &renewed, now));
             self.metrics.firewall_batches.fetch_add(1, Relaxed);
             if result.is_ok() {
                 let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
@@ -177,7 +238,7 @@ impl Worker {
                 let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
                 grants.iter().filter_map(|g| applied.remove(&g.device)).collect()
             };
-            let result = self.firewall.revoke(&grants);
+            let result = self.transaction(|| self.firewall.revoke(&grants));
             self.metrics.firewall_batches.fetch_add(1, Relaxed);
             if result.is_err() {
                 let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
@@ -198,6 +259,7 @@ impl Worker {
         tracing::warn!(grants = live.len(), "the firewall's rules were changed under Portico; rebuilding them");
         match self.firewall.install(&live, now) {
             Ok(()) => {
+                self.ledger.known_at(self.firewall.generation());
                 self.metrics.firewall_repairs.fetch_add(1, Relaxed);
             }
             Err(e) => {
@@ -208,21 +270,207 @@ impl Worker {
     }
 }
 
-/// The drift checker's loop: snapshot, then list, then compare; ask for a
+/// The drift checker: while the ruleset generation is the known one,
+/// nothing to do; else snapshot, then list, then compare, and ask for a
 /// repair when the kernel lacks the rules or a grant. Ends with the worker.
-fn check_drift(firewall: Arc<dyn Firewall>, applied: Applied, repair: Arc<AtomicBool>, stopped: Arc<AtomicBool>) {
-    while !stopped.load(Ordering::Acquire) {
-        std::thread::sleep(CHECK_EVERY);
+struct Checker {
+    firewall: Arc<dyn Firewall>,
+    applied: Applied,
+    repair: Arc<AtomicBool>,
+    stopped: Arc<AtomicBool>,
+    ledger: Arc<Ledger>,
+    metrics: Arc<Metrics>,
+}
+
+impl Checker {
+    fn run(self) {
+        while !self.stopped.load(Ordering::Acquire) {
+            std::thread::sleep(CHECK_EVERY);
+            self.check_once();
+        }
+    }
+
+    fn check_once(&self) {
         let now = SystemTime::now();
+        // Read before the snapshot: a change made after it moves the
+        // generation on again, so it is looked at next time.
+        let generation = self.firewall.generation();
         let live: Vec<Grant> = {
-            let mut applied = applied.lock().unwrap_or_else(|e| e.into_inner());
+            let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
             applied.retain(|_, g| g.expires + REMEMBER_EXPIRED > now);
+            if self.ledger.is_clean(generation) {
+                return;
+            }
             applied.values().filter(|g| g.is_live(now)).cloned().collect()
         };
-        match firewall.check(&live, now) {
-            Ok(true) => {}
-            Ok(false) => repair.store(true, Ordering::Release),
+        self.metrics.firewall_comparisons.fetch_add(1, Relaxed);
+        match self.firewall.check(&live, now) {
+            Ok(true) => self.ledger.known_at(generation),
+            Ok(false) => self.repair.store(true, Ordering::Release),
             Err(e) => tracing::warn!(error = %e, "could not check the firewall's rules"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    /// A backend that records what it is asked and keeps a generation
+    /// that its own changes and [`Fake::someone_else`] move on.
+    #[derive(Default)]
+    struct Fake {
+        generation: AtomicU32,
+        checks: AtomicU32,
+        /// What `check` answers.
+        intact: AtomicBool,
+        /// Whether it can tell its generation at all.
+        blind: bool,
+        fail: AtomicBool,
+        allowed: Mutex<Vec<(Vec<Grant>, Vec<Grant>)>>,
+    }
+
+    impl Fake {
+        fn someone_else(&self) {
+            self.generation.fetch_add(1, Relaxed);
+        }
+
+        fn change(&self) -> Result<(), FirewallError> {
+            if self.fail.load(Relaxed) {
+                return Err(FirewallError::Failed("refused".into()));
+            }
+            self.generation.fetch_add(1, Relaxed);
+            Ok(())
+        }
+    }
+
+    impl Firewall for Fake {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn install(&self, _: &[Grant], _: SystemTime) -> Result<(), FirewallError> {
+            self.change()
+        }
+        fn allow(&self, fresh: &[Grant], renewed: &[Grant], _: SystemTime) -> Result<(), FirewallError> {
+            self.change()?;
+            self.allowed.lock().unwrap().push((fresh.to_vec(), renewed.to_vec()));
+            Ok(())
+        }
+        fn revoke(&self, _: &[Grant]) -> Result<(), FirewallError> {
+            self.change()
+        }
+        fn generation(&self) -> Option<u32> {
+            (!self.blind).then(|| self.generation.load(Relaxed))
+        }
+        fn check(&self, _: &[Grant], _: SystemTime) -> Result<bool, FirewallError> {
+            self.checks.fetch_add(1, Relaxed);
+            Ok(self.intact.load(Relaxed))
+        }
+        fn ruleset(&self) -> String {
+            String::new()
+        }
+    }
+
+    fn phone(last: u8, minutes: u64) -> Grant {
+        let mac = crate::grant::MacAddr([2, 0, 0, 0, 0, last]);
+        let expires = SystemTime::now() + Duration::from_secs(60 * minutes);
+        Grant::new(Device::Mac(mac), std::net::IpAddr::from([10, 0, 1, last]), expires)
+    }
+
+    /// The worker and checker of [`Gate::start`], without their threads.
+    fn parts(fake: Arc<Fake>) -> (Worker, Checker) {
+        fake.intact.store(true, Relaxed);
+        let firewall: Arc<dyn Firewall> = fake;
+        let (applied, repair, stopped) = (Applied::default(), Arc::default(), Arc::default());
+        let ledger = Arc::new(Ledger::default());
+        firewall.install(&[], SystemTime::now()).unwrap();
+        ledger.known_at(firewall.generation());
+        let worker = Worker {
+            firewall: firewall.clone(),
+            applied: applied.clone(),
+            metrics: Arc::new(Metrics::new(&["vi".to_string()])),
+            repair: Arc::clone(&repair),
+            stopped: Arc::clone(&stopped),
+            ledger: ledger.clone(),
+        };
+        let metrics = worker.metrics.clone();
+        (worker, Checker { firewall, applied, repair, stopped, ledger, metrics })
+    }
+
+    fn allow(worker: &Worker, grant: Grant) -> Result<Grant, FirewallError> {
+        let (done, mut answer) = oneshot::channel();
+        worker.apply(vec![Request { change: Change::Allow(grant), done }]);
+        answer.try_recv().expect("answered within the batch")
+    }
+
+    #[test]
+    fn the_kernel_is_listed_only_after_someone_else_changed_the_ruleset() {
+        let fake = Arc::new(Fake::default());
+        let (worker, checker) = parts(fake.clone());
+        checker.check_once();
+        assert_eq!(fake.checks.load(Relaxed), 0, "nothing changed since the install");
+
+        allow(&worker, phone(1, 30)).unwrap();
+        allow(&worker, phone(2, 30)).unwrap();
+        checker.check_once();
+        assert_eq!(fake.checks.load(Relaxed), 0, "Portico's own transactions need no look");
+
+        fake.someone_else();
+        checker.check_once();
+        checker.check_once();
+        assert_eq!(fake.checks.load(Relaxed), 1, "one look after someone else's change, then quiet again");
+
+        // A change of someone else's between Portico's read and its commit.
+        fake.someone_else();
+        let before = fake.generation();
+        fake.someone_else();
+        worker.ledger.committed(before, fake.generation(), true);
+        checker.check_once();
+        assert_eq!(fake.checks.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn drift_asks_for_a_repair_and_the_repair_is_known_clean() {
+        let fake = Arc::new(Fake::default());
+        let (worker, checker) = parts(fake.clone());
+        allow(&worker, phone(1, 30)).unwrap();
+        fake.someone_else();
+        fake.intact.store(false, Relaxed);
+        checker.check_once();
+        assert!(worker.repair.load(Ordering::Acquire), "a repair was asked for");
+        worker.reinstall();
+        fake.intact.store(true, Relaxed);
+        checker.check_once();
+        assert_eq!(fake.checks.load(Relaxed), 1, "the rebuild itself is known to be right");
+    }
+
+    #[test]
+    fn a_backend_that_cannot_tell_its_generation_is_always_compared() {
+        let fake = Arc::new(Fake { blind: true, ..Fake::default() });
+        let (_worker, checker) = parts(fake.clone());
+        checker.check_once();
+        checker.check_once();
+        assert_eq!(fake.checks.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn renewals_are_told_apart_from_fresh_grants_and_a_refusal_applies_nothing() {
+        let fake = Arc::new(Fake::default());
+        let (worker, checker) = parts(fake.clone());
+        allow(&worker, phone(1, 30)).unwrap();
+        // The same phone again, from another address: a renewal.
+        let mut again = phone(1, 60);
+        again.learn("fd70::1".parse().unwrap());
+        allow(&worker, again).unwrap();
+        let calls = fake.allowed.lock().unwrap().clone();
+        assert_eq!((calls[0].0.len(), calls[0].1.len()), (1, 0), "first: fresh");
+        assert_eq!((calls[1].0.len(), calls[1].1.len()), (0, 1), "then: renewed");
+
+        fake.fail.store(true, Relaxed);
+        assert!(allow(&worker, phone(2, 30)).is_err());
+        assert!(!worker.applied.lock().unwrap().contains_key(&phone(2, 30).device), "not recorded as applied");
+        checker.check_once();
+        assert_eq!(fake.checks.load(Relaxed), 0, "a refused transaction changed nothing");
     }
 }

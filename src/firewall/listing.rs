@@ -1,37 +1,78 @@
 //! Reading back what the kernel holds: the JSON of `nft -j list table`,
 //! reduced to what drift repair compares (how many chains and rules, and
 //! which elements each set has).
+//!
+//! Parsed into types that borrow from the listing, so a table of 100,000
+//! elements costs the listing's own bytes and a set of pointers into it,
+//! not a tree of JSON values (which took hundreds of megabytes).
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 #[derive(Debug, Default)]
-pub struct Listing {
+pub struct Listing<'a> {
     pub chains: usize,
     pub rules: usize,
-    elements: HashMap<String, HashSet<String>>,
+    elements: HashMap<&'a str, HashSet<&'a str>>,
 }
 
-impl Listing {
-    pub fn parse(json: &str) -> Result<Listing, serde_json::Error> {
-        let doc: Value = serde_json::from_str(json)?;
+#[derive(Deserialize)]
+struct Document<'a> {
+    #[serde(borrow)]
+    nftables: Vec<Item<'a>>,
+}
+
+/// One entry of the listing: `{"chain": …}`, `{"rule": …}`, `{"set": …}`,
+/// or another kind (`table`, `metainfo`) that is not compared.
+#[derive(Deserialize)]
+struct Item<'a> {
+    chain: Option<IgnoredAny>,
+    rule: Option<IgnoredAny>,
+    #[serde(borrow)]
+    set: Option<Set<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Set<'a> {
+    name: &'a str,
+    #[serde(borrow, default)]
+    elem: Vec<Element<'a>>,
+}
+
+/// `"10.0.0.1"`, or `{"elem": {"val": "10.0.0.1", "timeout": …}}` when the
+/// element carries a timeout.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Element<'a> {
+    Plain(&'a str),
+    Timed {
+        #[serde(borrow)]
+        elem: Value<'a>,
+    },
+}
+
+#[derive(Deserialize)]
+struct Value<'a> {
+    val: &'a str,
+}
+
+impl<'a> Listing<'a> {
+    pub fn parse(json: &'a str) -> Result<Listing<'a>, serde_json::Error> {
+        let doc: Document<'a> = serde_json::from_str(json)?;
         let mut listing = Listing::default();
-        let items = doc.get("nftables").and_then(Value::as_array).cloned().unwrap_or_default();
-        for item in items {
-            if item.get("chain").is_some() {
+        for item in doc.nftables {
+            if item.chain.is_some() {
                 listing.chains += 1;
-            } else if item.get("rule").is_some() {
+            } else if item.rule.is_some() {
                 listing.rules += 1;
-            } else if let Some(set) = item.get("set") {
-                let name = set.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
-                let elems = set.get("elem").and_then(Value::as_array).cloned().unwrap_or_default();
-                let values = elems.iter().filter_map(|e| {
-                    // `"10.0.0.1"`, or `{"elem": {"val": "10.0.0.1", "timeout": …}}`
-                    // when the element carries a timeout.
-                    e.as_str().or_else(|| e.get("elem")?.get("val")?.as_str()).map(str::to_owned)
+            } else if let Some(set) = item.set {
+                let values = set.elem.into_iter().map(|e| match e {
+                    Element::Plain(v) => v,
+                    Element::Timed { elem } => elem.val,
                 });
-                listing.elements.entry(name).or_default().extend(values);
+                listing.elements.entry(set.name).or_default().extend(values);
             }
         }
         Ok(listing)

@@ -242,6 +242,10 @@ impl Firewall for Nftables {
         self.run(&script).map(|_| ())
     }
 
+    fn generation(&self) -> Option<u32> {
+        super::generation::read().map_err(|e| tracing::debug!(error = %e, "cannot read the ruleset generation")).ok()
+    }
+
     fn check(&self, live: &[Grant], now: SystemTime) -> Result<bool, FirewallError> {
         let listing = match nft(&["-j", "list", "table", "inet", &self.table], None) {
             Ok(listing) => listing,

@@ -185,6 +185,20 @@ impl Drop for Portico {
     }
 }
 
+/// The value of one metric family's sample on the admin listener.
+pub fn metric(gw: &Netns, name: &str) -> Result<f64> {
+    let admin: SocketAddr = ADMIN.parse().expect("a socket address");
+    let stream = gw.run(|| TcpStream::connect_timeout(&admin, Duration::from_millis(500)))?;
+    let reply = exchange(stream, "GET", ADMIN, "/metrics", None)?;
+    let text = reply.text();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .with_context(|| format!("no {name} in /metrics"))?;
+    let value = line.rsplit(' ').next().unwrap_or_default();
+    value.parse().with_context(|| format!("{name}: {line:?}"))
+}
+
 fn healthy(gw: &Netns) -> bool {
     let admin: SocketAddr = ADMIN.parse().expect("a socket address");
     gw.run(|| TcpStream::connect_timeout(&admin, Duration::from_millis(200)))

@@ -37,7 +37,7 @@ pub struct Site {
 
 pub type Scenario = (&'static str, fn(&mut Site) -> Result<()>);
 
-pub const ALL: [Scenario; 10] = [
+pub const ALL: [Scenario; 11] = [
     ("wiring: phones reach upstream with no Portico table", wiring),
     ("1 before accept: B is held, DNS and the portal answer", before_accept),
     ("2 a form naming A grants only the sender B", form_names_another),
@@ -46,6 +46,7 @@ pub const ALL: [Scenario; 10] = [
     ("4b connections redirected before B's accept are closed by it", redirected_closed),
     ("5 kill -9: A keeps its internet down and after restart", kill_restart),
     ("6 table deleted by hand: rebuilt within 5 s", drift_repair),
+    ("6b one grant's element deleted by hand: back within 5 s", element_repair),
     ("7 firewall print agrees with nft and the installed table", print_agrees),
     ("8 short session: held again after 3 s", short_session),
 ];
@@ -249,6 +250,26 @@ fn drift_repair(site: &mut Site) -> Result<()> {
     })?;
     println!("   table rebuilt with A's grant {took:.1?} after the delete");
     Ok(())
+}
+
+/// Issue 9: the drift check no longer lists the table while nothing has
+/// changed, but a change of someone else's, even one element, is seen.
+fn element_repair(site: &mut Site) -> Result<()> {
+    site.portico.ensure_running(&site.venue.gw)?;
+    let v = &site.venue;
+    site.online(&v.a).context("A before the delete")?;
+    // While nobody touches the ruleset, the checker does not list it.
+    let comparisons = "portico_firewall_comparisons_total";
+    let quiet_from = crate::portico::metric(&v.gw, comparisons)?;
+    std::thread::sleep(::portico::firewall::gate::CHECK_EVERY * 2);
+    let quiet_to = crate::portico::metric(&v.gw, comparisons)?;
+    ensure!(quiet_to == quiet_from, "the table was listed {} times while nothing changed", quiet_to - quiet_from);
+    site.nft(&["delete", "element", "inet", TABLE, "allowed_mac", &format!("{{ {} }}", v.a.mac)])?;
+    v.a.expect_443_refused(v.up_v4.into()).context("A right after its element was deleted")?;
+    let took = poll(Duration::from_secs(5), || v.a.expect_443_open(v.up_v4.into()))?;
+    let looked = crate::portico::metric(&v.gw, comparisons)? - quiet_to;
+    println!("   A's element was back {took:.1?} after the delete; no listing while idle, {looked} after the change");
+    site.held(&v.b).context("B")
 }
 
 fn print_agrees(site: &mut Site) -> Result<()> {
