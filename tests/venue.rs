@@ -1,13 +1,21 @@
 //! Portico at the gate of a real venue, built from network namespaces
 //! (issue 3): the built binary runs in a gateway namespace with nftables,
 //! phones in their own namespaces probe an "internet" namespace through it.
+//! Since issue 8 the venue's moving parts are real third-party software:
+//! dnsmasq is the gateway's DHCP (option 114, router advertisements) and DNS
+//! server, phones C and D join with busybox `udhcpc` and SLAAC, and C
+//! browses with headless chromium (`tests/browser/venue-phone.mjs`).
+//!
+//! `cargo test --test venue -- WORDS...` runs only the scenarios whose name
+//! contains one of the words (the benchmark `benches/connect.sh` does).
 //!
 //! Not a libtest harness (`harness = false`): the scenarios share one venue
 //! and run in order, and the last line is `N passed, N failed`, which CI
 //! reads. Each scenario prints `ok NAME` or `FAILED NAME: WHY` followed by
 //! the Portico log it produced.
 //!
-//! Where it cannot run (not root, no `nft` or `ip`, no namespaces) it
+//! Where it cannot run (not root, no `nft`, `ip`, `dnsmasq`, `busybox`,
+//! node, chromium or the npm packages, no namespaces) it
 //! prints `SKIPPED venue tests: REASON` and passes, except under `CI=true`,
 //! where a skip is a failure. Whatever happens, the namespaces it made are
 //! deleted (drop guards, and `catch_unwind` around each scenario), and the
@@ -15,6 +23,14 @@
 
 #![forbid(unsafe_code)]
 
+#[path = "venue/browser.rs"]
+mod browser;
+#[path = "venue/dhcp.rs"]
+mod dhcp;
+#[path = "venue/dns.rs"]
+mod dns;
+#[path = "venue/dnsmasq.rs"]
+mod dnsmasq;
 #[path = "common/form.rs"]
 mod form;
 #[path = "venue/internet.rs"]
@@ -25,6 +41,8 @@ mod netns;
 mod phone;
 #[path = "venue/portico.rs"]
 mod portico;
+#[path = "venue/real.rs"]
+mod real;
 #[path = "venue/scenarios.rs"]
 mod scenarios;
 
@@ -34,9 +52,11 @@ use std::process::{Command, ExitCode, Output, Stdio};
 
 use anyhow::{Context as _, Result, bail};
 
+use dnsmasq::Dnsmasq;
 use internet::Internet;
 use netns::Venue;
 use portico::Portico;
+use real::Real;
 use scenarios::Site;
 
 fn main() -> ExitCode {
@@ -54,12 +74,17 @@ fn main() -> ExitCode {
         }
     };
     let prefix = netns::prefix();
+    let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let (mut passed, mut failed) = (0, 0);
     match build(gw) {
         Ok(mut site) => {
             let v = &site.venue;
             println!("venue {prefix}*: LAN {}/{}, upstream {}/{}", v.lan_v4, v.lan_v6, v.up_v4, v.up_v6);
-            for (name, scenario) in scenarios::ALL {
+            let chosen = scenarios::ALL
+                .into_iter()
+                .chain(real::ALL)
+                .filter(|(name, _)| only.is_empty() || only.iter().any(|word| name.contains(word.as_str())));
+            for (name, scenario) in chosen {
                 if run_one(&mut site, name, scenario) {
                     passed += 1;
                 } else {
@@ -74,7 +99,21 @@ fn main() -> ExitCode {
             failed += 1;
         }
     }
+    let lingering = netns::LINGERING.load(std::sync::atomic::Ordering::Relaxed);
+    let etc: Vec<String> = ["c", "d"]
+        .iter()
+        .map(|p| format!("/etc/netns/{prefix}{p}"))
+        .filter(|f| std::path::Path::new(f).exists())
+        .collect();
     match netns::leftovers(&prefix) {
+        Ok(_) if lingering > 0 => {
+            println!("FAILED cleanup: {lingering} processes were still inside namespaces being deleted");
+            failed += 1;
+        }
+        Ok(_) if !etc.is_empty() => {
+            println!("FAILED cleanup: still there: {etc:?}");
+            failed += 1;
+        }
         Ok(left) if left.is_empty() => {
             println!("ok cleanup: no namespace or link of {prefix} is left");
             passed += 1;
@@ -130,22 +169,37 @@ fn preflight() -> Result<()> {
     if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
         bail!("not root (network namespaces and nftables need root)");
     }
-    for (tool, arg) in [("ip", "-V"), ("nft", "--version")] {
+    let tools = [
+        ("ip", "-V", "iproute2"),
+        ("nft", "--version", "nftables"),
+        ("dnsmasq", "--version", "dnsmasq-base"),
+        ("busybox", "--help", "busybox"),
+        ("node", "--version", "nodejs"),
+        ("chromium", "--version", "chromium"),
+    ];
+    for (tool, arg, package) in tools {
         let found =
             Command::new(tool).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
         if !found {
-            bail!("`{tool}` is missing (install iproute2 and nftables)");
+            bail!("`{tool}` is missing (install {package})");
         }
+    }
+    let playwright = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/node_modules/playwright-core");
+    if !std::path::Path::new(playwright).is_dir() {
+        bail!("{playwright} is missing (run: npm ci --prefix tests/browser)");
     }
     Ok(())
 }
 
 fn build(gw: netns::Netns) -> Result<Site> {
     let venue = Venue::build(gw)?;
-    let internet = Internet::start(&venue.upstream, &venue.gw)?;
     let dir = tempfile::Builder::new().prefix("portico-venue-").tempdir()?;
+    let internet = Internet::start(&venue.upstream)?;
+    let upstream_dns = Dnsmasq::upstream(&venue, dir.path())?;
+    let dnsmasq = Dnsmasq::gateway(&venue, dir.path())?;
+    let real = Real::new(&venue, dir.path().to_owned())?;
     let portico = Portico::new(dir.path(), venue.lan_v4)?;
-    Ok(Site { portico, _internet: internet, venue, _dir: dir })
+    Ok(Site { portico, real, dnsmasq, _upstream_dns: upstream_dns, internet, venue, _dir: dir })
 }
 
 /// Runs `cmd` with `input` on its stdin and collects its output.

@@ -1,17 +1,19 @@
 //! The venue's "internet": servers that answer the way the real probe
-//! servers do, plus the DNS stand-ins. Sockets are bound inside their
-//! namespace and served from ordinary threads.
+//! servers do, a slow stream for the long-download checks, and a 443 that
+//! notes every TLS ClientHello it is sent. Sockets are bound inside their
+//! namespace and served from ordinary threads. (DNS is dnsmasq's: see
+//! `dnsmasq.rs`.)
 //!
 //! Every upstream HTTP answer carries [`UPSTREAM_MARK`], so a test can tell
 //! the real upstream's 204 from the 204 Portico itself gives a granted
 //! client whose probe still reached it.
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::sync::Arc;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
@@ -21,6 +23,11 @@ use crate::netns::Netns;
 pub const UPSTREAM_MARK: &str = "x-venue-upstream";
 /// What the upstream's port 443 says before it closes.
 pub const GREETING_443: &str = "upstream-443";
+/// The slow streaming response: one chunk every [`STREAM_EVERY`] for
+/// [`STREAM_FOR`], unless the connection is cut first.
+pub const STREAM_PATH: &str = "/stream";
+pub const STREAM_EVERY: Duration = Duration::from_millis(100);
+const STREAM_FOR: Duration = Duration::from_secs(60);
 const APPLE_SUCCESS: &str = "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>";
 /// How often a serving loop looks at the stop flag.
 const TICK: Duration = Duration::from_millis(5);
@@ -29,61 +36,66 @@ const TICK: Duration = Duration::from_millis(5);
 /// socket keeps a namespace alive after the venue is gone.
 pub struct Internet {
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    hellos: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
+type Handler = Arc<dyn Fn(TcpStream, &AtomicBool) + Send + Sync>;
+
 impl Internet {
-    /// HTTP on [::]:80, the 443 greeter and a UDP echo on 53 in `upstream`;
-    /// a UDP echo on 53 in `gateway` (the gateway's own DNS). All sockets
-    /// are dual-stack.
-    pub fn start(upstream: &Netns, gateway: &Netns) -> Result<Internet> {
-        let (http, tls, dns) = upstream.run(|| -> Result<_> {
+    /// HTTP on [::]:80 and the 443 greeter in `upstream`, both dual-stack.
+    pub fn start(upstream: &Netns) -> Result<Internet> {
+        let (http, tls) = upstream.run(|| -> Result<_> {
             Ok((
                 TcpListener::bind("[::]:80").context("upstream [::]:80")?,
                 TcpListener::bind("[::]:443").context("upstream [::]:443")?,
-                UdpSocket::bind("[::]:53").context("upstream [::]:53")?,
             ))
         })?;
-        let gw_dns = gateway.run(|| UdpSocket::bind("[::]:53").context("gateway [::]:53"))?;
-        let mut internet = Internet { stop: Arc::new(AtomicBool::new(false)), threads: Vec::new() };
-        internet.serve_tcp(http, answer_http)?;
-        internet.serve_tcp(tls, |mut stream| {
-            let _ = stream.write_all(GREETING_443.as_bytes());
-        })?;
-        internet.echo_udp(dns)?;
-        internet.echo_udp(gw_dns)?;
+        let internet = Internet {
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Arc::new(Mutex::new(Vec::new())),
+            hellos: Arc::new(Mutex::new(Vec::new())),
+        };
+        internet.serve_tcp(http, Arc::new(answer_http))?;
+        let hellos = internet.hellos.clone();
+        internet.serve_tcp(
+            tls,
+            Arc::new(move |stream, _: &AtomicBool| {
+                if let Some(hello) = greet_443(stream) {
+                    hellos.lock().expect("not poisoned").push(hello);
+                }
+            }),
+        )?;
         Ok(internet)
     }
 
-    fn serve_tcp(&mut self, listener: TcpListener, handle: fn(TcpStream)) -> Result<()> {
+    /// Whether port 443 has been sent a TLS ClientHello naming `host`
+    /// (server name indication is in the clear).
+    pub fn saw_tls_hello_for(&self, host: &str) -> bool {
+        let hellos = self.hellos.lock().expect("not poisoned");
+        hellos.iter().any(|h| h.first() == Some(&0x16) && h.windows(host.len()).any(|w| w == host.as_bytes()))
+    }
+
+    fn serve_tcp(&self, listener: TcpListener, handle: Handler) -> Result<()> {
         listener.set_nonblocking(true)?;
-        let stop = self.stop.clone();
-        self.threads.push(std::thread::spawn(move || {
+        let (stop, threads) = (self.stop.clone(), self.threads.clone());
+        let accept = std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let _ = stream.set_nonblocking(false);
                         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                        std::thread::spawn(move || handle(stream));
+                        let (handle, stop) = (handle.clone(), stop.clone());
+                        let thread = std::thread::spawn(move || handle(stream, &stop));
+                        let mut threads = threads.lock().expect("not poisoned");
+                        threads.retain(|t| !t.is_finished());
+                        threads.push(thread);
                     }
                     Err(_) => std::thread::sleep(TICK),
                 }
             }
-        }));
-        Ok(())
-    }
-
-    fn echo_udp(&mut self, socket: UdpSocket) -> Result<()> {
-        socket.set_read_timeout(Some(TICK))?;
-        let stop = self.stop.clone();
-        self.threads.push(std::thread::spawn(move || {
-            let mut buf = [0; 1500];
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = socket.recv_from(&mut buf) {
-                    let _ = socket.send_to(&buf[..n], from);
-                }
-            }
-        }));
+        });
+        self.threads.lock().expect("not poisoned").push(accept);
         Ok(())
     }
 }
@@ -91,15 +103,46 @@ impl Internet {
 impl Drop for Internet {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads.drain(..) {
+        // Connection threads end too (the stream watches the flag; the
+        // others are bounded by their read timeouts).
+        loop {
+            let Some(thread) = self.threads.lock().expect("not poisoned").pop() else { break };
             let _ = thread.join();
         }
     }
 }
 
+/// Says [`GREETING_443`], half-closes (so a plain client reading to the end
+/// is done at once), then keeps what the client sent: a browser sends its
+/// ClientHello straight away. Returns it, if anything came.
+fn greet_443(mut stream: TcpStream) -> Option<Vec<u8>> {
+    let _ = stream.write_all(GREETING_443.as_bytes());
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut got = Vec::new();
+    let mut buf = [0; 4096];
+    // A ClientHello with post-quantum key shares spans several segments:
+    // read the whole first record (5-byte header, then its length).
+    loop {
+        let want = match got.get(..5) {
+            Some(h) => 5 + usize::from(u16::from_be_bytes([h[3], h[4]])),
+            None => 5,
+        };
+        if got.len() >= want || got.len() > 32 * 1024 {
+            break;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    (!got.is_empty()).then_some(got)
+}
+
 /// One request, one answer, then close: `/generate_204` → 204,
-/// `/hotspot-detect.html` → Apple's Success page, else 200 `upstream ok`.
-fn answer_http(mut stream: TcpStream) {
+/// `/hotspot-detect.html` → Apple's Success page, [`STREAM_PATH`] → the
+/// slow stream, else 200 `upstream ok`.
+fn answer_http(mut stream: TcpStream, stop: &AtomicBool) {
     let mut head = Vec::new();
     let mut buf = [0; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
@@ -110,6 +153,9 @@ fn answer_http(mut stream: TcpStream) {
     }
     let head = String::from_utf8_lossy(&head);
     let path = head.split(' ').nth(1).unwrap_or("/");
+    if path == STREAM_PATH {
+        return stream_slowly(stream, stop);
+    }
     let (status, body) = match path {
         "/generate_204" => ("204 No Content", ""),
         "/hotspot-detect.html" => ("200 OK", APPLE_SUCCESS),
@@ -122,4 +168,27 @@ fn answer_http(mut stream: TcpStream) {
     };
     let reply = format!("HTTP/1.1 {status}\r\n{UPSTREAM_MARK}: 1\r\n{length}connection: close\r\n\r\n{body}");
     let _ = stream.write_all(reply.as_bytes());
+}
+
+/// A chunked 200 that sends one small chunk every [`STREAM_EVERY`] until
+/// [`STREAM_FOR`] is over, the client goes, or the servers stop.
+fn stream_slowly(mut stream: TcpStream, stop: &AtomicBool) {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\n{UPSTREAM_MARK}: 1\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+    );
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let start = Instant::now();
+    let mut n = 0u32;
+    while start.elapsed() < STREAM_FOR && !stop.load(Ordering::Relaxed) {
+        let line = format!("tick {n}\n");
+        if stream.write_all(format!("{:x}\r\n{line}\r\n", line.len()).as_bytes()).is_err() {
+            return;
+        }
+        n += 1;
+        std::thread::sleep(STREAM_EVERY);
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
 }

@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context as _, Result, bail};
 use nix::sched::{CloneFlags, setns};
@@ -81,14 +82,36 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        // A process still inside would keep the namespace alive after
+        // `ip netns del` without anyone seeing it: every process the test
+        // starts must be gone by now. Say so, count it as a failure of the
+        // cleanup check, and end it (only our own processes live here).
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                eprintln!("warning: process {pid} ({}) was still in namespace {}", cmdline.trim(), self.name);
+                LINGERING.fetch_add(1, Ordering::Relaxed);
+                if let Ok(pid) = pid.parse() {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+        }
         if let Err(e) = ip(&["netns", "del", &self.name]) {
             eprintln!("warning: could not delete namespace {}: {e:#}", self.name);
         }
     }
 }
 
+/// How many processes were found still inside a namespace being deleted.
+pub static LINGERING: AtomicUsize = AtomicUsize::new(0);
+
 /// A phone: its own namespace, one veth with a fixed MAC, addresses on the
-/// venue's LAN and default routes through the gateway.
+/// venue's LAN and default routes through the gateway. A static phone (A,
+/// B) has them from the start and ignores router advertisements; a DHCP
+/// phone (C, D) has neither until it joins (`0.0.0.0` and `::` until then),
+/// then its lease and its preferred SLAAC address (a temporary one: it has
+/// privacy addresses on).
 pub struct Phone {
     pub label: &'static str,
     pub mac: &'static str,
@@ -98,11 +121,14 @@ pub struct Phone {
 }
 
 /// The venue: `gw` (bridge `br-lan` for the phones, `wan0` to upstream,
-/// forwarding on), phones `a` and `b`, and `upstream`, the "internet".
-/// Field order is drop order: phones and upstream go before the gateway.
+/// forwarding on), static phones `a` and `b`, DHCP phones `c` and `d`, and
+/// `upstream`, the "internet". Field order is drop order: phones and
+/// upstream go before the gateway.
 pub struct Venue {
     pub a: Phone,
     pub b: Phone,
+    pub c: Phone,
+    pub d: Phone,
     pub upstream: Netns,
     pub gw: Netns,
     pub lan_v4: Ipv4Addr,
@@ -149,13 +175,30 @@ impl Venue {
             veth(&gw, &port, &ns, "eth0", Some(mac))?;
             gw.ip(&["link", "set", &port, "master", "br-lan", "up"])?;
             let phone = Phone { label, mac, v4: Ipv4Addr::new(10, k, 1, host), v6: v6(1, u16::from(host)), ns };
+            // The gateway's dnsmasq advertises the LAN prefix; a static
+            // phone keeps exactly the addresses the scenarios name.
+            phone.ns.sysctl(&["net.ipv6.conf.eth0.accept_ra=0"])?;
             add_addrs(&phone.ns, "eth0", phone.v4.into(), phone.v6.into())?;
             default_routes(&phone.ns, lan_v4, lan_v6)?;
             Ok(phone)
         };
         let a = phone("A", 10, "02:00:00:00:0a:01")?;
         let b = phone("B", 11, "02:00:00:00:0b:01")?;
-        Ok(Venue { a, b, upstream, gw, lan_v4, lan_v6, up_v4, up_v6 })
+        // DHCP phones: a bare link; addresses come from dnsmasq when they
+        // join. Privacy addresses on, as on Android and iOS (temporary
+        // addresses preferred as source), set before any RA arrives.
+        let dhcp_phone = |label: &'static str, mac: &'static str| -> Result<Phone> {
+            let ns = Netns::add(format!("{prefix}{}", label.to_ascii_lowercase()))?;
+            ns.sysctl(&["net.ipv6.conf.all.use_tempaddr=2", "net.ipv6.conf.default.use_tempaddr=2"])?;
+            let port = format!("lan-{}", label.to_ascii_lowercase());
+            veth(&gw, &port, &ns, "eth0", Some(mac))?;
+            ns.sysctl(&["net.ipv6.conf.eth0.use_tempaddr=2", "net.ipv6.conf.eth0.accept_dad=0"])?;
+            gw.ip(&["link", "set", &port, "master", "br-lan", "up"])?;
+            Ok(Phone { label, mac, v4: Ipv4Addr::UNSPECIFIED, v6: Ipv6Addr::UNSPECIFIED, ns })
+        };
+        let c = dhcp_phone("C", "02:00:00:00:0c:01")?;
+        let d = dhcp_phone("D", "02:00:00:00:0d:01")?;
+        Ok(Venue { a, b, c, d, upstream, gw, lan_v4, lan_v6, up_v4, up_v6 })
     }
 }
 

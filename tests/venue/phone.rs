@@ -1,7 +1,7 @@
 //! What a phone does, from inside its namespace: a minimal blocking
 //! HTTP/1.1 client that sends exactly the Host header a probe would, raw
-//! TCP and UDP tries, and the splash's *Connect* tap. Each `expect_*` says
-//! in its error what the phone saw instead.
+//! TCP tries, real DNS queries, and the splash's *Connect* tap. Each
+//! `expect_*` says in its error what the phone saw instead.
 
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 
+use crate::dns;
 use crate::form::Form;
 use crate::internet::{GREETING_443, UPSTREAM_MARK};
 use crate::netns::Phone;
@@ -127,20 +128,17 @@ impl Phone {
         Ok(())
     }
 
-    /// A datagram to `to` (port 53: the DNS stand-in) comes back.
-    pub fn expect_udp_echo(&self, to: SocketAddr) -> Result<()> {
-        let any: SocketAddr = match to {
+    /// A real DNS query to `server` (dnsmasq) for `name` answers `want`
+    /// among its records (A for an IPv4 `want`, AAAA for IPv6).
+    pub fn expect_dns(&self, server: SocketAddr, name: &str, want: IpAddr) -> Result<()> {
+        let any: SocketAddr = match server {
             SocketAddr::V4(_) => "0.0.0.0:0".parse()?,
             SocketAddr::V6(_) => "[::]:0".parse()?,
         };
         let socket = self.ns.run(|| UdpSocket::bind(any))?;
-        socket.set_read_timeout(Some(Duration::from_secs(1)))?;
-        let ping = format!("ping from {}", self.label);
-        socket.send_to(ping.as_bytes(), to)?;
-        let mut buf = [0; 512];
-        let (n, from) =
-            socket.recv_from(&mut buf).with_context(|| format!("phone {}: no echo from {to}", self.label))?;
-        ensure!(from == to && &buf[..n] == ping.as_bytes(), "phone {}: odd echo from {from}", self.label);
+        let qtype = if want.is_ipv4() { dns::A } else { dns::AAAA };
+        let got = dns::query(&socket, server, name, qtype).with_context(|| format!("phone {}", self.label))?;
+        ensure!(got.contains(&want), "phone {}: {server} says {name} is {got:?}, wanted {want}", self.label);
         Ok(())
     }
 

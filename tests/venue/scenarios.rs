@@ -13,17 +13,23 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail, ensure};
 use tempfile::TempDir;
 
+use crate::dnsmasq::{Dnsmasq, SITE_HOST};
 use crate::internet::Internet;
 use crate::netns::{Phone, Venue};
 use crate::portico::{PORTAL_PORT, Portico, TABLE};
+use crate::real::Real;
 
 /// Everything one run owns. Field order is drop order: Portico first (it
-/// lives in the gateway namespace), then the servers' sockets, then the
-/// namespaces, then the files.
+/// lives in the gateway namespace), then the phones' browsers and DHCP
+/// clients, then dnsmasq, then the servers' sockets, then the namespaces,
+/// then the files.
 pub struct Site {
     pub portico: Portico,
-    /// Held for its `Drop`, which stops the servers.
-    pub _internet: Internet,
+    pub real: Real,
+    pub dnsmasq: Dnsmasq,
+    /// Held for its `Drop`, which stops it.
+    pub _upstream_dns: Dnsmasq,
+    pub internet: Internet,
     pub venue: Venue,
     /// Config, state and log; held for its `Drop`, which removes them.
     pub _dir: TempDir,
@@ -46,24 +52,24 @@ pub const ALL: [Scenario; 11] = [
 ];
 
 impl Site {
-    fn public_url(&self) -> String {
+    pub fn public_url(&self) -> String {
         format!("http://{}:{PORTAL_PORT}/", self.venue.lan_v4)
     }
 
-    fn portal(&self) -> SocketAddr {
+    pub fn portal(&self) -> SocketAddr {
         SocketAddr::new(self.venue.lan_v4.into(), PORTAL_PORT)
     }
 
-    fn upstreams(&self) -> [IpAddr; 2] {
+    pub fn upstreams(&self) -> [IpAddr; 2] {
         [self.venue.up_v4.into(), self.venue.up_v6.into()]
     }
 
-    fn held(&self, phone: &Phone) -> Result<()> {
+    pub fn held(&self, phone: &Phone) -> Result<()> {
         phone.expect_held(self.venue.up_v4.into(), &self.public_url())?;
         phone.expect_443_refused(self.venue.up_v4.into())
     }
 
-    fn online(&self, phone: &Phone) -> Result<()> {
+    pub fn online(&self, phone: &Phone) -> Result<()> {
         phone.expect_online(self.venue.up_v4.into())?;
         phone.expect_443_open(self.venue.up_v4.into())
     }
@@ -80,7 +86,19 @@ impl Site {
         Ok(())
     }
 
-    fn nft(&self, args: &[&str]) -> Result<String> {
+    /// Real queries, over IPv4 and IPv6, to the gateway's dnsmasq and
+    /// (forwarded through the gate) to the upstream's, answer truthfully.
+    pub fn dns_answers(&self, phone: &Phone) -> Result<()> {
+        let v = &self.venue;
+        for server in [v.lan_v4.into(), v.lan_v6.into(), v.up_v4.into(), v.up_v6.into()] {
+            for want in self.upstreams() {
+                phone.expect_dns(SocketAddr::new(server, 53), SITE_HOST, want)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn nft(&self, args: &[&str]) -> Result<String> {
         let out = self.venue.gw.exec("nft", args)?;
         ensure!(out.status.success(), "nft {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -89,7 +107,7 @@ impl Site {
 
 /// Polls `check` every 100 ms until it passes or `within` is over; returns
 /// how long it took, or the last failure.
-fn poll(within: Duration, mut check: impl FnMut() -> Result<()>) -> Result<Duration> {
+pub fn poll(within: Duration, mut check: impl FnMut() -> Result<()>) -> Result<Duration> {
     let start = Instant::now();
     loop {
         match check() {
@@ -111,10 +129,8 @@ fn wiring(site: &mut Site) -> Result<()> {
         for target in site.upstreams() {
             poll(Duration::from_secs(3), || phone.expect_online(target))?;
             phone.expect_443_open(target)?;
-            phone.expect_udp_echo(SocketAddr::new(target, 53))?;
         }
-        phone.expect_udp_echo(SocketAddr::new(v.lan_v4.into(), 53))?;
-        phone.expect_udp_echo(SocketAddr::new(v.lan_v6.into(), 53))?;
+        site.dns_answers(phone)?;
     }
     Ok(())
 }
@@ -127,11 +143,8 @@ fn before_accept(site: &mut Site) -> Result<()> {
     for target in site.upstreams() {
         v.b.expect_held(target, &url)?;
         v.b.expect_443_refused(target)?;
-        v.b.expect_udp_echo(SocketAddr::new(target, 53))
-            .context("DNS to upstream must pass for devices not allowed")?;
     }
-    v.b.expect_udp_echo(SocketAddr::new(v.lan_v4.into(), 53))?;
-    v.b.expect_udp_echo(SocketAddr::new(v.lan_v6.into(), 53))?;
+    site.dns_answers(&v.b).context("DNS must pass for devices not allowed")?;
     for portal in [site.portal(), SocketAddr::new(v.lan_v6.into(), PORTAL_PORT)] {
         let reply = v.b.request(portal, "GET", &portal.to_string(), "/", None)?;
         ensure!(reply.status == 200, "portal page at {portal}: {}", reply.describe());
