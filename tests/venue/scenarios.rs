@@ -198,16 +198,19 @@ fn redirected_closed(site: &mut Site) -> Result<()> {
         .iter()
         .map(|up| v.b.connect(SocketAddr::new(*up, 80)).with_context(|| format!("B to {up}:80")))
         .collect::<Result<_>>()?;
+    let sent = Instant::now();
     site.accept(&v.b, &[])?;
+    let answered = sent.elapsed();
     for (stream, up) in idle.into_iter().zip(site.upstreams()) {
         let mut stream = stream;
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        let start = Instant::now();
         let mut buf = [0u8; 64];
         match std::io::Read::read(&mut stream, &mut buf) {
-            Ok(0) => {
-                println!("   the redirected connection to {up}:80 closed {:.0?} after the accept", start.elapsed())
-            }
+            Ok(0) => println!(
+                "   the redirected connection to {up}:80 was closed within {:.0?} of sending the accept \
+                 (answered in {answered:.0?})",
+                sent.elapsed()
+            ),
             Ok(n) => bail!("B's connection to {up}:80 got {:?} instead of closing", String::from_utf8_lossy(&buf[..n])),
             Err(e) => bail!("B's connection to {up}:80 was still open 2 s after the accept ({e})"),
         }
