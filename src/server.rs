@@ -139,18 +139,18 @@ pub async fn run_on<F: Future<Output = ()>>(
     let metrics = Arc::new(Metrics::new(&tags));
 
     let dir = config.state.dir.clone();
-    let (journal, restored) = tokio::task::spawn_blocking(move || Journal::open(&dir, SystemTime::now()))
+    let journal = tokio::task::spawn_blocking(move || Journal::load(&dir, SystemTime::now()))
         .await?
         .with_context(|| format!("state.dir: cannot open the grant store in {}", config.state.dir.display()))?;
     let backend = firewall.name();
     let gate = {
-        let live = restored.iter().map(Allowed::of).collect();
+        let live = journal.table().lock().values().map(Allowed::of).collect();
         let metrics = metrics.clone();
         tokio::task::spawn_blocking(move || Gate::start(firewall, live, metrics))
             .await?
             .with_context(|| format!("firewall ({backend}): installing the rules"))?
     };
-    let sessions = Sessions::new(journal, restored, gate, config.portal.session, metrics.clone());
+    let sessions = Sessions::new(journal, gate, config.portal.session, metrics.clone());
 
     tracing::info!(
         portal = %listeners.portal.local_addr()?,
@@ -215,7 +215,8 @@ struct PurgeTask(tokio::task::JoinHandle<()>);
 impl PurgeTask {
     fn spawn(portal: Arc<Portal>) -> PurgeTask {
         PurgeTask(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(PURGE_EVERY);
+            // Not at once: start-up has just loaded exactly the live grants.
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + PURGE_EVERY, PURGE_EVERY);
             loop {
                 tick.tick().await;
                 portal.guard.purge();

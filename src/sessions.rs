@@ -16,17 +16,16 @@
 //! from its IPv4 address is granted on its IPv6 addresses too, and each new
 //! address it is seen on is remembered in its grant and journalled.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::client::Client;
 use crate::firewall::{FirewallError, Gate};
 use crate::grant::{Device, Grant};
 use crate::metrics::Metrics;
-use crate::store::{Journal, Record, Store};
+use crate::store::{GrantTable, Journal, Record, Store};
 
 #[derive(Clone)]
 pub struct Sessions {
@@ -34,10 +33,11 @@ pub struct Sessions {
 }
 
 struct Shared {
-    /// A `std` mutex, not tokio's: it guards a plain map operation, is never
-    /// held across an `.await`, and so never blocks the reactor for longer
-    /// than a hash lookup. Every request takes it once.
-    grants: Mutex<HashMap<Device, Grant>>,
+    /// Shared with the store, which applies what it has made durable (see
+    /// [`crate::store`]). A `std` mutex, not tokio's: it guards a plain map
+    /// operation, is never held across an `.await`, and so never blocks the
+    /// reactor for longer than a hash lookup. Every request takes it once.
+    grants: GrantTable,
     store: Store,
     gate: Gate,
     /// The session length in milliseconds; a reload may change it for
@@ -59,22 +59,17 @@ pub enum AcceptError {
 }
 
 impl Sessions {
-    /// Takes over the journal and the firewall gate, which already holds
-    /// the `restored` grants.
-    pub fn new(
-        journal: Journal,
-        restored: Vec<Grant>,
-        gate: Gate,
-        session: Duration,
-        metrics: Arc<Metrics>,
-    ) -> Sessions {
-        if !restored.is_empty() {
-            tracing::info!(grants = restored.len(), "restored live grants");
+    /// Takes over the journal, with the grants it restored, and the
+    /// firewall gate, which already holds them.
+    pub fn new(journal: Journal, gate: Gate, session: Duration, metrics: Arc<Metrics>) -> Sessions {
+        let grants = journal.table();
+        let restored = grants.lock().len();
+        if restored > 0 {
+            tracing::info!(grants = restored, "restored live grants");
         }
-        let grants = restored.into_iter().map(|g| (g.device, g)).collect();
         Sessions {
             shared: Arc::new(Shared {
-                grants: Mutex::new(grants),
+                grants,
                 store: Store::spawn(journal),
                 gate,
                 session_ms: AtomicU64::new(session.as_millis() as u64),
@@ -89,7 +84,7 @@ impl Sessions {
     /// on an address its grant does not list yet has it added, and the
     /// journal is told (in the background: the answer does not wait).
     pub fn lookup(&self, client: &Client, now: SystemTime) -> Option<Grant> {
-        let mut grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
+        let mut grants = self.shared.grants.lock();
         let grant = grants.get_mut(&client.device()).filter(|g| g.is_live(now))?;
         if let Some(mac) = grant.mac()
             && grant.learn(client.ip)
@@ -126,9 +121,10 @@ impl Sessions {
 
     async fn apply(&self, grant: Grant) -> Result<Grant, AcceptError> {
         let grant = self.shared.gate.allow(grant).await?;
-        self.persist(vec![Record::Grant(grant.clone())]).await;
-        let mut grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
-        grants.insert(grant.device, grant.clone());
+        if !self.persist(vec![Record::Grant(grant.clone())]).await {
+            // Not on disk: granted in memory all the same (see the module note).
+            self.shared.grants.lock().insert(grant.device, grant.clone());
+        }
         Ok(grant)
     }
 
@@ -138,21 +134,22 @@ impl Sessions {
             return Ok(None);
         };
         self.shared.gate.revoke(grant.clone()).await?;
-        self.persist(vec![Record::Revoke(device)]).await;
-        self.shared.grants.lock().unwrap_or_else(|e| e.into_inner()).remove(&device);
+        if !self.persist(vec![Record::Revoke(device)]).await {
+            self.shared.grants.lock().remove(&device);
+        }
         Ok(Some(grant))
     }
 
     /// The live grant of `device`, if any.
     pub fn get(&self, device: Device, now: SystemTime) -> Option<Grant> {
-        let grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
+        let grants = self.shared.grants.lock();
         grants.get(&device).filter(|g| g.is_live(now)).cloned()
     }
 
     /// The live grant that lists `ip` among its addresses, for an operator
     /// who names a device by an address the neighbour table has forgotten.
     pub fn find_by_address(&self, ip: IpAddr, now: SystemTime) -> Option<Grant> {
-        let grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
+        let grants = self.shared.grants.lock();
         grants.values().find(|g| g.is_live(now) && g.uses(ip)).cloned()
     }
 
@@ -160,11 +157,12 @@ impl Sessions {
     /// commits run concurrently (the store groups them). Once a write has
     /// failed, every later record queues behind the unwritten ones, in order,
     /// so a revoke can never reach the disk before the grant it cancels.
-    async fn persist(&self, records: Vec<Record>) {
+    /// Returns whether they are on disk now (and so applied to the table).
+    async fn persist(&self, records: Vec<Record>) -> bool {
         let shared = &self.shared;
         if !shared.store_degraded.load(Ordering::Acquire) {
             match shared.store.commit(records.clone()).await {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(e) => {
                     shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(error = %e, "grant kept in memory only until the disk takes writes again");
@@ -175,6 +173,7 @@ impl Sessions {
         pending.extend(records);
         shared.store_degraded.store(true, Ordering::Release);
         self.flush_pending_locked(&mut pending).await;
+        pending.is_empty()
     }
 
     /// Retries writing what a failed write left in memory; called
@@ -206,21 +205,21 @@ impl Sessions {
 
     /// Live grants, soonest expiry first.
     pub fn list(&self, now: SystemTime) -> Vec<Grant> {
-        let grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
+        let grants = self.shared.grants.lock();
         let mut live: Vec<Grant> = grants.values().filter(|g| g.is_live(now)).cloned().collect();
         live.sort_by_key(|g| g.expires);
         live
     }
 
     pub fn active(&self, now: SystemTime) -> usize {
-        let grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
+        let grants = self.shared.grants.lock();
         grants.values().filter(|g| g.is_live(now)).count()
     }
 
     /// Forgets expired grants in memory. The kernel expires them by itself
     /// and the store drops them at its next compaction.
     pub fn purge(&self, now: SystemTime) -> usize {
-        let mut grants = self.shared.grants.lock().unwrap_or_else(|e| e.into_inner());
+        let mut grants = self.shared.grants.lock();
         let before = grants.len();
         grants.retain(|_, g| g.is_live(now));
         before - grants.len()
