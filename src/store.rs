@@ -54,7 +54,6 @@
 //! One process owns the state directory; a second Portico on the same
 //! directory would interleave appends and is not guarded against here.
 
-use std::collections::HashMap;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
@@ -66,7 +65,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::grant::{Device, Grant, MacAddr, from_unix_ms, to_unix_ms};
+use crate::grant::{Device, DeviceMap, Grant, MacAddr, from_unix_ms, to_unix_ms};
 
 const JOURNAL: &str = "grants.journal";
 const COMPACTING: &str = "grants.journal.tmp";
@@ -82,10 +81,10 @@ const PURGE_EXPIRED_EVERY: std::time::Duration = std::time::Duration::from_secs(
 /// The live grants by device, shared by the store and `sessions`. A `std`
 /// mutex: every holder does map operations only, never I/O or an await.
 #[derive(Clone, Default)]
-pub struct GrantTable(Arc<Mutex<HashMap<Device, Grant>>>);
+pub struct GrantTable(Arc<Mutex<DeviceMap<Grant>>>);
 
 impl GrantTable {
-    pub fn lock(&self) -> MutexGuard<'_, HashMap<Device, Grant>> {
+    pub fn lock(&self) -> MutexGuard<'_, DeviceMap<Grant>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -220,7 +219,18 @@ impl Record {
         })
     }
 
-    fn apply(&self, grants: &mut HashMap<Device, Grant>) {
+    /// [`Record::apply`] of a record that is not needed afterwards (replay),
+    /// without copying its grant.
+    fn apply_owned(self, grants: &mut DeviceMap<Grant>) {
+        match self {
+            Record::Grant(grant) => {
+                grants.insert(grant.device, grant);
+            }
+            other => other.apply(grants),
+        }
+    }
+
+    fn apply(&self, grants: &mut DeviceMap<Grant>) {
         match self {
             Record::Grant(grant) => {
                 grants.insert(grant.device, grant.clone());
@@ -284,14 +294,15 @@ impl Journal {
         (&file).read_to_end(&mut bytes).map_err(io_error("read", &path))?;
 
         // Sized for the lines, about one grant each: no rehashing as it fills.
-        let mut grants = HashMap::with_capacity(bytes.iter().filter(|&&b| b == b'\n').count());
+        let lines = memchr::memchr_iter(b'\n', &bytes).count();
+        let mut grants = DeviceMap::with_capacity_and_hasher(lines, Default::default());
         let mut records = 0;
         let mut good = 0;
-        while let Some(newline) = bytes[good..].iter().position(|&b| b == b'\n') {
+        while let Some(newline) = memchr::memchr(b'\n', &bytes[good..]) {
             let Some(record) = Record::decode(&bytes[good..good + newline]) else {
                 break;
             };
-            record.apply(&mut grants);
+            record.apply_owned(&mut grants);
             records += 1;
             good += newline + 1;
         }

@@ -34,7 +34,6 @@
 //! covers every kind of change with one number and no subscription to keep
 //! up with, and reading it needs no listing at all.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
@@ -43,7 +42,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::oneshot;
 
 use super::{Allowed, Firewall, FirewallError};
-use crate::grant::{Device, Grant};
+use crate::grant::{Device, DeviceMap, Grant};
 use crate::metrics::Metrics;
 
 /// How often the kernel is compared with the applied grants; drift is
@@ -79,7 +78,7 @@ pub struct Gate {
 /// What both threads share: the grants the kernel should hold, each
 /// device's expiry. A `std` mutex: held for map operations only, never
 /// across I/O.
-type Applied = Arc<Mutex<HashMap<Device, SystemTime>>>;
+type Applied = Arc<Mutex<DeviceMap<SystemTime>>>;
 
 /// The ruleset generation at which the kernel was last known to hold
 /// exactly the applied grants; `None` when it is not known (a backend that
@@ -125,7 +124,9 @@ impl Gate {
         let ledger = Arc::new(Ledger::default());
         ledger.known_at(firewall.generation());
         let (tx, rx) = mpsc::channel();
-        let applied: Applied = Arc::new(Mutex::new(live.into_iter().map(|a| (a.device, a.expires)).collect()));
+        let mut map = DeviceMap::with_capacity_and_hasher(live.len(), Default::default());
+        map.extend(live.into_iter().map(|a| (a.device, a.expires)));
+        let applied: Applied = Arc::new(Mutex::new(map));
         let repair = Arc::new(AtomicBool::new(false));
         let stopped = Arc::new(AtomicBool::new(false));
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
