@@ -146,11 +146,14 @@ pub async fn run_on<F: Future<Output = ()>>(
     let gate = {
         let live = journal.table().lock().values().map(Allowed::of).collect();
         let metrics = metrics.clone();
-        tokio::task::spawn_blocking(move || Gate::start(firewall, live, metrics))
+        let left_at = firewall_left_at(&config.state.dir, firewall.as_ref());
+        tokio::task::spawn_blocking(move || Gate::start(firewall, live, metrics, left_at))
             .await?
             .with_context(|| format!("firewall ({backend}): installing the rules"))?
     };
-    let sessions = Sessions::new(journal, gate, config.portal.session, metrics.clone());
+    let sessions = Sessions::new(journal, gate.clone(), config.portal.session, metrics.clone());
+    // For the note a clean stop leaves (see `firewall_left_at`).
+    let (state_dir, ruleset) = (config.state.dir.clone(), gate.ruleset());
 
     tracing::info!(
         portal = %listeners.portal.local_addr()?,
@@ -204,8 +207,37 @@ pub async fn run_on<F: Future<Output = ()>>(
     }
     drop(purge);
     sessions.compact().await;
+    // Only a store that wrote every grant may promise the next start that
+    // the kernel holds exactly what the journal says.
+    if !sessions.degraded()
+        && let Some(generation) = gate.left_at()
+    {
+        record_firewall_left_at(&state_dir, generation, &ruleset);
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where a clean stop notes the ruleset generation it left the kernel at,
+/// with a checksum of the rules (a new version may install other rules).
+const FIREWALL_LEFT: &str = "firewall.generation";
+
+/// What the last clean stop recorded, if it is for these rules; the note
+/// is removed either way, so a crash later cannot reuse it.
+fn firewall_left_at(dir: &std::path::Path, firewall: &dyn Firewall) -> Option<u32> {
+    let path = dir.join(FIREWALL_LEFT);
+    let text = std::fs::read_to_string(&path).ok()?;
+    let _ = std::fs::remove_file(&path);
+    let (generation, rules) = text.trim().split_once(' ')?;
+    let rules = u32::from_str_radix(rules, 16).ok()?;
+    (rules == crc32fast::hash(firewall.ruleset().as_bytes())).then(|| generation.parse().ok()).flatten()
+}
+
+fn record_firewall_left_at(dir: &std::path::Path, generation: u32, ruleset: &str) {
+    let text = format!("{generation} {:08x}\n", crc32fast::hash(ruleset.as_bytes()));
+    if let Err(e) = std::fs::write(dir.join(FIREWALL_LEFT), text) {
+        tracing::debug!(error = %e, "could not note the firewall's generation; the next start rebuilds it");
+    }
 }
 
 /// Drops expired grants from memory and idle clients from the rate limiter

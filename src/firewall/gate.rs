@@ -73,6 +73,8 @@ struct Request {
 #[derive(Clone)]
 pub struct Gate {
     tx: mpsc::Sender<Request>,
+    firewall: Arc<dyn Firewall>,
+    ledger: Arc<Ledger>,
 }
 
 /// What both threads share: the grants the kernel should hold, each
@@ -115,14 +117,27 @@ impl Ledger {
 impl Gate {
     /// Installs the backend's rules with `live` (blocking: call it from
     /// start-up or `spawn_blocking`), then starts the threads.
+    ///
+    /// `left_at` is the ruleset generation at which the last clean stop left
+    /// the kernel holding exactly `live` (see [`Gate::left_at`]): if nobody
+    /// has changed the ruleset since, there is nothing to rebuild, and a
+    /// restart with 100,000 grants costs the kernel nothing. Otherwise (a
+    /// crash, a reboot, anyone's change) the whole table is written anew.
     pub fn start(
         firewall: Arc<dyn Firewall>,
         live: Vec<Allowed>,
         metrics: Arc<Metrics>,
+        left_at: Option<u32>,
     ) -> Result<Gate, FirewallError> {
-        firewall.install(&live, SystemTime::now())?;
         let ledger = Arc::new(Ledger::default());
-        ledger.known_at(firewall.generation());
+        let now = firewall.generation();
+        if left_at.is_some() && now == left_at {
+            tracing::info!(grants = live.len(), "the firewall still holds what Portico left at its last stop");
+            ledger.known_at(now);
+        } else {
+            firewall.install(&live, SystemTime::now())?;
+            ledger.known_at(firewall.generation());
+        }
         let (tx, rx) = mpsc::channel();
         let mut map = DeviceMap::with_capacity_and_hasher(live.len(), Default::default());
         map.extend(live.into_iter().map(|a| (a.device, a.expires)));
@@ -144,10 +159,30 @@ impl Gate {
             stopped: stopped.clone(),
             ledger: ledger.clone(),
         };
-        let checker = Checker { firewall, applied, repair, stopped, ledger, metrics: worker.metrics.clone() };
+        let checker = Checker {
+            firewall: firewall.clone(),
+            applied,
+            repair,
+            stopped,
+            ledger: ledger.clone(),
+            metrics: worker.metrics.clone(),
+        };
         spawn("portico-firewall", Box::new(move || worker.run(rx)))?;
         spawn("portico-drift", Box::new(move || checker.run()))?;
-        Ok(Gate { tx })
+        Ok(Gate { tx, firewall, ledger })
+    }
+
+    /// The rules the backend installs, as `portico firewall print` shows them.
+    pub fn ruleset(&self) -> String {
+        self.firewall.ruleset()
+    }
+
+    /// The ruleset generation now, if the kernel is known to hold exactly
+    /// the applied grants at it: what a clean stop records, so the next
+    /// start can tell that nothing needs rebuilding.
+    pub fn left_at(&self) -> Option<u32> {
+        let now = self.firewall.generation();
+        self.ledger.is_clean(now).then_some(now).flatten()
     }
 
     /// Lets the device through; returns the grant once the kernel holds it.

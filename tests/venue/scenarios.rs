@@ -37,7 +37,7 @@ pub struct Site {
 
 pub type Scenario = (&'static str, fn(&mut Site) -> Result<()>);
 
-pub const ALL: [Scenario; 11] = [
+pub const ALL: [Scenario; 13] = [
     ("wiring: phones reach upstream with no Portico table", wiring),
     ("1 before accept: B is held, DNS and the portal answer", before_accept),
     ("2 a form naming A grants only the sender B", form_names_another),
@@ -45,6 +45,8 @@ pub const ALL: [Scenario; 11] = [
     ("4 accept from A: online over IPv4 and IPv6; B held", accept_a),
     ("4b connections redirected before B's accept are closed by it", redirected_closed),
     ("5 kill -9: A keeps its internet down and after restart", kill_restart),
+    ("5b clean restart: the kernel is left as it was, nothing rebuilt", clean_restart),
+    ("5c an element deleted while Portico was stopped: rebuilt at start", changed_while_stopped),
     ("6 table deleted by hand: rebuilt within 5 s", drift_repair),
     ("6b one grant's element deleted by hand: back within 5 s", element_repair),
     ("7 firewall print agrees with nft and the installed table", print_agrees),
@@ -239,6 +241,34 @@ fn kill_restart(site: &mut Site) -> Result<()> {
         );
     }
     site.held(&site.venue.b).context("B after the restart")
+}
+
+/// Issue 9: a clean stop notes the ruleset generation, and a start that
+/// finds it unchanged leaves the kernel as it is instead of rewriting every
+/// grant.
+fn clean_restart(site: &mut Site) -> Result<()> {
+    site.portico.ensure_running(&site.venue.gw)?;
+    site.portico.stop()?;
+    site.online(&site.venue.a).context("A while Portico is stopped")?;
+    let from = site.portico.log_len();
+    site.portico.start(&site.venue.gw)?;
+    let log = site.portico.log_since(from, 200);
+    ensure!(log.contains("still holds what Portico left"), "the start rebuilt the table anyway:\n{log}");
+    site.online(&site.venue.a).context("A after the restart")?;
+    site.held(&site.venue.b).context("B after the restart")
+}
+
+fn changed_while_stopped(site: &mut Site) -> Result<()> {
+    site.portico.ensure_running(&site.venue.gw)?;
+    site.portico.stop()?;
+    let v = &site.venue;
+    site.nft(&["delete", "element", "inet", TABLE, "allowed_mac", &format!("{{ {} }}", v.a.mac)])?;
+    let from = site.portico.log_len();
+    site.portico.start(&v.gw)?;
+    let log = site.portico.log_since(from, 200);
+    ensure!(!log.contains("still holds what Portico left"), "a changed ruleset was taken as unchanged:\n{log}");
+    site.online(&v.a).context("A after the restart")?;
+    site.held(&v.b).context("B after the restart")
 }
 
 fn drift_repair(site: &mut Site) -> Result<()> {
