@@ -82,9 +82,15 @@ impl Key {
     }
 
     fn element(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Key::Mac(mac) => mac.to_string(),
-            Key::V4(ip) | Key::V6(ip) => ip.to_string(),
+            Key::Mac(mac) => mac.fmt(f),
+            Key::V4(ip) | Key::V6(ip) => ip.fmt(f),
         }
     }
 }
@@ -172,7 +178,7 @@ impl Nftables {
             let left = g.remaining(now);
             // Round up, so the kernel never ends a grant before Portico does.
             let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
-            (!left.is_zero()).then(|| (Key::of(g), format!(" timeout {secs}s")))
+            (!left.is_zero()).then(|| (Key::of(g), Some(secs)))
         });
         self.by_set("add", elements, out);
     }
@@ -180,21 +186,35 @@ impl Nftables {
     /// Removes elements that may or may not be there: `add` first makes the
     /// `delete` valid in either case, all inside one transaction.
     fn remove_elements(&self, grants: &[Allowed], out: &mut String) {
-        self.by_set("add", grants.iter().map(|g| (Key::of(g), " timeout 1s".to_owned())), out);
-        self.by_set("delete", grants.iter().map(|g| (Key::of(g), String::new())), out);
+        self.by_set("add", grants.iter().map(|g| (Key::of(g), Some(1))), out);
+        self.by_set("delete", grants.iter().map(|g| (Key::of(g), None)), out);
     }
 
-    /// `<verb> element inet T <set> { e1<suffix>, e2<suffix> }`, a line per set.
-    fn by_set(&self, verb: &str, elements: impl Iterator<Item = (Key, String)>, out: &mut String) {
-        let mut sets: [(&str, Vec<String>); 3] =
-            [("allowed_mac", Vec::new()), ("allowed_v4", Vec::new()), ("allowed_v6", Vec::new())];
-        for (key, suffix) in elements {
-            if let Some((_, list)) = sets.iter_mut().find(|(name, _)| *name == key.set()) {
-                list.push(format!("{}{suffix}", key.element()));
+    /// `<verb> element inet T <set> { e1 timeout Ns, e2 … }`, a line per set,
+    /// each element with its timeout in seconds if it has one, written
+    /// straight into `out`: a rebuild with 100,000 grants makes one string,
+    /// not one per element.
+    fn by_set(&self, verb: &str, elements: impl Iterator<Item = (Key, Option<u64>)>, out: &mut String) {
+        use std::fmt::Write as _;
+        let elements: Vec<(Key, Option<u64>)> = elements.collect();
+        for set in ["allowed_mac", "allowed_v4", "allowed_v6"] {
+            let mut first = true;
+            // Writing to a String cannot fail.
+            for (key, timeout) in elements.iter().filter(|(key, _)| key.set() == set) {
+                if first {
+                    let _ = write!(out, "{verb} element inet {} {set} {{ ", self.table);
+                } else {
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "{key}");
+                if let Some(secs) = timeout {
+                    let _ = write!(out, " timeout {secs}s");
+                }
+                first = false;
             }
-        }
-        for (set, list) in sets.iter().filter(|(_, l)| !l.is_empty()) {
-            out.push_str(&format!("{verb} element inet {} {set} {{ {} }}\n", self.table, list.join(", ")));
+            if !first {
+                out.push_str(" }\n");
+            }
         }
     }
 
