@@ -66,6 +66,13 @@ pub trait Firewall: Send + Sync + 'static {
     /// Creates the backend's rules and loads `live`, idempotently.
     fn install(&self, live: &[Allowed], now: SystemTime) -> Result<(), FirewallError>;
 
+    /// Checks, without changing anything, that `install` would be taken
+    /// (the tool is there, the kernel has what the rules need, Portico may
+    /// change them), so that start-up can fail at once with the reason.
+    fn validate(&self) -> Result<(), FirewallError> {
+        Ok(())
+    }
+
     /// Lets these devices through until each grant's expiry: `fresh` ones
     /// the backend does not hold yet, `renewed` ones it holds with an older
     /// expiry that must be replaced.

@@ -115,14 +115,20 @@ impl Ledger {
 }
 
 impl Gate {
-    /// Installs the backend's rules with `live` (blocking: call it from
-    /// start-up or `spawn_blocking`), then starts the threads.
+    /// Starts the threads, which install the backend's rules with `live`
+    /// before any other change (blocking: call it from start-up or
+    /// `spawn_blocking`).
     ///
     /// `left_at` is the ruleset generation at which the last clean stop left
     /// the kernel holding exactly `live` (see [`Gate::left_at`]): if nobody
     /// has changed the ruleset since, there is nothing to rebuild, and a
     /// restart with 100,000 grants costs the kernel nothing. Otherwise (a
-    /// crash, a reboot, anyone's change) the whole table is written anew.
+    /// crash, a reboot, anyone's change) the whole table is written anew,
+    /// by the firewall thread while the portal already serves: with 100,000
+    /// grants that takes the kernel most of a second, during which the
+    /// table left by the last run (if any) still gates, and the first
+    /// accepts wait for it. What can be checked without changing anything
+    /// is checked here, so a start that cannot gate fails at once.
     pub fn start(
         firewall: Arc<dyn Firewall>,
         live: Vec<Allowed>,
@@ -131,18 +137,19 @@ impl Gate {
     ) -> Result<Gate, FirewallError> {
         let ledger = Arc::new(Ledger::default());
         let now = firewall.generation();
-        if left_at.is_some() && now == left_at {
+        let rebuild = left_at.is_none() || now != left_at;
+        if rebuild {
+            firewall.validate()?;
+        } else {
             tracing::info!(grants = live.len(), "the firewall still holds what Portico left at its last stop");
             ledger.known_at(now);
-        } else {
-            firewall.install(&live, SystemTime::now())?;
-            ledger.known_at(firewall.generation());
         }
         let (tx, rx) = mpsc::channel();
         let mut map = DeviceMap::with_capacity_and_hasher(live.len(), Default::default());
         map.extend(live.into_iter().map(|a| (a.device, a.expires)));
         let applied: Applied = Arc::new(Mutex::new(map));
-        let repair = Arc::new(AtomicBool::new(false));
+        // The worker's first job, when one is due.
+        let repair = Arc::new(AtomicBool::new(rebuild));
         let stopped = Arc::new(AtomicBool::new(false));
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -222,6 +229,10 @@ impl Worker {
     }
 
     fn run(self, rx: mpsc::Receiver<Request>) {
+        // The install at start-up, before any batch.
+        if self.repair.swap(false, Ordering::AcqRel) {
+            self.reinstall(true);
+        }
         loop {
             match rx.recv_timeout(IDLE_POLL) {
                 Ok(first) => {
@@ -238,7 +249,7 @@ impl Worker {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
             if self.repair.swap(false, Ordering::AcqRel) {
-                self.reinstall();
+                self.reinstall(false);
             }
         }
         self.stopped.store(true, Ordering::Release);
@@ -292,14 +303,22 @@ impl Worker {
         }
     }
 
-    fn reinstall(&self) {
+    /// Writes the whole table from the applied grants: at start-up, or to
+    /// repair drift.
+    fn reinstall(&self, at_start: bool) {
         let now = SystemTime::now();
         let live = live_in(&self.applied, now);
-        tracing::warn!(grants = live.len(), "the firewall's rules were changed under Portico; rebuilding them");
+        if at_start {
+            tracing::info!(grants = live.len(), "installing the firewall's rules");
+        } else {
+            tracing::warn!(grants = live.len(), "the firewall's rules were changed under Portico; rebuilding them");
+        }
         match self.firewall.install(&live, now) {
             Ok(()) => {
                 self.ledger.known_at(self.firewall.generation());
-                self.metrics.firewall_repairs.fetch_add(1, Relaxed);
+                if !at_start {
+                    self.metrics.firewall_repairs.fetch_add(1, Relaxed);
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not rebuild the firewall's rules; will retry");
@@ -348,7 +367,8 @@ impl Checker {
             let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
             applied.retain(|_, expires| *expires + REMEMBER_EXPIRED > now);
         }
-        if self.ledger.is_clean(generation) {
+        // Clean, or a rebuild is already due: nothing to compare.
+        if self.ledger.is_clean(generation) || self.repair.load(Ordering::Acquire) {
             return;
         }
         let live = live_in(&self.applied, now);
@@ -378,6 +398,8 @@ mod tests {
         blind: bool,
         fail: AtomicBool,
         allowed: Mutex<Vec<(Vec<Allowed>, Vec<Allowed>)>>,
+        /// Every call that changes something, in order.
+        calls: Mutex<Vec<&'static str>>,
     }
 
     impl Fake {
@@ -387,6 +409,7 @@ mod tests {
 
         fn change(&self) -> Result<(), FirewallError> {
             if self.fail.load(Relaxed) {
+                self.calls.lock().unwrap().push("refused");
                 return Err(FirewallError::Failed("refused".into()));
             }
             self.generation.fetch_add(1, Relaxed);
@@ -399,9 +422,14 @@ mod tests {
             "fake"
         }
         fn install(&self, _: &[Allowed], _: SystemTime) -> Result<(), FirewallError> {
+            self.calls.lock().unwrap().push("install");
             self.change()
         }
+        fn validate(&self) -> Result<(), FirewallError> {
+            if self.fail.load(Relaxed) { Err(FirewallError::Unavailable("no nft".into())) } else { Ok(()) }
+        }
         fn allow(&self, fresh: &[Allowed], renewed: &[Allowed], _: SystemTime) -> Result<(), FirewallError> {
+            self.calls.lock().unwrap().push("allow");
             self.change()?;
             self.allowed.lock().unwrap().push((fresh.to_vec(), renewed.to_vec()));
             Ok(())
@@ -487,11 +515,39 @@ mod tests {
         fake.someone_else();
         fake.intact.store(false, Relaxed);
         checker.check_once();
-        assert!(worker.repair.load(Ordering::Acquire), "a repair was asked for");
-        worker.reinstall();
+        assert!(worker.repair.swap(false, Ordering::AcqRel), "a repair was asked for");
+        worker.reinstall(false);
         fake.intact.store(true, Relaxed);
         checker.check_once();
         assert_eq!(fake.checks.load(Relaxed), 1, "the rebuild itself is known to be right");
+    }
+
+    #[tokio::test]
+    async fn a_start_installs_before_any_grant_unless_the_last_stop_left_it_as_it_is() {
+        let fake = Arc::new(Fake::default());
+        let metrics = Arc::new(Metrics::new(&["vi".to_string()]));
+        let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], metrics.clone(), None).unwrap();
+        gate.allow(phone(2, 30)).await.unwrap();
+        assert_eq!(*fake.calls.lock().unwrap(), ["install", "allow"]);
+        let left_at = gate.left_at();
+        assert_eq!(left_at, fake.generation(), "clean after its own changes");
+
+        // A restart that finds the ruleset where the stop left it.
+        fake.calls.lock().unwrap().clear();
+        let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], metrics.clone(), left_at).unwrap();
+        gate.allow(phone(3, 30)).await.unwrap();
+        assert_eq!(*fake.calls.lock().unwrap(), ["allow"], "nothing rebuilt");
+
+        // Someone changed it meanwhile: rebuilt.
+        fake.calls.lock().unwrap().clear();
+        fake.someone_else();
+        let gate = Gate::start(fake.clone(), vec![], metrics.clone(), left_at).unwrap();
+        gate.allow(phone(4, 30)).await.unwrap();
+        assert_eq!(*fake.calls.lock().unwrap(), ["install", "allow"]);
+
+        // A backend that cannot work fails the start at once.
+        fake.fail.store(true, Relaxed);
+        assert!(Gate::start(fake.clone(), vec![], metrics, None).is_err());
     }
 
     #[test]

@@ -262,6 +262,10 @@ impl Firewall for Nftables {
         self.run(&script).map(|_| ())
     }
 
+    fn validate(&self) -> Result<(), FirewallError> {
+        nft(&["-c", "-f", "-"], Some(&self.ruleset())).map(|_| ())
+    }
+
     fn generation(&self) -> Option<u32> {
         super::generation::read().map_err(|e| tracing::debug!(error = %e, "cannot read the ruleset generation")).ok()
     }
