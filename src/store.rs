@@ -290,29 +290,38 @@ impl Journal {
         // Make the journal's directory entry durable too, or the first fsynced
         // grant could vanish with a file that was never linked.
         sync_dir(dir)?;
-        let mut bytes = Vec::new();
-        (&file).read_to_end(&mut bytes).map_err(io_error("read", &path))?;
-
-        // Sized for the lines, about one grant each: no rehashing as it fills.
-        let lines = memchr::memchr_iter(b'\n', &bytes).count();
-        let mut grants = DeviceMap::with_capacity_and_hasher(lines, Default::default());
-        let mut records = 0;
-        let mut good = 0;
-        while let Some(newline) = memchr::memchr(b'\n', &bytes[good..]) {
-            let Some(record) = Record::decode(&bytes[good..good + newline]) else {
+        // Read a line at a time, not whole: a journal of 100,000 grants is
+        // megabytes that the allocator would keep after start-up. Sized for
+        // about one grant per line of a compacted journal, so the table is
+        // not rehashed as it fills.
+        let size = file.metadata().map_err(io_error("read", &path))?.len();
+        let mut grants = DeviceMap::with_capacity_and_hasher((size / 96) as usize, Default::default());
+        let mut reader = std::io::BufReader::with_capacity(64 * 1024, &file);
+        let mut line = Vec::with_capacity(256);
+        let (mut records, mut good) = (0, 0u64);
+        let mut dropped = Vec::new();
+        loop {
+            line.clear();
+            let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line).map_err(io_error("read", &path))?;
+            if n == 0 {
+                break;
+            }
+            let record = line.strip_suffix(b"\n").and_then(Record::decode);
+            let Some(record) = record else {
+                dropped.extend_from_slice(&line);
+                reader.read_to_end(&mut dropped).map_err(io_error("read", &path))?;
                 break;
             };
             record.apply_owned(&mut grants);
             records += 1;
-            good += newline + 1;
+            good += n as u64;
         }
-        if good < bytes.len() {
-            let dropped = &bytes[good..];
+        if !dropped.is_empty() {
             if dropped.contains(&b'\n') {
                 // More than the last line is unreadable: that is not a torn
                 // append but damage or a hand edit. Keep it for the operator.
                 let rejected = dir.join(REJECTED);
-                fs::write(&rejected, dropped).map_err(io_error("write", &rejected))?;
+                fs::write(&rejected, &dropped).map_err(io_error("write", &rejected))?;
                 tracing::error!(
                     journal = %path.display(),
                     offset = good,
@@ -326,16 +335,19 @@ impl Journal {
                     "grant journal ends in a torn record (crash during a write); dropping it"
                 );
             }
-            file.set_len(good as u64).and_then(|()| file.sync_all()).map_err(io_error("truncate", &path))?;
+            file.set_len(good).and_then(|()| file.sync_all()).map_err(io_error("truncate", &path))?;
         }
 
         grants.retain(|_, grant| grant.is_live(now));
-        drop(bytes);
+        // A journal long past its last compaction has many dead lines.
+        if grants.capacity() > 2 * grants.len() + 1024 {
+            grants.shrink_to_fit();
+        }
         Ok(Journal {
             dir: dir.to_owned(),
             path,
             file,
-            len: good as u64,
+            len: good,
             records,
             grants: GrantTable(Arc::new(Mutex::new(grants))),
             needs_rewrite: false,

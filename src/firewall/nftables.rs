@@ -238,10 +238,22 @@ impl Firewall for Nftables {
     /// is no moment without rules (and none in which a granted device is
     /// held). This is both start-up reconciliation and drift repair: the
     /// kernel ends up with exactly the live grants of the store.
+    ///
+    /// The script goes to nft a few thousand elements at a time: with
+    /// 100,000 grants, building it whole cost megabytes that the allocator
+    /// kept afterwards. It is still one script, so one transaction.
     fn install(&self, live: &[Allowed], now: SystemTime) -> Result<(), FirewallError> {
-        let mut script = self.ruleset();
-        self.add_elements(live, now, &mut script);
-        self.run(&script).map(|_| ())
+        nft_fed(&["-f", "-"], true, |pipe| {
+            pipe.write_all(self.ruleset().as_bytes())?;
+            let mut piece = String::new();
+            for grants in live.chunks(4096) {
+                piece.clear();
+                self.add_elements(grants, now, &mut piece);
+                pipe.write_all(piece.as_bytes())?;
+            }
+            Ok(())
+        })
+        .map(|_| ())
     }
 
     fn allow(&self, fresh: &[Allowed], renewed: &[Allowed], now: SystemTime) -> Result<(), FirewallError> {
@@ -305,9 +317,22 @@ const EXPECTED_CHAINS: usize = 4;
 /// Runs `nft` with `args`, feeding `stdin`; turns its failures into errors
 /// that say what to install or fix.
 fn nft(args: &[&str], stdin: Option<&str>) -> Result<String, FirewallError> {
+    match stdin {
+        Some(text) => nft_fed(args, true, |pipe| pipe.write_all(text.as_bytes())),
+        None => nft_fed(args, false, |_| Ok(())),
+    }
+}
+
+/// Runs `nft` with `args`, `feed` writing its standard input (when `piped`):
+/// a large script goes to nft in pieces instead of being built whole.
+fn nft_fed(
+    args: &[&str],
+    piped: bool,
+    feed: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<String, FirewallError> {
     let mut child = Command::new("nft")
         .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if piped { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -317,8 +342,11 @@ fn nft(args: &[&str], stdin: Option<&str>) -> Result<String, FirewallError> {
             ),
             _ => FirewallError::Unavailable(format!("cannot run nft: {e}")),
         })?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).map_err(|e| FirewallError::Failed(format!("writing to nft: {e}")))?;
+    if let Some(pipe) = child.stdin.take() {
+        let mut pipe = std::io::BufWriter::with_capacity(64 * 1024, pipe);
+        feed(&mut pipe)
+            .and_then(|()| pipe.flush())
+            .map_err(|e| FirewallError::Failed(format!("writing to nft: {e}")))?;
     }
     let out = child.wait_with_output().map_err(|e| FirewallError::Failed(format!("waiting for nft: {e}")))?;
     if out.status.success() {
