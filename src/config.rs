@@ -1,6 +1,6 @@
 //! The operator's TOML file, turned into a validated, immutable [`Config`].
 //!
-//! Two types on purpose: [`raw`] mirrors the file (strings, options,
+//! Two types on purpose: `raw` mirrors the file (strings, options,
 //! `deny_unknown_fields`), and [`Config`] holds only values that are already
 //! known to be good (a `SocketAddr`, a `Duration`, a parsed URL). Validation
 //! collects *every* problem rather than stopping at the first, and each

@@ -82,7 +82,7 @@ pub trait Firewall: Send + Sync + 'static {
     fn revoke(&self, gone: &[Allowed]) -> Result<(), FirewallError>;
 
     /// A number that changes whenever anyone changes the packet filter,
-    /// if the backend can tell (see [`generation`]); the drift check skips
+    /// if the backend can tell (see the `generation` module); the drift check skips
     /// the comparison while it is the one Portico's own last change left.
     fn generation(&self) -> Option<u32> {
         None

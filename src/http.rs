@@ -2,7 +2,7 @@
 //! (the pages and the RFC 8908 API over https) and admin (loopback).
 //!
 //! One accept loop serves all three, shaped like mini-redis: a connection
-//! permit is taken *before* `accept`, so at most [`MAX_CONNECTIONS`] are open
+//! permit is taken *before* `accept`, so at most `limits.max_connections` are open
 //! per listener and the kernel's backlog absorbs the rest; accept errors
 //! (such as running out of file descriptors) back off instead of spinning;
 //! each connection runs in its own task, where the TLS handshake happens

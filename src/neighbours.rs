@@ -14,7 +14,7 @@
 //! and BusyBox's `ip` has no JSON. If the kernel drops changes (the socket's
 //! buffer overran) the thread loads the table again. A lookup that misses
 //! may be racing the announcement of a brand-new address, so it loads the
-//! table itself, at most once per [`MISS_DUMP_EVERY`]; a routed client,
+//! table itself, at most once per `MISS_DUMP_EVERY`; a routed client,
 //! whose MAC the gateway never sees, costs no more than that.
 //!
 //! What must stay true: only entries on a client interface count (the

@@ -390,7 +390,7 @@ impl Journal {
     /// more than `max(1024, 4 × grants live)`, or an earlier failure left it
     /// needing a rewrite. Called after every write, so it must not cost a
     /// scan of the table: grants that expired are dropped from the count at
-    /// most once every [`PURGE_EXPIRED_EVERY`], which delays a compaction
+    /// most once every `PURGE_EXPIRED_EVERY`, which delays a compaction
     /// by at most that long.
     pub fn should_compact(&mut self, now: SystemTime) -> bool {
         if self.needs_rewrite {

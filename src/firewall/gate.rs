@@ -21,8 +21,8 @@
 //! A drift check that costs nothing when nothing drifted: listing a table
 //! of 100,000 grants costs the better part of a second of CPU and hundreds
 //! of megabytes, and doing it every two seconds would take a small router.
-//! So the [`Ledger`] remembers the ruleset generation (see
-//! [`super::generation`]) at which the kernel was last known to hold exactly
+//! So the `Ledger` remembers the ruleset generation (see
+//! `firewall::generation`) at which the kernel was last known to hold exactly
 //! what was applied: after Portico's own transaction, if the number moved
 //! on by exactly one (nobody else committed in between), and after a
 //! comparison that found nothing wrong. The checker reads the number, a
