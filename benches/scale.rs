@@ -5,10 +5,13 @@
 //!
 //! `cargo bench --bench scale -- [--grants N] [--binary PATH]
 //! [--idle-seconds S] [--more M] [--backends none,nftables]
-//! [--fill-deadline S]` measures an already built binary (default
+//! [--fill-deadline S] [--perf PREFIX]` measures an already built binary (default
 //! `target/release/portico`, from `cargo build --release`; `--binary`
 //! measures another build, e.g. an older commit's, side by side). Defaults:
 //! N = 100000, S = 60, M = 10000, both backends, fills stopped after 900 s.
+//! `--perf PREFIX` also runs `perf record -g -p PID` on Portico during each
+//! fill, to `PREFIX.<backend>.fill` and `PREFIX.<backend>.more` (a build
+//! with symbols says more: the release profile strips them).
 //!
 //! For each backend, in a fresh network namespace (see `scale/gateway.rs`)
 //! with the config of `scale/portico.rs` (request limits off, 12 h
@@ -17,7 +20,9 @@
 //! 2. fill N grants: N phones, 8 at a time, each from its own loopback
 //!    address, tap *Connect* (`POST /` with the splash form's fields, see
 //!    `scale/phones.rs`); every answer must be 303; accepts/s per tenth;
-//! 3. SIGTERM, start again on the same state: time to the first `/healthz`
+//! 3. SIGTERM (and wait until no child Portico left, such as an `nft`
+//!    listing, is still running in the namespace: it would weigh on what
+//!    follows), start again on the same state: time to the first `/healthz`
 //!    200 and to the "Portico serving" line, RSS; `portico clients list`
 //!    and `--json` timed, RSS after them;
 //! 4. idle for S seconds: CPU of Portico and of the `nft` processes it ran
@@ -57,6 +62,9 @@ use portico::{Backend, Portico, TABLE, admin_get, metric};
 
 /// How long a rebuilt table or a lost element may take to come back.
 const REPAIR_WITHIN: Duration = Duration::from_secs(60);
+/// How long children Portico left behind (an `nft` listing) may run on
+/// after it exited before the next step starts anyway.
+const SETTLE_WITHIN: Duration = Duration::from_secs(300);
 
 /// The command line, validated.
 struct Options {
@@ -66,10 +74,12 @@ struct Options {
     more: usize,
     backends: Vec<Backend>,
     fill_deadline: Duration,
+    /// `perf record -g -p PID` around each fill, to files starting with this.
+    perf: Option<String>,
 }
 
 const USAGE: &str = "usage: cargo bench --bench scale -- [--grants N] [--binary PATH] [--idle-seconds S] \
-                     [--more M] [--backends none,nftables] [--fill-deadline S]";
+                     [--more M] [--backends none,nftables] [--fill-deadline S] [--perf PREFIX]";
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options> {
@@ -80,6 +90,7 @@ impl Options {
             more: 10_000,
             backends: vec![Backend::None, Backend::Nftables],
             fill_deadline: Duration::from_secs(900),
+            perf: None,
         };
         let mut args = args.iter();
         while let Some(flag) = args.next() {
@@ -95,6 +106,7 @@ impl Options {
                 "--idle-seconds" => options.idle = Duration::from_secs(number(value()?)? as u64),
                 "--more" => options.more = number(value()?)?,
                 "--fill-deadline" => options.fill_deadline = Duration::from_secs(number(value()?)? as u64),
+                "--perf" => options.perf = Some(value()?.clone()),
                 "--backends" => {
                     options.backends = value()?
                         .split(',')
@@ -225,7 +237,9 @@ fn measure(options: &Options, backend: Backend, prefix: &str) -> Result<Report> 
     // 2. The fill.
     let form = phones::splash_form(&ns)?;
     let before = admin_get(&ns, "/metrics")?.1;
+    let profile = Profile::start(options, backend, "fill", first.pid)?;
     let fill = phones::fill(&ns, &form, 0, n, options.fill_deadline).context("filling the grants")?;
+    notes.extend(Profile::stop(profile)?);
     first.check_alive().context("after the fill")?;
     let filled = fill.granted;
     let after = admin_get(&ns, "/metrics")?.1;
@@ -252,6 +266,7 @@ fn measure(options: &Options, backend: Backend, prefix: &str) -> Result<Report> 
     let stopped_in = first.stop().context("stopping after the fill")?;
     notes.push(format!("SIGTERM to exit with {filled} grants: {}", ms(stopped_in)));
     drop(first);
+    notes.extend(ns.settle(SETTLE_WITHIN)?);
 
     // 3. Start again on the same state.
     let (mut portico, restored) = Portico::start(bin, &ns, &config, dir.path().join("portico.2.log"))
@@ -313,7 +328,9 @@ fn measure(options: &Options, backend: Backend, prefix: &str) -> Result<Report> 
     // 5. More on top.
     if options.more > 0 {
         let before = admin_get(&ns, "/metrics")?.1;
+        let profile = Profile::start(options, backend, "more", portico.pid)?;
         let more = phones::fill(&ns, &form, filled, options.more, options.fill_deadline).context("the taps on top")?;
+        notes.extend(Profile::stop(profile)?);
         portico.check_alive().context("after the taps on top")?;
         notes.push(describe_fill(&format!("{} more on top of {filled} restored", options.more), &more));
         notes.push(accept_costs(&before, &admin_get(&ns, "/metrics")?.1));
@@ -326,6 +343,7 @@ fn measure(options: &Options, backend: Backend, prefix: &str) -> Result<Report> 
     notes.push(format!("peak RSS (VmHWM) at the end: {}", mib(portico.peak()?)));
     let stopped_in = portico.stop().context("the final stop")?;
     notes.push(format!("SIGTERM to exit at the end: {}", ms(stopped_in)));
+    notes.extend(ns.settle(SETTLE_WITHIN)?);
     notes.push(format!("machine after: {}", machine_load()));
     Ok(Report { backend, rows, notes })
 }
@@ -360,9 +378,11 @@ fn accept_costs(before: &str, after: &str) -> String {
         _ => "?".into(),
     };
     format!(
-        "  Portico's view: {} accepts, {} firewall transactions, mean accept time {mean} (portico_accept_duration_seconds)",
+        "  Portico's view: {} accepts, {} firewall transactions, {} drift comparisons, mean accept time {mean} \
+         (portico_accept_duration_seconds)",
         show(delta("portico_accept_duration_seconds_count")),
-        show(transactions)
+        show(transactions),
+        show(delta("portico_firewall_comparisons_total")),
     )
 }
 
@@ -462,6 +482,53 @@ fn repairs(ns: &Netns, portico: &mut Portico, notes: &mut Vec<String>) -> Result
     let elements = ns.nft(&["list", "set", "inet", TABLE, "allowed_v4"])?.matches("expires").count();
     notes.push(format!("after the repairs allowed_v4 holds {elements} elements"));
     Ok((cells.remove(0), cells.remove(0)))
+}
+
+/// `perf record -g -p PID` while one fill runs, when `--perf` asks.
+struct Profile {
+    child: Option<std::process::Child>,
+    path: String,
+}
+
+impl Profile {
+    fn start(options: &Options, backend: Backend, what: &str, pid: u32) -> Result<Option<Profile>> {
+        let Some(prefix) = &options.perf else {
+            return Ok(None);
+        };
+        let path = format!("{prefix}.{}.{what}", backend.name());
+        let child = Command::new("perf")
+            .args(["record", "-g", "-q", "-o", &path, "-p", &pid.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("running perf (--perf)")?;
+        // perf needs a moment to attach before the fill starts.
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(Some(Profile { child: Some(child), path }))
+    }
+
+    /// SIGINT makes perf write its file and exit.
+    fn stop(profile: Option<Profile>) -> Result<Option<String>> {
+        use nix::sys::signal::{Signal, kill};
+        let Some(mut profile) = profile else {
+            return Ok(None);
+        };
+        if let Some(mut child) = profile.child.take() {
+            kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGINT)?;
+            child.wait()?;
+        }
+        Ok(Some(format!("profile of this fill (perf record -g -p, adds overhead): {}", profile.path)))
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 fn print_reports(options: &Options, command: &str, reports: &[Report]) {

@@ -65,6 +65,59 @@ impl Netns {
         })
     }
 
+    /// Processes still inside the namespace, as (pid, command line): after
+    /// Portico has exited, only children it left behind.
+    pub fn processes(&self) -> Result<Vec<(u32, String)>> {
+        use std::os::unix::fs::MetadataExt as _;
+        let path = format!("/var/run/netns/{}", self.name);
+        let want = format!("net:[{}]", std::fs::metadata(&path).with_context(|| format!("reading {path}"))?.ino());
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").context("reading /proc")?.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            // A process may end between the listing and the look.
+            let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/net")) else {
+                continue;
+            };
+            if ns.to_string_lossy() == want {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let cmdline: Vec<String> = cmdline
+                    .split(|&b| b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into())
+                    .collect();
+                found.push((pid, cmdline.join(" ")));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Waits, up to `limit`, until no process is left in the namespace, so
+    /// that what Portico left running does not weigh on the next step; what
+    /// outlived it and for how long, if anything did. Whatever is still
+    /// there at `limit` (descendants of this benchmark) is killed by pid.
+    pub fn settle(&self, limit: Duration) -> Result<Option<String>> {
+        let started = Instant::now();
+        let first = self.processes()?;
+        if first.is_empty() {
+            return Ok(None);
+        }
+        loop {
+            let left = self.processes()?;
+            if left.is_empty() {
+                return Ok(Some(format!("{first:?} outlived Portico by {:.1} s", started.elapsed().as_secs_f64())));
+            }
+            if started.elapsed() > limit {
+                for (pid, _) in &left {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid as i32), nix::sys::signal::SIGKILL);
+                }
+                return Ok(Some(format!("{left:?} outlived Portico by more than {limit:?} and were killed")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `nft ARGS...` in the namespace; its stdout, or an error with its stderr.
     pub fn nft(&self, args: &[&str]) -> Result<String> {
         let (out, _) = self.exec("nft", args, None)?;
