@@ -81,6 +81,12 @@ pub trait Firewall: Send + Sync + 'static {
     /// Holds these devices at the gate again.
     fn revoke(&self, gone: &[Allowed]) -> Result<(), FirewallError>;
 
+    /// Whether anyone else can change what this backend installs, so that
+    /// it is worth watching for drift (`none` installs nothing).
+    fn can_drift(&self) -> bool {
+        true
+    }
+
     /// A number that changes whenever anyone changes the packet filter,
     /// if the backend can tell (see the `generation` module); the drift check skips
     /// the comparison while it is the one Portico's own last change left.

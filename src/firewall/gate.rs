@@ -37,7 +37,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
@@ -84,33 +84,70 @@ type Applied = Arc<Mutex<DeviceMap<SystemTime>>>;
 
 /// The ruleset generation at which the kernel was last known to hold
 /// exactly the applied grants; `None` when it is not known (a backend that
-/// cannot tell, or a change of someone else's not yet looked at).
+/// cannot tell, or a change of someone else's not yet looked at). And
+/// whether one of Portico's own transactions is under way: between its
+/// commit in the kernel and the worker's note of it, the generation has
+/// moved on for a reason the checker must not mistake for someone else's.
 #[derive(Default)]
-struct Ledger(Mutex<Option<u32>>);
+struct Ledger(Mutex<LedgerState>);
+
+#[derive(Default)]
+struct LedgerState {
+    clean: Option<u32>,
+    in_flight: bool,
+}
+
+/// What the checker should do this round.
+#[derive(Debug, PartialEq, Eq)]
+enum Look {
+    /// The kernel is known to be as applied.
+    No,
+    /// Portico's own transaction is under way; ask again next round.
+    Later,
+    Yes,
+}
 
 impl Ledger {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<u32>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LedgerState> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Before one of Portico's own transactions.
+    fn begin(&self) {
+        self.lock().in_flight = true;
     }
 
     /// After one of Portico's own transactions: still known only if the
     /// generation was the known one before and moved on by exactly this
     /// transaction (one, or none when it failed and changed nothing).
     fn committed(&self, before: Option<u32>, after: Option<u32>, ok: bool) {
-        let mut clean = self.lock();
+        let mut state = self.lock();
         let expected = if ok { before.map(|g| g.wrapping_add(1)) } else { before };
-        *clean = (before.is_some() && *clean == before && after == expected).then_some(after).flatten();
+        let still = before.is_some() && state.clean == before && after == expected;
+        state.clean = still.then_some(after).flatten();
+        state.in_flight = false;
     }
 
     /// After the whole table was written from the applied grants, or the
     /// kernel was compared with them and agreed.
     fn known_at(&self, generation: Option<u32>) {
-        *self.lock() = generation;
+        self.lock().clean = generation;
     }
 
     /// Whether the kernel is known to be as applied at `generation`.
     fn is_clean(&self, generation: Option<u32>) -> bool {
-        generation.is_some() && *self.lock() == generation
+        generation.is_some() && self.lock().clean == generation
+    }
+
+    fn look(&self, generation: Option<u32>) -> Look {
+        let state = self.lock();
+        if generation.is_some() && state.clean == generation {
+            Look::No
+        } else if state.in_flight {
+            Look::Later
+        } else {
+            Look::Yes
+        }
     }
 }
 
@@ -173,9 +210,14 @@ impl Gate {
             stopped,
             ledger: ledger.clone(),
             metrics: worker.metrics.clone(),
+            postponed: Default::default(),
+            swept: std::cell::Cell::new(Instant::now()),
         };
+        let watch = firewall.can_drift();
         spawn("portico-firewall", Box::new(move || worker.run(rx)))?;
-        spawn("portico-drift", Box::new(move || checker.run()))?;
+        if watch {
+            spawn("portico-drift", Box::new(move || checker.run()))?;
+        }
         Ok(Gate { tx, firewall, ledger })
     }
 
@@ -222,6 +264,7 @@ struct Worker {
 impl Worker {
     /// Runs one of Portico's own transactions, keeping the ledger.
     fn transaction(&self, change: impl FnOnce() -> Result<(), FirewallError>) -> Result<(), FirewallError> {
+        self.ledger.begin();
         let before = self.firewall.generation();
         let result = change();
         self.ledger.committed(before, self.firewall.generation(), result.is_ok());
@@ -348,7 +391,16 @@ struct Checker {
     stopped: Arc<AtomicBool>,
     ledger: Arc<Ledger>,
     metrics: Arc<Metrics>,
+    /// Rounds in a row put off because Portico's own transaction was under way.
+    postponed: std::cell::Cell<u32>,
+    /// When expired grants were last forgotten.
+    swept: std::cell::Cell<Instant>,
 }
+
+/// How many rounds in a row the checker may put off a look.
+const MAX_POSTPONED: u32 = 3;
+/// How often the checker forgets expired grants.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 impl Checker {
     fn run(self) {
@@ -360,16 +412,31 @@ impl Checker {
 
     fn check_once(&self) {
         let now = SystemTime::now();
+        // Expired grants are forgotten now and then, not every round: the
+        // sweep walks the whole table.
+        if self.swept.get().elapsed() >= SWEEP_EVERY {
+            let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+            applied.retain(|_, expires| *expires + REMEMBER_EXPIRED > now);
+            self.swept.set(Instant::now());
+        }
         // Read before the snapshot: a change made after it moves the
         // generation on again, so it is looked at next time.
         let generation = self.firewall.generation();
-        {
-            let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-            applied.retain(|_, expires| *expires + REMEMBER_EXPIRED > now);
+        if self.repair.load(Ordering::Acquire) {
+            return; // a rebuild is already due
         }
-        // Clean, or a rebuild is already due: nothing to compare.
-        if self.ledger.is_clean(generation) || self.repair.load(Ordering::Acquire) {
-            return;
+        match self.ledger.look(generation) {
+            Look::No => {
+                self.postponed.set(0);
+                return;
+            }
+            // Under a steady stream of grants the worker is nearly always
+            // mid-transaction; after a few rounds, look all the same.
+            Look::Later if self.postponed.get() < MAX_POSTPONED => {
+                self.postponed.set(self.postponed.get() + 1);
+                return;
+            }
+            Look::Later | Look::Yes => self.postponed.set(0),
         }
         let live = live_in(&self.applied, now);
         self.metrics.firewall_comparisons.fetch_add(1, Relaxed);
@@ -472,7 +539,8 @@ mod tests {
             ledger: ledger.clone(),
         };
         let metrics = worker.metrics.clone();
-        (worker, Checker { firewall, applied, repair, stopped, ledger, metrics })
+        let (postponed, swept) = (Default::default(), std::cell::Cell::new(Instant::now()));
+        (worker, Checker { firewall, applied, repair, stopped, ledger, metrics, postponed, swept })
     }
 
     fn allow(worker: &Worker, grant: Grant) -> Result<Grant, FirewallError> {
@@ -505,6 +573,32 @@ mod tests {
         worker.ledger.committed(before, fake.generation(), true);
         checker.check_once();
         assert_eq!(fake.checks.load(Relaxed), 2);
+    }
+
+    #[test]
+    fn a_look_waits_for_portico_own_transaction_but_not_for_ever() {
+        let fake = Arc::new(Fake::default());
+        let (worker, checker) = parts(fake.clone());
+        // The worker's transaction has committed in the kernel and not yet
+        // been noted: the generation moved for Portico's own reason.
+        worker.ledger.begin();
+        let before = fake.generation();
+        fake.someone_else();
+        for _ in 0..MAX_POSTPONED {
+            checker.check_once();
+        }
+        assert_eq!(fake.checks.load(Relaxed), 0, "put off while the transaction is under way");
+        worker.ledger.committed(before, fake.generation(), true);
+        checker.check_once();
+        assert_eq!(fake.checks.load(Relaxed), 0, "noted: nothing to look at");
+
+        // A worker that is always busy does not stop the checker for good.
+        worker.ledger.begin();
+        fake.someone_else();
+        for _ in 0..=MAX_POSTPONED {
+            checker.check_once();
+        }
+        assert_eq!(fake.checks.load(Relaxed), 1);
     }
 
     #[test]

@@ -33,6 +33,10 @@ impl Firewall for NoFirewall {
         Ok(())
     }
 
+    fn can_drift(&self) -> bool {
+        false
+    }
+
     fn ruleset(&self) -> String {
         "# firewall.backend = \"none\": Portico installs no rules.\n".into()
     }
