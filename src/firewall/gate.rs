@@ -128,8 +128,18 @@ impl Ledger {
         state.in_flight = false;
     }
 
-    /// After the whole table was written from the applied grants, or the
-    /// kernel was compared with them and agreed.
+    /// After the whole table was written from the applied grants: known
+    /// at `after` if the rebuild was the only change since `before`
+    /// (someone else's change just before or after it would otherwise be
+    /// taken as part of it).
+    fn rebuilt(&self, before: Option<u32>, after: Option<u32>) {
+        let mut state = self.lock();
+        state.clean = (before.is_some() && after == before.map(|g| g.wrapping_add(1))).then_some(after).flatten();
+        state.in_flight = false;
+    }
+
+    /// After the kernel was compared with the applied grants and agreed, or
+    /// found as the last clean stop left it.
     fn known_at(&self, generation: Option<u32>) {
         self.lock().clean = generation;
     }
@@ -356,9 +366,12 @@ impl Worker {
         } else {
             tracing::warn!(grants = live.len(), "the firewall's rules were changed under Portico; rebuilding them");
         }
-        match self.firewall.install(&live, now) {
+        self.ledger.begin();
+        let before = self.firewall.generation();
+        let result = self.firewall.install(&live, now);
+        self.ledger.rebuilt(before, self.firewall.generation().filter(|_| result.is_ok()));
+        match result {
             Ok(()) => {
-                self.ledger.known_at(self.firewall.generation());
                 if !at_start {
                     self.metrics.firewall_repairs.fetch_add(1, Relaxed);
                 }
@@ -467,6 +480,8 @@ mod tests {
         allowed: Mutex<Vec<(Vec<Allowed>, Vec<Allowed>)>>,
         /// Every call that changes something, in order.
         calls: Mutex<Vec<&'static str>>,
+        /// Someone else changes the ruleset right after each install.
+        interloper: AtomicBool,
     }
 
     impl Fake {
@@ -490,7 +505,11 @@ mod tests {
         }
         fn install(&self, _: &[Allowed], _: SystemTime) -> Result<(), FirewallError> {
             self.calls.lock().unwrap().push("install");
-            self.change()
+            self.change()?;
+            if self.interloper.load(Relaxed) {
+                self.someone_else();
+            }
+            Ok(())
         }
         fn validate(&self) -> Result<(), FirewallError> {
             if self.fail.load(Relaxed) { Err(FirewallError::Unavailable("no nft".into())) } else { Ok(()) }
@@ -642,6 +661,22 @@ mod tests {
         // A backend that cannot work fails the start at once.
         fake.fail.store(true, Relaxed);
         assert!(Gate::start(fake.clone(), vec![], metrics, None).is_err());
+    }
+
+    /// Regression guard: a table deleted by hand just after a rebuild was
+    /// taken as part of the rebuild and never looked at again.
+    #[test]
+    fn a_change_right_after_a_rebuild_is_still_looked_at() {
+        let fake = Arc::new(Fake::default());
+        let (worker, checker) = parts(fake.clone());
+        fake.interloper.store(true, Relaxed);
+        worker.reinstall(false);
+        checker.check_once();
+        assert_eq!(fake.checks.load(Relaxed), 1);
+        fake.interloper.store(false, Relaxed);
+        worker.reinstall(false);
+        checker.check_once();
+        assert_eq!(fake.checks.load(Relaxed), 1, "a rebuild alone is known to be right");
     }
 
     #[test]

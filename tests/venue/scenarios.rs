@@ -267,7 +267,9 @@ fn changed_while_stopped(site: &mut Site) -> Result<()> {
     site.portico.start(&v.gw)?;
     let log = site.portico.log_since(from, 200);
     ensure!(!log.contains("still holds what Portico left"), "a changed ruleset was taken as unchanged:\n{log}");
-    site.online(&v.a).context("A after the restart")?;
+    // The rebuild runs on the firewall thread while the portal serves.
+    let took = poll(Duration::from_secs(5), || site.online(&v.a)).context("A after the restart")?;
+    println!("   A's element was back {took:.1?} after /healthz answered");
     site.held(&v.b).context("B after the restart")
 }
 
