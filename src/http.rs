@@ -70,10 +70,17 @@ pub struct Portal {
 }
 
 impl Portal {
-    /// The client of a request from `peer` with these headers: the one
-    /// place requests are told apart (see [`crate::client`]).
-    pub fn client_of(&self, peer: IpAddr, headers: &hyper::HeaderMap) -> Client {
-        Client::at(client::address(peer, &self.limits.trusted_proxies, headers), &self.neighbours)
+    /// The client's address for a request from `peer` with these headers:
+    /// the one place requests are told apart (see [`crate::client`]).
+    pub fn address_of(&self, peer: IpAddr, headers: &hyper::HeaderMap) -> IpAddr {
+        client::address(peer, &self.limits.trusted_proxies, headers)
+    }
+
+    /// The client at that address, with its MAC. Asked only where the
+    /// device matters (a grant is looked up or made), not for every page:
+    /// a lookup that misses may read the kernel's table.
+    pub fn client_at(&self, ip: IpAddr) -> Client {
+        Client::at(ip, &self.neighbours)
     }
 }
 

@@ -80,10 +80,6 @@ impl Key {
             Key::V6(_) => "allowed_v6",
         }
     }
-
-    fn element(&self) -> String {
-        self.to_string()
-    }
 }
 
 impl std::fmt::Display for Key {
@@ -297,7 +293,7 @@ impl Firewall for Nftables {
         // A grant about to expire may already be gone from the kernel.
         let missing = live.iter().filter(|g| g.remaining(now).as_secs() > 2).any(|g| {
             let key = Key::of(g);
-            !parsed.has(key.set(), &key.element())
+            !parsed.has(key.set(), &key.to_string())
         });
         Ok(!missing)
     }

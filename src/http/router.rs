@@ -46,14 +46,14 @@ pub struct Conn {
 }
 
 pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Response<Body> {
-    let client = portal.client_of(conn.peer.ip(), req.headers());
+    let client = portal.address_of(conn.peer.ip(), req.headers());
     if let Some(slot) = &conn.proxy_slot
-        && !portal.guard.carry(slot, client.ip)
+        && !portal.guard.carry(slot, client)
     {
         portal.metrics.rejected(Rejection::ClientConnections);
         return closing(too_many_requests(std::time::Duration::from_secs(1)));
     }
-    if let Err((why, wait)) = portal.guard.admit(client.ip) {
+    if let Err((why, wait)) = portal.guard.admit(client) {
         portal.metrics.rejected(why);
         return too_many_requests(wait);
     }
@@ -122,13 +122,13 @@ fn https_url(live: &Live, req: &Request<Incoming>) -> String {
 fn foreign(
     portal: &Portal,
     live: &Live,
-    client: Client,
+    client: IpAddr,
     now: SystemTime,
     host: &str,
     path: &str,
 ) -> (Response<Body>, Outcome) {
     let pages = &live.pages;
-    if portal.sessions.lookup(&client, now).is_none() {
+    if portal.sessions.lookup(&portal.client_at(client), now).is_none() {
         let res = body::redirect(StatusCode::FOUND, &pages.portal_url, pages.portal_redirect_body.clone());
         return (res, Outcome::ProbeRedirect);
     }
@@ -147,7 +147,7 @@ fn foreign(
 async fn own_page(
     portal: &Portal,
     content: &Live,
-    client: Client,
+    client: IpAddr,
     now: SystemTime,
     req: Request<Incoming>,
 ) -> (Response<Body>, Outcome) {
@@ -166,7 +166,7 @@ async fn own_page(
             (body::page(StatusCode::OK, pages.splash(lang, platform), tag), Outcome::Splash)
         }
         (true, "/welcome") => (body::page(StatusCode::OK, pages.welcome(lang, platform), tag), Outcome::Welcome),
-        (true, "/api/captive") => (captive::api(portal, content, client, now), Outcome::Api),
+        (true, "/api/captive") => (captive::api(portal, content, portal.client_at(client), now), Outcome::Api),
         (true, "/signage") => (body::page(StatusCode::OK, pages.signage(lang), tag), Outcome::Signage),
         (true, "/poster") => (body::page(StatusCode::OK, pages.poster(lang), tag), Outcome::Poster),
         (true, "/assets/portico.css") => (stylesheet(pages.stylesheet.clone()), Outcome::Asset),
@@ -185,7 +185,7 @@ async fn own_page(
                 None => (body::page(StatusCode::NOT_FOUND, pages.not_found(lang), tag), Outcome::NotFound),
             }
         }
-        (false, "/") if method == Method::POST => accept(portal, content, client, lang, req).await,
+        (false, "/") if method == Method::POST => accept(portal, content, portal.client_at(client), lang, req).await,
         (false, "/" | "/welcome" | "/api/captive") => {
             let mut res = body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             let allow = if req.uri().path() == "/" { "GET, HEAD, POST" } else { "GET, HEAD" };
