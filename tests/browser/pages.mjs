@@ -23,23 +23,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
 
 const require = createRequire(import.meta.url);
 const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'];
-
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-// Without the background-networking flags chromium keeps trying Google's
-// hosts, which this machine's closed network refuses.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 // The campaign's languages (issue 4): the switcher must offer at least these.
 const CAMPAIGN_LANGUAGES = ['vi', 'en', 'zh-Hans', 'zh-Hant', 'ko', 'ja', 'ru', 'fr'];

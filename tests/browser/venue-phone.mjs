@@ -25,25 +25,13 @@
 
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.mjs';
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const [profile] = process.argv.slice(2);
 if (!profile) {
   console.error('usage: node venue-phone.mjs <fresh profile folder>');
   process.exit(2);
 }
-
-// Without the background-networking flags chromium keeps trying Google's
-// hosts, which this machine's closed network refuses.
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 // playwright-core 1.65.1 (chromiumSwitches.ts) launches chromium with
 // `--disable-features=` this list plus `HttpsUpgrades` and
