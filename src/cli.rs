@@ -2,9 +2,11 @@
 //! act on a validated [`Config`] on the other. Each command returns the
 //! process's exit code; errors bubble up to `main` as `anyhow` chains.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 mod admin_client;
@@ -139,19 +141,24 @@ fn clients_list(path: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
     let (admin, hint) = admin_of(path)?;
     let (status, body) = admin_client::call(admin, "GET", "/clients", &hint)?;
     anyhow::ensure!(status == 200, "the admin listener answered {status}: {}", body.trim());
-    if json {
-        print!("{body}");
-        return Ok(ExitCode::SUCCESS);
+    let rows: Vec<ClientRow> = if json { Vec::new() } else { serde_json::from_str(&body)? };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = if json { out.write_all(body.as_bytes()) } else { client_table(&mut out, &rows) };
+    match written.and_then(|()| out.flush()) {
+        // `portico clients list | head` is done when head is.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        other => other.map(|()| ExitCode::SUCCESS).context("writing the list"),
     }
-    let rows: Vec<ClientRow> = serde_json::from_str(&body)?;
-    println!("{:<17} {:>7}  ADDRESSES", "MAC", "LEFT");
-    for r in &rows {
+}
+
+fn client_table(out: &mut impl Write, rows: &[ClientRow]) -> std::io::Result<()> {
+    writeln!(out, "{:<17} {:>7}  ADDRESSES", "MAC", "LEFT")?;
+    for r in rows {
         let left = format!("{}h{:02}m", r.seconds_remaining / 3600, r.seconds_remaining % 3600 / 60);
         let addresses = if r.addresses.is_empty() { r.ip.clone() } else { r.addresses.join(" ") };
-        println!("{:<17} {:>7}  {addresses}", r.mac.as_deref().unwrap_or("-"), left);
+        writeln!(out, "{:<17} {:>7}  {addresses}", r.mac.as_deref().unwrap_or("-"), left)?;
     }
-    println!("{} device(s) online", rows.len());
-    Ok(ExitCode::SUCCESS)
+    writeln!(out, "{} device(s) online", rows.len())
 }
 
 fn clients_revoke(path: Option<&Path>, target: &str) -> anyhow::Result<ExitCode> {

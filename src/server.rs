@@ -133,13 +133,14 @@ pub async fn run_on<F: Future<Output = ()>>(
 ) -> anyhow::Result<()> {
     let Control { shutdown, mut reloads, source } = control;
     let Gateway { firewall, neighbours } = gateway;
+    // The grants are read while the pages are rendered.
+    let dir = config.state.dir.clone();
+    let journal = tokio::task::spawn_blocking(move || Journal::load(&dir, SystemTime::now()));
     let live = build_live(config)?;
     let config = &live.config;
     let tags: Vec<String> = live.campaign.locales.iter().map(|l| l.tag.clone()).collect();
     let metrics = Arc::new(Metrics::new(&tags));
-
-    let dir = config.state.dir.clone();
-    let journal = tokio::task::spawn_blocking(move || Journal::load(&dir, SystemTime::now()))
+    let journal = journal
         .await?
         .with_context(|| format!("state.dir: cannot open the grant store in {}", config.state.dir.display()))?;
     let backend = firewall.name();

@@ -123,7 +123,7 @@ impl Sessions {
         let grant = self.shared.gate.allow(grant).await?;
         if !self.persist(vec![Record::Grant(grant.clone())]).await {
             // Not on disk: granted in memory all the same (see the module note).
-            self.shared.grants.lock().insert(grant.device, grant.clone());
+            self.shared.grants.lock().insert(grant.clone());
         }
         Ok(grant)
     }
@@ -204,11 +204,23 @@ impl Sessions {
     }
 
     /// Live grants, soonest expiry first.
-    pub fn list(&self, now: SystemTime) -> Vec<Grant> {
+    /// The devices with a live grant, the soonest to expire first: the
+    /// order of a listing, which then reads the grants a page at a time
+    /// ([`Sessions::each_live`]) instead of copying them all.
+    pub fn live_devices(&self, now: SystemTime) -> Vec<Device> {
+        let mut live: Vec<(SystemTime, Device)> = {
+            let grants = self.shared.grants.lock();
+            grants.values().filter(|g| g.is_live(now)).map(|g| (g.expires, g.device)).collect()
+        };
+        live.sort_unstable();
+        live.into_iter().map(|(_, device)| device).collect()
+    }
+
+    /// Calls `f` with the grant of each of `devices` that is still live at
+    /// `now`, in order, under one lock.
+    pub fn each_live(&self, devices: &[Device], now: SystemTime, f: impl FnMut(&Grant)) {
         let grants = self.shared.grants.lock();
-        let mut live: Vec<Grant> = grants.values().filter(|g| g.is_live(now)).cloned().collect();
-        live.sort_by_key(|g| g.expires);
-        live
+        devices.iter().filter_map(|d| grants.get(d)).filter(|g| g.is_live(now)).for_each(f);
     }
 
     pub fn active(&self, now: SystemTime) -> usize {
@@ -221,7 +233,7 @@ impl Sessions {
     pub fn purge(&self, now: SystemTime) -> usize {
         let mut grants = self.shared.grants.lock();
         let before = grants.len();
-        grants.retain(|_, g| g.is_live(now));
+        grants.retain(|g| g.is_live(now));
         before - grants.len()
     }
 

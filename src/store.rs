@@ -65,7 +65,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::grant::{Device, DeviceMap, Grant, MacAddr, from_unix_ms, to_unix_ms};
+use crate::grant::{Device, Grant, GrantMap, MacAddr, from_unix_ms, to_unix_ms};
 
 const JOURNAL: &str = "grants.journal";
 const COMPACTING: &str = "grants.journal.tmp";
@@ -81,10 +81,10 @@ const PURGE_EXPIRED_EVERY: std::time::Duration = std::time::Duration::from_secs(
 /// The live grants by device, shared by the store and `sessions`. A `std`
 /// mutex: every holder does map operations only, never I/O or an await.
 #[derive(Clone, Default)]
-pub struct GrantTable(Arc<Mutex<DeviceMap<Grant>>>);
+pub struct GrantTable(Arc<Mutex<GrantMap>>);
 
 impl GrantTable {
-    pub fn lock(&self) -> MutexGuard<'_, DeviceMap<Grant>> {
+    pub fn lock(&self) -> MutexGuard<'_, GrantMap> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -192,10 +192,7 @@ impl Record {
     fn decode(line: &[u8]) -> Option<Record> {
         let (crc, rest) = line.split_at_checked(8)?;
         let json = rest.strip_prefix(b" ")?;
-        if !crc.iter().all(u8::is_ascii_hexdigit) {
-            return None;
-        }
-        let crc = u32::from_str_radix(std::str::from_utf8(crc).ok()?, 16).ok()?;
+        let crc = crc.iter().try_fold(0u32, |n, &b| Some(n << 4 | char::from(b).to_digit(16)?))?;
         if crc32fast::hash(json) != crc {
             return None;
         }
@@ -208,23 +205,26 @@ impl Record {
     /// order) is `None` here and goes to the JSON parser, which reads it
     /// the same way.
     fn decode_grant(json: &[u8]) -> Option<Record> {
-        let line = std::str::from_utf8(json).ok()?;
-        let (ip, rest) = line.strip_prefix(r#"{"op":"grant","ip":""#)?.split_once('"')?;
-        let ip: IpAddr = ip.parse().ok()?;
-        let (device, rest) = match rest.strip_prefix(r#","mac":""#) {
+        let text = |bytes| std::str::from_utf8(bytes).ok();
+        let (ip, rest) = until_quote(json.strip_prefix(br#"{"op":"grant","ip":""#)?)?;
+        let ip: IpAddr = text(ip)?.parse().ok()?;
+        let (device, rest) = match rest.strip_prefix(br#","mac":""#) {
             Some(rest) => {
-                let (mac, rest) = rest.split_once('"')?;
-                (Device::Mac(mac.parse().ok()?), rest)
+                let (mac, rest) = until_quote(rest)?;
+                (Device::Mac(text(mac)?.parse().ok()?), rest)
             }
             None => (Device::Addr(ip), rest),
         };
-        let digits = rest.strip_prefix(r#","expires_ms":"#)?.strip_suffix('}')?;
+        let digits = rest.strip_prefix(br#","expires_ms":"#)?.strip_suffix(b"}")?;
         // JSON's integers: digits, no leading zero.
-        let number = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
-        if !number || (digits.len() > 1 && digits.starts_with('0')) {
+        if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
             return None;
         }
-        Some(Record::Grant(Grant::new(device, ip, from_unix_ms(digits.parse().ok()?))))
+        let ms = digits.iter().try_fold(0u64, |n, &b| {
+            let digit = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+            n.checked_mul(10)?.checked_add(u64::from(digit))
+        })?;
+        Some(Record::Grant(Grant::new(device, ip, from_unix_ms(ms))))
     }
 
     fn decode_json(json: &[u8]) -> Option<Record> {
@@ -250,19 +250,19 @@ impl Record {
 
     /// [`Record::apply`] of a record that is not needed afterwards (replay),
     /// without copying its grant.
-    fn apply_owned(self, grants: &mut DeviceMap<Grant>) {
+    fn apply_owned(self, grants: &mut GrantMap) {
         match self {
             Record::Grant(grant) => {
-                grants.insert(grant.device, grant);
+                grants.insert(grant);
             }
             other => other.apply(grants),
         }
     }
 
-    fn apply(&self, grants: &mut DeviceMap<Grant>) {
+    fn apply(&self, grants: &mut GrantMap) {
         match self {
             Record::Grant(grant) => {
-                grants.insert(grant.device, grant.clone());
+                grants.insert(grant.clone());
             }
             Record::Seen(mac, ip) => {
                 if let Some(grant) = grants.get_mut(&Device::Mac(*mac)) {
@@ -276,10 +276,58 @@ impl Record {
                 // A journal from before devices were known by MAC keyed every
                 // grant by the address it was tapped from, MAC or not.
                 if grants.remove(device).is_none() {
-                    grants.retain(|_, g| g.ip() != *ip);
+                    grants.retain(|g| g.ip() != *ip);
                 }
             }
         }
+    }
+}
+
+/// The bytes up to the next `"`, and those after it.
+fn until_quote(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let at = bytes.iter().position(|&b| b == b'"')?;
+    Some((&bytes[..at], &bytes[at + 1..]))
+}
+
+/// Applies every record of `file` to `grants`, in order, up to the first
+/// line that is not one we wrote whole. Returns the number of records, the
+/// length of the file they fill, and the bytes from the first bad line on
+/// (empty when every line was good).
+fn replay(mut file: &File, grants: &mut GrantMap) -> io::Result<(usize, u64, Vec<u8>)> {
+    const BLOCK: usize = 256 * 1024;
+    let mut buf = vec![0; BLOCK];
+    // `buf[..filled]` is read and not yet decoded: the start of a line.
+    let (mut filled, mut records, mut good) = (0, 0, 0u64);
+    loop {
+        if filled == buf.len() {
+            // A line longer than the block (no line Portico writes is).
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = match file.read(&mut buf[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            // What is left has no newline: a torn last append, or nothing.
+            buf.truncate(filled);
+            return Ok((records, good, buf));
+        }
+        filled += n;
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', &buf[..filled]) {
+            let Some(record) = Record::decode(&buf[start..end]) else {
+                let mut dropped = buf[start..filled].to_vec();
+                file.read_to_end(&mut dropped)?;
+                return Ok((records, good, dropped));
+            };
+            record.apply_owned(grants);
+            records += 1;
+            good += (end + 1 - start) as u64;
+            start = end + 1;
+        }
+        buf.copy_within(start..filled, 0);
+        filled -= start;
     }
 }
 
@@ -319,32 +367,14 @@ impl Journal {
         // Make the journal's directory entry durable too, or the first fsynced
         // grant could vanish with a file that was never linked.
         sync_dir(dir)?;
-        // Read a line at a time, not whole: a journal of 100,000 grants is
-        // megabytes that the allocator would keep after start-up. Sized for
-        // about one grant per line of a compacted journal, so the table is
-        // not rehashed as it fills.
+        // Read in blocks and decode each line where it lies, not the whole
+        // file at once: a journal of 100,000 grants is megabytes that the
+        // allocator would keep after start-up. Sized for about one grant per
+        // line of a compacted journal, so the table is not rehashed as it
+        // fills.
         let size = file.metadata().map_err(io_error("read", &path))?.len();
-        let mut grants = DeviceMap::with_capacity_and_hasher((size / 96) as usize, Default::default());
-        let mut reader = std::io::BufReader::with_capacity(64 * 1024, &file);
-        let mut line = Vec::with_capacity(256);
-        let (mut records, mut good) = (0, 0u64);
-        let mut dropped = Vec::new();
-        loop {
-            line.clear();
-            let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut line).map_err(io_error("read", &path))?;
-            if n == 0 {
-                break;
-            }
-            let record = line.strip_suffix(b"\n").and_then(Record::decode);
-            let Some(record) = record else {
-                dropped.extend_from_slice(&line);
-                reader.read_to_end(&mut dropped).map_err(io_error("read", &path))?;
-                break;
-            };
-            record.apply_owned(&mut grants);
-            records += 1;
-            good += n as u64;
-        }
+        let mut grants = GrantMap::with_capacity((size / 96) as usize);
+        let (records, good, dropped) = replay(&file, &mut grants).map_err(io_error("read", &path))?;
         if !dropped.is_empty() {
             if dropped.contains(&b'\n') {
                 // More than the last line is unreadable: that is not a torn
@@ -367,7 +397,7 @@ impl Journal {
             file.set_len(good).and_then(|()| file.sync_all()).map_err(io_error("truncate", &path))?;
         }
 
-        grants.retain(|_, grant| grant.is_live(now));
+        grants.retain(|grant| grant.is_live(now));
         // A journal long past its last compaction has many dead lines.
         if grants.capacity() > 2 * grants.len() + 1024 {
             grants.shrink_to_fit();
@@ -430,7 +460,7 @@ impl Journal {
         }
         let mut grants = self.grants.lock();
         if self.purged_at.is_none_or(|at| now.duration_since(at).unwrap_or_default() >= PURGE_EXPIRED_EVERY) {
-            grants.retain(|_, grant| grant.is_live(now));
+            grants.retain(|grant| grant.is_live(now));
             self.purged_at = Some(now);
         }
         self.records > 4 * grants.len()
@@ -440,7 +470,7 @@ impl Journal {
     pub fn compact(&mut self, now: SystemTime) -> Result<(), StoreError> {
         let (text, count) = {
             let mut grants = self.grants.lock();
-            grants.retain(|_, grant| grant.is_live(now));
+            grants.retain(|grant| grant.is_live(now));
             let text: String = grants.values().map(|grant| Record::Grant(grant.clone()).encode()).collect();
             (text, grants.len())
         };
@@ -729,6 +759,37 @@ mod tests {
         assert_eq!(kept, Record::Grant(first).encode());
         let rejected = fs::read_to_string(dir.path().join(REJECTED)).unwrap();
         assert_eq!(rejected, format!("not a record\n{after}"));
+    }
+
+    #[test]
+    fn lines_across_read_blocks_and_longer_than_one_load_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        // Some megabytes of grants, so lines straddle the read blocks, and
+        // one line longer than a block (a routed client's grant can only be
+        // that long in a hand-made journal, but it must still read).
+        let mut text = String::new();
+        let mut expected = Vec::new();
+        for i in 0..30_000u32 {
+            let g =
+                phone(&format!("02:00:00:{:02x}:{:02x}:{:02x}", i >> 16, (i >> 8) & 0xff, i & 0xff), "10.0.0.1", 30);
+            text.push_str(&Record::Grant(g.clone()).encode());
+            expected.push(g);
+        }
+        let padding = " ".repeat(300 * 1024);
+        let json = format!(r#"{{"op":"grant","ip":"10.9.9.9",{padding}"expires_ms":{}}}"#, NOW_MS + 60_000);
+        text.push_str(&format!("{:08x} {json}\n", crc32fast::hash(json.as_bytes())));
+        expected.push(grant("10.9.9.9", 1));
+        let torn = Record::Grant(grant("10.9.9.10", 30)).encode();
+        text.push_str(&torn[..torn.len() - 1]);
+        fs::write(dir.path().join(JOURNAL), &text).unwrap();
+
+        let mut loaded = reopen(dir.path());
+        loaded.sort_by_key(|g| g.device);
+        expected.sort_by_key(|g| g.device);
+        assert_eq!(loaded.len(), expected.len());
+        assert!(loaded == expected, "every grant read back as written");
+        let kept = fs::metadata(dir.path().join(JOURNAL)).unwrap().len();
+        assert_eq!(kept as usize, text.len() - (torn.len() - 1), "only the torn tail is cut off");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 client for the admin listener, used by `portico
-//! clients`: one request, `Connection: close`, read to the end. Blocking
+//! clients`: one request, `Connection: close`, read to the end, a chunked
+//! body (the client list, made as it is sent) put back together. Blocking
 //! std I/O is enough for a command that makes one call and exits.
 
 use std::io::{Read, Write};
@@ -27,8 +28,50 @@ pub fn call(admin: SocketAddr, method: &str, path: &str, config_hint: &str) -> a
     write!(stream, "{method} {path} HTTP/1.1\r\nHost: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).context("reading the admin listener's answer")?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").context("the admin listener sent no complete answer")?;
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").context("the admin listener sent no complete answer")?;
+    let head = String::from_utf8_lossy(&raw[..end]);
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("no status in the answer")?;
-    Ok((status, body.to_owned()))
+    let chunked = head.lines().skip(1).any(|line| {
+        line.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("transfer-encoding") && value.trim().eq_ignore_ascii_case("chunked")
+        })
+    });
+    let body = &raw[end + 4..];
+    let body = if chunked { dechunk(body).context("the admin listener's answer is cut short")? } else { body.to_vec() };
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The data of a chunked body (RFC 9112 section 7.1), which must be whole:
+/// every chunk and the last, empty one.
+fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(body.len());
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n").context("no chunk size")?;
+        let size = std::str::from_utf8(&body[..line_end])?;
+        // A size may carry extensions after a `;`.
+        let size = size.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size, 16).with_context(|| format!("bad chunk size {size:?}"))?;
+        let data = &body[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = data.get(..size).context("a chunk ends early")?;
+        out.extend_from_slice(chunk);
+        body = data.get(size..).and_then(|rest| rest.strip_prefix(b"\r\n")).context("a chunk ends early")?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dechunk;
+
+    #[test]
+    fn a_chunked_body_is_put_back_together_and_a_cut_one_is_refused() {
+        let body = b"5\r\n[\n{}]\r\n3;ext=1\r\n\n]\n\r\n0\r\n\r\n";
+        assert_eq!(dechunk(body).unwrap(), b"[\n{}]\n]\n");
+        assert_eq!(dechunk(b"0\r\n\r\n").unwrap(), b"");
+        assert!(dechunk(b"5\r\n[\n{}]\r\n").is_err(), "no last chunk");
+        assert!(dechunk(b"a\r\nshort\r\n0\r\n\r\n").is_err(), "chunk shorter than its size");
+        assert!(dechunk(b"zz\r\n").is_err(), "size not hex");
+    }
 }

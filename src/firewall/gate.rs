@@ -192,9 +192,11 @@ impl Gate {
             ledger.known_at(now);
         }
         let (tx, rx) = mpsc::channel();
-        let mut map = DeviceMap::with_capacity_and_hasher(live.len(), Default::default());
-        map.extend(live.into_iter().map(|a| (a.device, a.expires)));
-        let applied: Applied = Arc::new(Mutex::new(map));
+        // Filled by the worker before its first job, not here: 100,000
+        // grants take a while to hash, and the portal may serve meanwhile.
+        let applied: Applied = Arc::new(Mutex::new(DeviceMap::default()));
+        // The checker starts looking once the worker has filled the table.
+        let (filled, is_filled) = mpsc::sync_channel(1);
         // The worker's first job, when one is due.
         let repair = Arc::new(AtomicBool::new(rebuild));
         let stopped = Arc::new(AtomicBool::new(false));
@@ -224,9 +226,14 @@ impl Gate {
             swept: std::cell::Cell::new(Instant::now()),
         };
         let watch = firewall.can_drift();
-        spawn("portico-firewall", Box::new(move || worker.run(rx)))?;
+        let run_worker = move || {
+            worker.fill(live);
+            let _ = filled.send(());
+            worker.run(rx);
+        };
+        spawn("portico-firewall", Box::new(run_worker))?;
         if watch {
-            spawn("portico-drift", Box::new(move || checker.run()))?;
+            spawn("portico-drift", Box::new(move || checker.run(is_filled)))?;
         }
         Ok(Gate { tx, firewall, ledger })
     }
@@ -279,6 +286,13 @@ impl Worker {
         let result = change();
         self.ledger.committed(before, self.firewall.generation(), result.is_ok());
         result
+    }
+
+    /// The grants restored at start-up, as the kernel should hold them.
+    fn fill(&self, live: Vec<Allowed>) {
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        applied.reserve(live.len());
+        applied.extend(live.into_iter().map(|a| (a.device, a.expires)));
     }
 
     fn run(self, rx: mpsc::Receiver<Request>) {
@@ -416,7 +430,10 @@ const MAX_POSTPONED: u32 = 3;
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 impl Checker {
-    fn run(self) {
+    fn run(self, filled: mpsc::Receiver<()>) {
+        if filled.recv().is_err() {
+            return; // the worker is gone
+        }
         while !self.stopped.load(Ordering::Acquire) {
             std::thread::sleep(CHECK_EVERY);
             self.check_once();

@@ -16,8 +16,9 @@ use serde::Serialize;
 use super::body::{self, Body};
 use super::{Conn, Portal};
 use crate::client;
-use crate::grant::{Grant, to_unix_ms};
+use crate::grant::{Device, Grant, to_unix_ms};
 use crate::metrics::Outcome;
+use crate::sessions::Sessions;
 
 pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Response<Body> {
     if req.method() == Method::POST && req.uri().path() == "/clients/revoke" {
@@ -32,9 +33,9 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
     let now = SystemTime::now();
     match req.uri().path() {
         "/clients" => {
-            let grants = portal.sessions.list(now);
-            let list: Vec<ClientJson> = grants.iter().map(|g| ClientJson::new(g, now)).collect();
-            json(StatusCode::OK, &list)
+            let mut res = body::response(StatusCode::OK, "application/json", Bytes::new());
+            *res.body_mut() = Body::pieces(ClientList::new(portal.sessions.clone(), now));
+            res
         }
         "/healthz" => {
             if portal.sessions.degraded() {
@@ -79,6 +80,59 @@ impl Serialize for ClientJson<'_> {
         out.serialize_field("expires", &(to_unix_ms(g.expires) / 1000))?;
         out.serialize_field("seconds_remaining", &g.remaining(self.now).as_secs())?;
         out.end()
+    }
+}
+
+/// The body of `/clients`: a JSON array of [`ClientJson`], one per line,
+/// the soonest to expire first, made [`ClientList::PAGE`] grants at a time
+/// as the connection takes them. It lists the grants live when it was
+/// asked for; one revoked or expired meanwhile is left out.
+struct ClientList {
+    sessions: Sessions,
+    devices: std::vec::IntoIter<Device>,
+    now: SystemTime,
+    /// The `[` is written.
+    open: bool,
+    /// No client is written yet.
+    first: bool,
+    done: bool,
+}
+
+impl ClientList {
+    /// Grants per piece: about 50 KiB of JSON, and the grant table is
+    /// locked for a few microseconds at a time.
+    const PAGE: usize = 512;
+
+    fn new(sessions: Sessions, now: SystemTime) -> ClientList {
+        let devices = sessions.live_devices(now).into_iter();
+        ClientList { sessions, devices, now, open: false, first: true, done: false }
+    }
+}
+
+impl Iterator for ClientList {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let mut out = Vec::with_capacity(Self::PAGE * 110);
+        if !self.open {
+            out.push(b'[');
+            self.open = true;
+        }
+        let page: Vec<Device> = self.devices.by_ref().take(Self::PAGE).collect();
+        self.sessions.each_live(&page, self.now, |grant| {
+            out.extend_from_slice(if self.first { b"\n" } else { b",\n" });
+            self.first = false;
+            // Addresses, strings and integers always serialise.
+            let _ = serde_json::to_writer(&mut out, &ClientJson::new(grant, self.now));
+        });
+        if page.is_empty() {
+            self.done = true;
+            out.extend_from_slice(if self.first { b"]\n" } else { b"\n]\n" });
+        }
+        Some(Bytes::from(out))
     }
 }
 
