@@ -203,7 +203,11 @@ fn run_server(path: Option<&Path>) -> anyhow::Result<ExitCode> {
             Some(p) => ConfigSource::File(p.to_owned()),
             None => ConfigSource::Demo,
         };
-        server::run(config, listeners, Control { shutdown, reloads, source }).await
+        // On a worker thread, not this one: the accept loops then run
+        // where the connections they spawn run, and a new connection is
+        // served on the thread that accepted it instead of waking another.
+        let serving = tokio::spawn(server::run(config, listeners, Control { shutdown, reloads, source }));
+        serving.await?
     })?;
     Ok(ExitCode::SUCCESS)
 }

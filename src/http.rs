@@ -128,6 +128,8 @@ pub async fn serve(
         .max_header_list_size(limits.max_header_bytes as u32)
         .keep_alive_interval(Some(limits.header_read_timeout))
         .keep_alive_timeout(limits.header_read_timeout);
+    // Shared by every connection rather than copied into each.
+    let (h1, h2) = (Arc::new(h1), Arc::new(h2));
     let handshake_timeout = limits.tls_handshake_timeout;
     let read_timeout = limits.header_read_timeout;
 
@@ -191,7 +193,7 @@ pub async fn serve(
         });
         let watcher = graceful.watcher();
         let (h1, h2) = (h1.clone(), h2.clone());
-        tokio::spawn(async move {
+        let connection = async move {
             let _permits = (permit, slot);
             let result = match acceptor {
                 None if tls => Ok(()),
@@ -210,30 +212,39 @@ pub async fn serve(
                         None => serving.await,
                     }
                 }
-                Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
-                        match first_bytes::wait_for_first_bytes(stream, read_timeout).await {
-                            Some(stream) => watcher.watch(h2.serve_connection(TokioIo::new(stream), svc)).await,
-                            None => Ok(()),
+                // Boxed: TLS and HTTP/2 state is kilobytes, and most
+                // connections (every phone's probe) are plain HTTP/1.1, whose
+                // task is then a few hundred bytes to make and move.
+                Some(acceptor) => {
+                    Box::pin(async move {
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(stream)) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => {
+                                match first_bytes::wait_for_first_bytes(stream, read_timeout).await {
+                                    Some(stream) => watcher.watch(h2.serve_connection(TokioIo::new(stream), svc)).await,
+                                    None => Ok(()),
+                                }
+                            }
+                            Ok(Ok(stream)) => watcher.watch(h1.serve_connection(TokioIo::new(stream), svc)).await,
+                            Ok(Err(e)) => {
+                                metrics.tls_handshake_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                Ok(())
+                            }
+                            Err(_) => {
+                                metrics.tls_handshake_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                Ok(())
+                            }
                         }
-                    }
-                    Ok(Ok(stream)) => watcher.watch(h1.serve_connection(TokioIo::new(stream), svc)).await,
-                    Ok(Err(e)) => {
-                        metrics.tls_handshake_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        Ok(())
-                    }
-                    Err(_) => {
-                        metrics.tls_handshake_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        tracing::debug!(%peer, "TLS handshake timed out");
-                        Ok(())
-                    }
-                },
+                    })
+                    .await
+                }
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-        });
+        };
+        tokio::spawn(connection);
     }
 }
 

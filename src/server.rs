@@ -32,6 +32,9 @@ use crate::store::Journal;
 
 /// How long open connections may take to finish after a stop.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a stop waits for the firewall thread to finish what it is
+/// doing (an install of 100,000 grants takes the kernel about a second).
+const SETTLE_DEADLINE: Duration = Duration::from_secs(10);
 /// How often expired grants are dropped from memory, idle clients from the
 /// rate limiter, and grants that a failed disk write left in memory retried.
 const PURGE_EVERY: Duration = Duration::from_secs(5);
@@ -208,6 +211,7 @@ pub async fn run_on<F: Future<Output = ()>>(
     }
     drop(purge);
     sessions.compact().await;
+    gate.settle(SETTLE_DEADLINE).await;
     // Only a store that wrote every grant may promise the next start that
     // the kernel holds exactly what the journal says.
     if !sessions.degraded()

@@ -63,6 +63,13 @@ enum Change {
     Revoke(Grant),
 }
 
+/// What the firewall thread is sent.
+enum Job {
+    Change(Request),
+    /// Answered once everything sent before it is done.
+    Settle(oneshot::Sender<()>),
+}
+
 struct Request {
     change: Change,
     /// The grant as applied, or why not.
@@ -72,7 +79,7 @@ struct Request {
 /// A cheap handle to the firewall thread.
 #[derive(Clone)]
 pub struct Gate {
-    tx: mpsc::Sender<Request>,
+    tx: mpsc::Sender<Job>,
     firewall: Arc<dyn Firewall>,
     ledger: Arc<Ledger>,
 }
@@ -261,10 +268,20 @@ impl Gate {
         self.send(Change::Revoke(grant)).await
     }
 
+    /// Waits until the firewall thread has done what it was asked before
+    /// (the install at start-up included), for at most `within`: a clean
+    /// stop then records the kernel as it is, not as it is being changed.
+    pub async fn settle(&self, within: std::time::Duration) {
+        let (done, settled) = oneshot::channel();
+        if self.tx.send(Job::Settle(done)).is_ok() {
+            let _ = tokio::time::timeout(within, settled).await;
+        }
+    }
+
     async fn send(&self, change: Change) -> Result<Grant, FirewallError> {
         let (done, answer) = oneshot::channel();
         let stopped = || FirewallError::Failed("the firewall thread has stopped".into());
-        self.tx.send(Request { change, done }).map_err(|_| stopped())?;
+        self.tx.send(Job::Change(Request { change, done })).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 }
@@ -295,22 +312,28 @@ impl Worker {
         applied.extend(live.into_iter().map(|a| (a.device, a.expires)));
     }
 
-    fn run(self, rx: mpsc::Receiver<Request>) {
+    fn run(self, rx: mpsc::Receiver<Job>) {
         // The install at start-up, before any batch.
         if self.repair.swap(false, Ordering::AcqRel) {
             self.reinstall(true);
         }
         loop {
+            let (mut batch, mut settled) = (Vec::new(), Vec::new());
             match rx.recv_timeout(IDLE_POLL) {
                 Ok(first) => {
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(request) => batch.push(request),
-                            Err(_) => break,
+                    let mut next = Some(first);
+                    while let Some(job) = next.take() {
+                        match job {
+                            Job::Change(request) => batch.push(request),
+                            Job::Settle(done) => settled.push(done),
+                        }
+                        if batch.len() < MAX_BATCH {
+                            next = rx.try_recv().ok();
                         }
                     }
-                    self.apply(batch);
+                    if !batch.is_empty() {
+                        self.apply(batch);
+                    }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -318,6 +341,7 @@ impl Worker {
             if self.repair.swap(false, Ordering::AcqRel) {
                 self.reinstall(false);
             }
+            settled.into_iter().for_each(|done| _ = done.send(()));
         }
         self.stopped.store(true, Ordering::Release);
     }
@@ -499,6 +523,8 @@ mod tests {
         calls: Mutex<Vec<&'static str>>,
         /// Someone else changes the ruleset right after each install.
         interloper: AtomicBool,
+        /// How long an install takes, in milliseconds.
+        install_ms: std::sync::atomic::AtomicU64,
     }
 
     impl Fake {
@@ -521,6 +547,7 @@ mod tests {
             "fake"
         }
         fn install(&self, _: &[Allowed], _: SystemTime) -> Result<(), FirewallError> {
+            std::thread::sleep(Duration::from_millis(self.install_ms.load(Relaxed)));
             self.calls.lock().unwrap().push("install");
             self.change()?;
             if self.interloper.load(Relaxed) {
@@ -678,6 +705,18 @@ mod tests {
         // A backend that cannot work fails the start at once.
         fake.fail.store(true, Relaxed);
         assert!(Gate::start(fake.clone(), vec![], metrics, None).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_stop_waits_for_the_install_in_hand_before_saying_where_it_left_the_kernel() {
+        let fake = Arc::new(Fake::default());
+        fake.install_ms.store(300, Relaxed);
+        let metrics = Arc::new(Metrics::new(&["vi".to_string()]));
+        let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], metrics, None).unwrap();
+        assert_eq!(gate.left_at(), None, "the install is still running");
+        gate.settle(Duration::from_secs(10)).await;
+        assert_eq!(*fake.calls.lock().unwrap(), ["install"]);
+        assert_eq!(gate.left_at(), fake.generation(), "known once the install is done");
     }
 
     /// Regression guard: a table deleted by hand just after a rebuild was
