@@ -94,15 +94,26 @@ pub trait Firewall: Send + Sync + 'static {
         None
     }
 
-    /// Whether the kernel still holds the rules and every grant in `live`;
-    /// `false` asks for a rebuild with `install` (someone flushed the
-    /// ruleset or reloaded another firewall).
-    fn check(&self, _live: &[Allowed], _now: SystemTime) -> Result<bool, FirewallError> {
-        Ok(true)
+    /// Whether the kernel still holds the rules and every grant in `live`.
+    fn check(&self, _live: &[Allowed], _now: SystemTime) -> Result<Found, FirewallError> {
+        Ok(Found::Intact)
     }
 
     /// The rules `install` would create, as text for `portico firewall print`.
     fn ruleset(&self) -> String;
+}
+
+/// What [`Firewall::check`] found in the kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// The rules and every grant.
+    Intact,
+    /// The rules, but not these grants: someone deleted their elements.
+    /// They are added back, the rest of the table left alone.
+    Missing(Vec<Allowed>),
+    /// Not Portico's rules (the table is gone, someone flushed the ruleset
+    /// or changed a chain): the table is rebuilt with `install`.
+    Broken,
 }
 
 /// The backend the config asks for.

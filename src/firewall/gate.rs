@@ -13,10 +13,14 @@
 //! A second thread compares the kernel with it every [`CHECK_EVERY`]; the
 //! comparison only reads, so batches never wait for it, and it takes its
 //! snapshot of the applied grants *before* listing the kernel, so a grant
-//! applied meanwhile cannot look missing. When something is missing (an
+//! applied meanwhile cannot look missing. When the rules are gone (an
 //! operator's `nft flush ruleset`, another firewall's reload) it asks this
 //! thread to reinstall the table, which it does between batches from its own
 //! list, so a repair can never drop a grant that was just acknowledged.
+//! When only some grants' elements are gone, this thread adds those back,
+//! one transaction and the rest of the table untouched (at 100,000 grants a
+//! rebuild takes the kernel seconds); a grant revoked since the checker
+//! looked is not among them, as the revoke took it out of the list first.
 //!
 //! A drift check that costs nothing when nothing drifted: listing a table
 //! of 100,000 grants costs the better part of a second of CPU and hundreds
@@ -41,7 +45,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
-use super::{Allowed, Firewall, FirewallError};
+use super::{Allowed, Firewall, FirewallError, Found};
 use crate::grant::{Device, DeviceMap, Grant};
 use crate::metrics::Metrics;
 
@@ -88,6 +92,10 @@ pub struct Gate {
 /// device's expiry. A `std` mutex: held for map operations only, never
 /// across I/O.
 type Applied = Arc<Mutex<DeviceMap<SystemTime>>>;
+
+/// Grants the checker found missing from the kernel, for the worker to put
+/// back.
+type Missing = Arc<Mutex<Vec<Allowed>>>;
 
 /// The ruleset generation at which the kernel was last known to hold
 /// exactly the applied grants; `None` when it is not known (a backend that
@@ -214,11 +222,13 @@ impl Gate {
                 .map(|_| ())
                 .map_err(|e| FirewallError::Failed(format!("cannot start the {name} thread: {e}")))
         };
+        let missing = Missing::default();
         let worker = Worker {
             firewall: firewall.clone(),
             applied: applied.clone(),
             metrics,
             repair: repair.clone(),
+            missing: missing.clone(),
             stopped: stopped.clone(),
             ledger: ledger.clone(),
         };
@@ -226,6 +236,7 @@ impl Gate {
             firewall: firewall.clone(),
             applied,
             repair,
+            missing,
             stopped,
             ledger: ledger.clone(),
             metrics: worker.metrics.clone(),
@@ -291,6 +302,7 @@ struct Worker {
     applied: Applied,
     metrics: Arc<Metrics>,
     repair: Arc<AtomicBool>,
+    missing: Missing,
     stopped: Arc<AtomicBool>,
     ledger: Arc<Ledger>,
 }
@@ -339,7 +351,10 @@ impl Worker {
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
             if self.repair.swap(false, Ordering::AcqRel) {
+                self.missing.lock().unwrap_or_else(|e| e.into_inner()).clear();
                 self.reinstall(false);
+            } else {
+                self.put_back();
             }
             settled.into_iter().for_each(|done| _ = done.send(()));
         }
@@ -394,6 +409,35 @@ impl Worker {
         }
     }
 
+    /// Adds back the grants the checker found missing, those still applied
+    /// (one revoked since the checker looked stays out), with their expiry
+    /// as applied; a rebuild if the kernel refuses.
+    fn put_back(&self) {
+        let lost = std::mem::take(&mut *self.missing.lock().unwrap_or_else(|e| e.into_inner()));
+        if lost.is_empty() {
+            return;
+        }
+        let now = SystemTime::now();
+        let lost: Vec<Allowed> = {
+            let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+            lost.iter()
+                .filter_map(|a| applied.get(&a.device).map(|&expires| Allowed { device: a.device, expires }))
+                .filter(|a| a.is_live(now))
+                .collect()
+        };
+        if lost.is_empty() {
+            return;
+        }
+        tracing::warn!(grants = lost.len(), "grants were deleted from the firewall under Portico; adding them back");
+        match self.transaction(|| self.firewall.allow(&lost, &[], now)) {
+            Ok(()) => _ = self.metrics.firewall_repairs.fetch_add(1, Relaxed),
+            Err(e) => {
+                tracing::error!(error = %e, "could not add the missing grants back; rebuilding the table");
+                self.repair.store(true, Ordering::Release);
+            }
+        }
+    }
+
     /// Writes the whole table from the applied grants: at start-up, or to
     /// repair drift.
     fn reinstall(&self, at_start: bool) {
@@ -439,6 +483,7 @@ struct Checker {
     firewall: Arc<dyn Firewall>,
     applied: Applied,
     repair: Arc<AtomicBool>,
+    missing: Missing,
     stopped: Arc<AtomicBool>,
     ledger: Arc<Ledger>,
     metrics: Arc<Metrics>,
@@ -495,8 +540,9 @@ impl Checker {
         let live = live_in(&self.applied, now);
         self.metrics.firewall_comparisons.fetch_add(1, Relaxed);
         match self.firewall.check(&live, now) {
-            Ok(true) => self.ledger.known_at(generation),
-            Ok(false) => self.repair.store(true, Ordering::Release),
+            Ok(Found::Intact) => self.ledger.known_at(generation),
+            Ok(Found::Missing(lost)) => *self.missing.lock().unwrap_or_else(|e| e.into_inner()) = lost,
+            Ok(Found::Broken) => self.repair.store(true, Ordering::Release),
             Err(e) => tracing::warn!(error = %e, "could not check the firewall's rules"),
         }
     }
@@ -525,6 +571,8 @@ mod tests {
         interloper: AtomicBool,
         /// How long an install takes, in milliseconds.
         install_ms: std::sync::atomic::AtomicU64,
+        /// Grants `check` finds missing (when `intact`).
+        lost: Mutex<Vec<Allowed>>,
     }
 
     impl Fake {
@@ -570,9 +618,14 @@ mod tests {
         fn generation(&self) -> Option<u32> {
             (!self.blind).then(|| self.generation.load(Relaxed))
         }
-        fn check(&self, _: &[Allowed], _: SystemTime) -> Result<bool, FirewallError> {
+        fn check(&self, _: &[Allowed], _: SystemTime) -> Result<Found, FirewallError> {
             self.checks.fetch_add(1, Relaxed);
-            Ok(self.intact.load(Relaxed))
+            let lost = self.lost.lock().unwrap().clone();
+            Ok(match self.intact.load(Relaxed) {
+                false => Found::Broken,
+                true if lost.is_empty() => Found::Intact,
+                true => Found::Missing(lost),
+            })
         }
         fn ruleset(&self) -> String {
             String::new()
@@ -589,7 +642,8 @@ mod tests {
     fn parts(fake: Arc<Fake>) -> (Worker, Checker) {
         fake.intact.store(true, Relaxed);
         let firewall: Arc<dyn Firewall> = fake;
-        let (applied, repair, stopped) = (Applied::default(), Arc::default(), Arc::default());
+        let (applied, repair, stopped, missing) =
+            (Applied::default(), Arc::default(), Arc::default(), Missing::default());
         let ledger = Arc::new(Ledger::default());
         firewall.install(&[], SystemTime::now()).unwrap();
         ledger.known_at(firewall.generation());
@@ -598,12 +652,13 @@ mod tests {
             applied: applied.clone(),
             metrics: Arc::new(Metrics::new(&["vi".to_string()])),
             repair: Arc::clone(&repair),
+            missing: missing.clone(),
             stopped: Arc::clone(&stopped),
             ledger: ledger.clone(),
         };
         let metrics = worker.metrics.clone();
         let (postponed, swept) = (Default::default(), std::cell::Cell::new(Instant::now()));
-        (worker, Checker { firewall, applied, repair, stopped, ledger, metrics, postponed, swept })
+        (worker, Checker { firewall, applied, repair, missing, stopped, ledger, metrics, postponed, swept })
     }
 
     fn allow(worker: &Worker, grant: Grant) -> Result<Grant, FirewallError> {
@@ -677,6 +732,44 @@ mod tests {
         fake.intact.store(true, Relaxed);
         checker.check_once();
         assert_eq!(fake.checks.load(Relaxed), 1, "the rebuild itself is known to be right");
+    }
+
+    #[test]
+    fn a_lost_element_is_put_back_alone_unless_its_grant_was_revoked_meanwhile() {
+        let fake = Arc::new(Fake::default());
+        let (worker, checker) = parts(fake.clone());
+        let (kept, revoked) = (phone(1, 30), phone(2, 30));
+        allow(&worker, kept.clone()).unwrap();
+        allow(&worker, revoked.clone()).unwrap();
+        fake.calls.lock().unwrap().clear();
+        // Someone deletes both elements; the checker finds them missing.
+        fake.someone_else();
+        *fake.lost.lock().unwrap() = vec![Allowed::of(&kept), Allowed::of(&revoked)];
+        checker.check_once();
+        assert!(!worker.repair.load(Ordering::Acquire), "no rebuild for lost elements");
+        // One of them is revoked before the worker gets to them.
+        let (done, _answer) = oneshot::channel();
+        worker.apply(vec![Request { change: Change::Revoke(revoked.clone()), done }]);
+        fake.allowed.lock().unwrap().clear();
+        worker.put_back();
+        assert_eq!(*fake.calls.lock().unwrap(), ["allow"], "put back, not rebuilt");
+        let put_back = fake.allowed.lock().unwrap().clone();
+        assert_eq!(put_back, [(vec![Allowed::of(&kept)], vec![])], "only the grant still applied");
+        assert_eq!(worker.metrics.firewall_repairs.load(Relaxed), 1);
+        // Once back, the next look finds the kernel as applied.
+        fake.lost.lock().unwrap().clear();
+        checker.check_once();
+        assert_eq!(checker.ledger.look(fake.generation()), Look::No);
+
+        // A kernel that refuses the put back gets the table rebuilt.
+        fake.someone_else();
+        *fake.lost.lock().unwrap() = vec![Allowed::of(&kept)];
+        for _ in 0..=MAX_POSTPONED {
+            checker.check_once();
+        }
+        fake.fail.store(true, Relaxed);
+        worker.put_back();
+        assert!(worker.repair.load(Ordering::Acquire), "a rebuild is asked for");
     }
 
     #[tokio::test]

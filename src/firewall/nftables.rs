@@ -47,7 +47,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
-use super::{Allowed, Firewall, FirewallError};
+use super::{Allowed, Firewall, FirewallError, Found};
 use crate::config::Config;
 use crate::grant::{Device, MacAddr};
 
@@ -278,24 +278,29 @@ impl Firewall for Nftables {
         super::generation::read().map_err(|e| tracing::debug!(error = %e, "cannot read the ruleset generation")).ok()
     }
 
-    fn check(&self, live: &[Allowed], now: SystemTime) -> Result<bool, FirewallError> {
+    fn check(&self, live: &[Allowed], now: SystemTime) -> Result<Found, FirewallError> {
         let listing = match nft(&["-j", "list", "table", "inet", &self.table], None) {
             Ok(listing) => listing,
             // The table is gone (`nft flush ruleset`, a firewall reload).
-            Err(FirewallError::Failed(_)) => return Ok(false),
+            Err(FirewallError::Failed(_)) => return Ok(Found::Broken),
             Err(e) => return Err(e),
         };
         let parsed = super::listing::Listing::parse(&listing)
             .map_err(|e| FirewallError::Failed(format!("cannot read `nft -j list table` output: {e}")))?;
         if parsed.rules != EXPECTED_RULES || parsed.chains != EXPECTED_CHAINS {
-            return Ok(false);
+            return Ok(Found::Broken);
         }
         // A grant about to expire may already be gone from the kernel.
-        let missing = live.iter().filter(|g| g.remaining(now).as_secs() > 2).any(|g| {
-            let key = Key::of(g);
-            !parsed.has(key.set(), &key.to_string())
-        });
-        Ok(!missing)
+        let missing: Vec<Allowed> = live
+            .iter()
+            .filter(|g| g.remaining(now).as_secs() > 2)
+            .filter(|g| {
+                let key = Key::of(g);
+                !parsed.has(key.set(), &key.to_string())
+            })
+            .copied()
+            .collect();
+        Ok(if missing.is_empty() { Found::Intact } else { Found::Missing(missing) })
     }
 
     fn ruleset(&self) -> String {
