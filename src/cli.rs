@@ -46,6 +46,20 @@ pub enum Command {
         #[command(subcommand)]
         action: ClientsAction,
     },
+    /// What the venue's DHCP server announces (RFC 8910).
+    Dhcp {
+        #[command(subcommand)]
+        action: DhcpAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DhcpAction {
+    /// Print the dnsmasq lines: the RFC 8908 API in options 114 and 103.
+    Print {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,6 +117,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Clients { action: ClientsAction::List { config, json } } => clients_list(config.as_deref(), json),
         Command::Clients { action: ClientsAction::Revoke { target, config } } => {
             clients_revoke(config.as_deref(), &target)
+        }
+        Command::Dhcp { action: DhcpAction::Print { config } } => {
+            let config = Config::load(&config)?;
+            if let Some(warning) = crate::dhcp::api_url_warning(&config.portal.public_url) {
+                eprintln!("warning: {warning}");
+            }
+            print!("{}", crate::dhcp::dnsmasq(&config));
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -3,8 +3,9 @@
 //! A map of the modules, in the order a request meets them:
 //!
 //! - [`cli`]: the commands (`run`, `check`, `firewall print|remove`,
-//!   `clients list|revoke`).
+//!   `clients list|revoke`, `dhcp print`).
 //! - [`config`]: the TOML file → a validated, immutable `Config`.
+//! - [`dhcp`]: what the venue's DHCP server announces (RFC 8910).
 //! - [`server`]: start-up, the listeners, the one shutdown path; [`reload`]
 //!   swaps in a new config and campaign on SIGHUP.
 //! - [`http`]: accept loops, the router, OS probes, the RFC 8908 API, admin.
@@ -26,6 +27,7 @@ pub mod campaign;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dhcp;
 pub mod firewall;
 pub mod grant;
 pub mod http;

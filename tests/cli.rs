@@ -98,6 +98,37 @@ fn check_reports_every_problem_one_per_line() {
 }
 
 #[test]
+fn dhcp_print_gives_dnsmasq_the_api_url_and_warns_when_android_would_ignore_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("portico.toml");
+    std::fs::write(&file, good(&dir.path().join("state"))).unwrap();
+    let out = Command::new(PORTICO).args(["dhcp", "print", "--config"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = String::from_utf8_lossy(&out.stdout);
+    assert!(lines.contains("dhcp-option=114,\"https://portal.example.vn/api/captive\""), "{lines}");
+    assert!(lines.contains("dhcp-option=option6:103,\"https://portal.example.vn/api/captive\""), "{lines}");
+    assert!(out.stderr.is_empty(), "no warning for https: {}", String::from_utf8_lossy(&out.stderr));
+    // The real dnsmasq reads every line.
+    let conf = dir.path().join("portico-dhcp.conf");
+    std::fs::write(&conf, lines.as_bytes()).unwrap();
+    match Command::new("dnsmasq").arg("--test").arg("-C").arg(&conf).output() {
+        Ok(test) => {
+            assert!(test.status.success(), "dnsmasq refuses the lines: {}", String::from_utf8_lossy(&test.stderr))
+        }
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("dnsmasq is needed in CI: {e}"),
+        Err(e) => println!("SKIPPED: dnsmasq --test ({e}); apt-get install dnsmasq-base"),
+    }
+
+    let http = good(&dir.path().join("state")).replace("https://portal.example.vn/", "http://10.20.0.1/");
+    std::fs::write(&file, http).unwrap();
+    let out = Command::new(PORTICO).args(["dhcp", "print", "--config"]).arg(&file).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dhcp-option=114,\"http://10.20.0.1/api/captive\""));
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(warning.contains("portal.public_url") && warning.contains("Android ignores"), "{warning}");
+}
+
+#[test]
 fn firewall_print_names_the_backend() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("portico.toml");
