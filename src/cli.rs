@@ -269,6 +269,10 @@ fn check(path: &Path) -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
+    // Not a problem: iOS and desktops still use an http API.
+    if let Some(warning) = crate::dhcp::api_url_warning(&config.portal.public_url) {
+        eprintln!("{}: warning: {warning}", path.display());
+    }
     let campaign = campaign.expect("no problems means the campaign loaded");
     let langs: Vec<&str> = campaign.locales.iter().map(|l| l.tag.as_str()).collect();
     let source = match &config.portal.campaign {

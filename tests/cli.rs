@@ -35,6 +35,10 @@ dir = "{}"
 
 [admin]
 listen = "127.0.0.1:0"
+
+# TLS ends at a proxy in front (so the https public_url has a listener).
+[limits]
+trusted_proxies = ["127.0.0.1"]
 "#,
         state.display()
     )
@@ -51,6 +55,24 @@ fn check_accepts_a_good_config_with_a_summary() {
 }
 
 #[test]
+fn check_warns_that_android_ignores_an_http_portal_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = good(&dir.path().join("state")).replace("https://portal.example.vn/", "http://10.20.0.1:8080/");
+    let out = check(dir.path(), &toml);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a warning, not a problem: {stderr}");
+    assert!(stderr.contains("warning: portal.public_url is http") && stderr.contains("Android"), "{stderr}");
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/portico.toml");
+    if let Err(problems) = portico::config::Config::load(&example) {
+        panic!("deploy/portico.toml: {problems}");
+    }
+}
+
+#[test]
 fn check_names_the_key_of_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     let base = good(&dir.path().join("state"));
@@ -61,6 +83,10 @@ fn check_names_the_key_of_every_problem() {
         (base.replace("kind = \"station\"", "kind = \"train\""), vec!["venue.kind", "station | airport"]),
         (base.replace("public_url = \"https://portal.example.vn/\"\n", ""), vec!["portal.public_url", "missing"]),
         (base.replace("https://portal.example.vn/", "portal.example.vn"), vec!["portal.public_url", "https://"]),
+        (
+            base.replace("[limits]\ntrusted_proxies = [\"127.0.0.1\"]\n", ""),
+            vec!["portal.public_url", "no listener serves https"],
+        ),
         (
             base.replace("listen = \"127.0.0.1:0\"\npublic", "listen = \"8080\"\npublic"),
             vec!["portal.listen", "address:port"],

@@ -155,6 +155,19 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     let limits = super::limits::validate(raw.limits, &mut |key, message| c.bad(key, message));
     let admin = Admin { listen: c.addr("admin.listen", raw.admin.listen.as_deref(), "127.0.0.1:9090") };
 
+    // Every phone is sent to `public_url`: an https one needs something
+    // that speaks TLS there, Portico's own listener or a proxy in front.
+    if portal.public_url.https && tls.is_none() && limits.trusted_proxies.is_empty() {
+        c.bad(
+            "portal.public_url",
+            format!(
+                "{} is https, but no listener serves https: add a [tls] section (listen, cert, key), \
+                 list the TLS proxy in front of Portico in limits.trusted_proxies, or use an http:// URL",
+                portal.public_url.url
+            ),
+        );
+    }
+
     let mut listeners = vec![("portal.listen", portal.listen), ("admin.listen", admin.listen)];
     if let Some(t) = &tls {
         listeners.push(("tls.listen", t.listen));
