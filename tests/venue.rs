@@ -196,9 +196,9 @@ fn build(gw: netns::Netns) -> Result<Site> {
     let dir = tempfile::Builder::new().prefix("portico-venue-").tempdir()?;
     let internet = Internet::start(&venue.upstream)?;
     let upstream_dns = Dnsmasq::upstream(&venue, dir.path())?;
-    let dnsmasq = Dnsmasq::gateway(&venue, dir.path())?;
-    let real = Real::new(&venue, dir.path().to_owned())?;
     let portico = Portico::new(dir.path(), venue.lan_v4)?;
+    let dnsmasq = Dnsmasq::gateway(&venue, dir.path(), &portico.dhcp_lines()?)?;
+    let real = Real::new(&venue, dir.path().to_owned())?;
     Ok(Site { portico, real, dnsmasq, _upstream_dns: upstream_dns, internet, venue, _dir: dir })
 }
 

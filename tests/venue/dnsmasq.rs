@@ -1,6 +1,6 @@
 //! dnsmasq (Debian's `dnsmasq-base`), the venue's real DHCP and DNS server,
 //! as a gateway runs it beside Portico: DHCPv4 on `br-lan` with RFC 8910
-//! option 114 (the RFC 8908 API URL), IPv6 by router advertisements for
+//! option 114 (the RFC 8908 API URL, from `portico dhcp print`), IPv6 by router advertisements for
 //! SLAAC (`enable-ra`, `ra-only`), and DNS. A second instance, DNS only,
 //! is the "internet's" resolver in the upstream namespace.
 //!
@@ -29,7 +29,8 @@ pub const SITE_HOST: &str = "site.venue.test";
 pub const PORTAL_HOST: &str = "portal.venue.test";
 const READY_WITHIN: Duration = Duration::from_secs(10);
 
-/// The RFC 8908 API URL the gateway hands out in option 114.
+/// The RFC 8908 API URL the gateway should hand out in option 114, for
+/// an https portal on [`PORTAL_HOST`].
 pub fn captive_api_url() -> String {
     format!("https://{PORTAL_HOST}/api/captive")
 }
@@ -41,8 +42,9 @@ pub struct Dnsmasq {
 }
 
 impl Dnsmasq {
-    /// The gateway's: DHCP (v4 leases, v6 RA) on `br-lan` and DNS there.
-    pub fn gateway(venue: &Venue, dir: &Path) -> Result<Dnsmasq> {
+    /// The gateway's: DHCP (v4 leases, v6 RA) on `br-lan` and DNS there,
+    /// with `announce`, the lines of `portico dhcp print`, as they are.
+    pub fn gateway(venue: &Venue, dir: &Path, announce: &str) -> Result<Dnsmasq> {
         let lan = venue.lan_v4.octets();
         let pool = |host: u8| Ipv4Addr::new(lan[0], lan[1], lan[2], host);
         let prefix = Ipv6Addr::from(u128::from(venue.lan_v6) & !0xffff_ffff_ffff_ffff);
@@ -52,8 +54,7 @@ impl Dnsmasq {
              dhcp-range={},{},255.255.255.0,1h\n\
              dhcp-option=option:router,{lan}\n\
              dhcp-option=option:dns-server,{lan}\n\
-             # RFC 8910: the RFC 8908 API URL\n\
-             dhcp-option=114,\"{api}\"\n\
+             {announce}\
              dhcp-leasefile={leases}\n\
              log-dhcp\n\
              enable-ra\n\
@@ -62,7 +63,6 @@ impl Dnsmasq {
             pool(100),
             pool(199),
             lan = venue.lan_v4,
-            api = captive_api_url(),
             leases = dir.join("gw.leases").display(),
         );
         let names = format!("{}host-record={PORTAL_HOST},{},{}\n", upstream_names(venue), venue.lan_v4, venue.lan_v6);

@@ -80,6 +80,27 @@ listen = "{ADMIN}"
         std::fs::write(&self.config, text).context("writing the config")
     }
 
+    /// What `portico dhcp print` gives the venue's dnsmasq. The portal here
+    /// serves http on the LAN address (no certificate in the test); the
+    /// announcement is printed from the same config with what an operator
+    /// adds for Android, an https `public_url` and a `[tls]` listener.
+    pub fn dhcp_lines(&self) -> Result<String> {
+        let config = std::fs::read_to_string(&self.config).context("reading the config")?;
+        let (head, tail) = config.split_once("public_url = ").context("the config has a public_url")?;
+        let tail = tail.split_once('\n').map_or("", |(_, rest)| rest);
+        let host = crate::dnsmasq::PORTAL_HOST;
+        let announced = format!(
+            "{head}public_url = \"https://{host}/\"\n{tail}\n[tls]\nlisten = \"[::]:8443\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n"
+        );
+        let file = self.dir.join("portico-announced.toml");
+        std::fs::write(&file, announced).context("writing the announced config")?;
+        let out = std::process::Command::new(BIN).args(["dhcp", "print", "--config"]).arg(&file).output()?;
+        if !out.status.success() {
+            bail!("portico dhcp print failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
     /// Starts `portico run` in `gw` and waits until its `/healthz` answers.
     pub fn start(&mut self, gw: &Netns) -> Result<()> {
         self.kill()?;
