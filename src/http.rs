@@ -133,6 +133,10 @@ pub async fn serve(
     let handshake_timeout = limits.tls_handshake_timeout;
     let read_timeout = limits.header_read_timeout;
 
+    // Set once on the listener, which every accepted socket inherits (a
+    // system call saved per connection): answers go out as written.
+    let _ = socket2::SockRef::from(&listener).set_tcp_nodelay(true);
+    let bound = listener.local_addr().ok();
     loop {
         let permit = tokio::select! {
             permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
@@ -151,10 +155,15 @@ pub async fn serve(
             },
             _ = stopped(&mut stop) => return,
         };
-        let Ok(local) = stream.local_addr() else {
-            continue;
+        // Bound to one address, every connection arrives on it: no system
+        // call to ask.
+        let local = match bound {
+            Some(addr) if !addr.ip().is_unspecified() => addr,
+            _ => match stream.local_addr() {
+                Ok(local) => local,
+                Err(_) => continue,
+            },
         };
-        let _ = stream.set_nodelay(true);
         // The admin listener is on loopback and is not limited per client;
         // a trusted proxy's connections are counted per request's client.
         let proxied = role == Role::Portal && client::is_proxy(peer.ip(), &limits.trusted_proxies);
