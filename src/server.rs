@@ -32,8 +32,9 @@ use crate::store::Journal;
 
 /// How long open connections may take to finish after a stop.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
-/// How long a stop waits for the firewall thread to finish what it is
-/// doing (an install of 100,000 grants takes the kernel about a second).
+/// How long a stop waits for the firewall's threads to finish what they
+/// are doing (an install or a listing of 100,000 grants takes about a
+/// second).
 const SETTLE_DEADLINE: Duration = Duration::from_secs(10);
 /// How often expired grants are dropped from memory, idle clients from the
 /// rate limiter, and grants that a failed disk write left in memory retried.
@@ -211,6 +212,7 @@ pub async fn run_on<F: Future<Output = ()>>(
     }
     drop(purge);
     sessions.compact().await;
+    gate.stop_watching(SETTLE_DEADLINE).await;
     gate.settle(SETTLE_DEADLINE).await;
     // Only a store that wrote every grant may promise the next start that
     // the kernel holds exactly what the journal says.

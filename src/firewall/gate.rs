@@ -86,6 +86,15 @@ pub struct Gate {
     tx: mpsc::Sender<Job>,
     firewall: Arc<dyn Firewall>,
     ledger: Arc<Ledger>,
+    checker: Arc<CheckerThread>,
+}
+
+/// The drift checker's thread, for a stop to end it.
+#[derive(Default)]
+struct CheckerThread {
+    /// Dropped to wake the checker and end it.
+    quit: Mutex<Option<mpsc::Sender<()>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// What both threads share: the grants the kernel should hold, each
@@ -219,7 +228,6 @@ impl Gate {
             std::thread::Builder::new()
                 .name(name.into())
                 .spawn(f)
-                .map(|_| ())
                 .map_err(|e| FirewallError::Failed(format!("cannot start the {name} thread: {e}")))
         };
         let missing = Missing::default();
@@ -250,10 +258,14 @@ impl Gate {
             worker.run(rx);
         };
         spawn("portico-firewall", Box::new(run_worker))?;
+        let watching = Arc::new(CheckerThread::default());
         if watch {
-            spawn("portico-drift", Box::new(move || checker.run(is_filled)))?;
+            let (quit, quitting) = mpsc::channel();
+            let thread = spawn("portico-drift", Box::new(move || checker.run(is_filled, quitting)))?;
+            *watching.quit.lock().unwrap_or_else(|e| e.into_inner()) = Some(quit);
+            *watching.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
         }
-        Ok(Gate { tx, firewall, ledger })
+        Ok(Gate { tx, firewall, ledger, checker: watching })
     }
 
     /// The rules the backend installs, as `portico firewall print` shows them.
@@ -277,6 +289,20 @@ impl Gate {
     /// Holds the device at the gate again.
     pub async fn revoke(&self, grant: Grant) -> Result<Grant, FirewallError> {
         self.send(Change::Revoke(grant)).await
+    }
+
+    /// Ends the drift checker, waiting at most `within` for a comparison it
+    /// is making (an `nft` listing of the table), so that no child of
+    /// Portico outlives it.
+    pub async fn stop_watching(&self, within: std::time::Duration) {
+        drop(self.checker.quit.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let Some(thread) = self.checker.thread.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + within;
+        while !thread.is_finished() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     /// Waits until the firewall thread has done what it was asked before
@@ -499,13 +525,17 @@ const MAX_POSTPONED: u32 = 3;
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 impl Checker {
-    fn run(self, filled: mpsc::Receiver<()>) {
+    /// Compares every [`CHECK_EVERY`] until `quit` is dropped (a stop) or
+    /// the worker ends.
+    fn run(self, filled: mpsc::Receiver<()>, quit: mpsc::Receiver<()>) {
         if filled.recv().is_err() {
             return; // the worker is gone
         }
         while !self.stopped.load(Ordering::Acquire) {
-            std::thread::sleep(CHECK_EVERY);
-            self.check_once();
+            match quit.recv_timeout(CHECK_EVERY) {
+                Err(mpsc::RecvTimeoutError::Timeout) => self.check_once(),
+                _ => return,
+            }
         }
     }
 
@@ -573,6 +603,10 @@ mod tests {
         install_ms: std::sync::atomic::AtomicU64,
         /// Grants `check` finds missing (when `intact`).
         lost: Mutex<Vec<Allowed>>,
+        /// How long a comparison takes, in milliseconds, and whether one is
+        /// under way.
+        check_ms: std::sync::atomic::AtomicU64,
+        checking: AtomicBool,
     }
 
     impl Fake {
@@ -619,6 +653,9 @@ mod tests {
             (!self.blind).then(|| self.generation.load(Relaxed))
         }
         fn check(&self, _: &[Allowed], _: SystemTime) -> Result<Found, FirewallError> {
+            self.checking.store(true, Relaxed);
+            std::thread::sleep(Duration::from_millis(self.check_ms.load(Relaxed)));
+            self.checking.store(false, Relaxed);
             self.checks.fetch_add(1, Relaxed);
             let lost = self.lost.lock().unwrap().clone();
             Ok(match self.intact.load(Relaxed) {
@@ -810,6 +847,26 @@ mod tests {
         gate.settle(Duration::from_secs(10)).await;
         assert_eq!(*fake.calls.lock().unwrap(), ["install"]);
         assert_eq!(gate.left_at(), fake.generation(), "known once the install is done");
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_the_drift_checker_after_the_comparison_it_is_making() {
+        let fake = Arc::new(Fake::default());
+        fake.intact.store(true, Relaxed);
+        fake.check_ms.store(300, Relaxed);
+        let metrics = Arc::new(Metrics::new(&["vi".to_string()]));
+        let gate = Gate::start(fake.clone(), vec![], metrics, None).unwrap();
+        gate.settle(Duration::from_secs(10)).await;
+        // Someone else's change makes the checker list the kernel.
+        fake.someone_else();
+        let asked = Instant::now();
+        while !fake.checking.load(Relaxed) && asked.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(fake.checking.load(Relaxed), "the checker is comparing");
+        gate.stop_watching(Duration::from_secs(10)).await;
+        assert!(!fake.checking.load(Relaxed), "the stop waited for the comparison");
+        assert!(gate.checker.thread.lock().unwrap().is_none(), "and the thread is ended");
     }
 
     /// Regression guard: a table deleted by hand just after a rebuild was
