@@ -8,10 +8,15 @@ use std::time::{Duration, Instant};
 
 const PORTICO: &str = env!("CARGO_BIN_EXE_portico");
 
-fn check(dir: &Path, toml: &str) -> Output {
+/// `portico <command> --config <dir>/portico.toml`, the file holding `toml`.
+fn with_config(dir: &Path, toml: &str, command: &[&str]) -> Output {
     let file = dir.join("portico.toml");
     std::fs::write(&file, toml).unwrap();
-    Command::new(PORTICO).args(["check", "--config"]).arg(&file).output().unwrap()
+    Command::new(PORTICO).args(command).arg("--config").arg(&file).output().unwrap()
+}
+
+fn check(dir: &Path, toml: &str) -> Output {
+    with_config(dir, toml, &["check"])
 }
 
 fn good(state: &Path) -> String {
@@ -126,9 +131,7 @@ fn check_reports_every_problem_one_per_line() {
 #[test]
 fn dhcp_print_gives_dnsmasq_the_api_url_and_warns_when_android_would_ignore_it() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("portico.toml");
-    std::fs::write(&file, good(&dir.path().join("state"))).unwrap();
-    let out = Command::new(PORTICO).args(["dhcp", "print", "--config"]).arg(&file).output().unwrap();
+    let out = with_config(dir.path(), &good(&dir.path().join("state")), &["dhcp", "print"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines = String::from_utf8_lossy(&out.stdout);
     assert!(lines.contains("dhcp-option=114,\"https://portal.example.vn/api/captive\""), "{lines}");
@@ -146,8 +149,7 @@ fn dhcp_print_gives_dnsmasq_the_api_url_and_warns_when_android_would_ignore_it()
     }
 
     let http = good(&dir.path().join("state")).replace("https://portal.example.vn/", "http://10.20.0.1/");
-    std::fs::write(&file, http).unwrap();
-    let out = Command::new(PORTICO).args(["dhcp", "print", "--config"]).arg(&file).output().unwrap();
+    let out = with_config(dir.path(), &http, &["dhcp", "print"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("dhcp-option=114,\"http://10.20.0.1/api/captive\""));
     let warning = String::from_utf8_lossy(&out.stderr);
@@ -157,9 +159,7 @@ fn dhcp_print_gives_dnsmasq_the_api_url_and_warns_when_android_would_ignore_it()
 #[test]
 fn firewall_print_names_the_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("portico.toml");
-    std::fs::write(&file, good(&dir.path().join("state"))).unwrap();
-    let out = Command::new(PORTICO).args(["firewall", "print", "--config"]).arg(&file).output().unwrap();
+    let out = with_config(dir.path(), &good(&dir.path().join("state")), &["firewall", "print"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("backend = \"none\""));
 }
