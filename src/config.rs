@@ -154,6 +154,14 @@ impl PublicUrl {
         Ok(PublicUrl { url, https, host: host.to_ascii_lowercase(), port })
     }
 
+    /// `scheme://host[:port]`, without the path: where paths served at the
+    /// root (such as the RFC 8908 API) are.
+    pub fn origin(&self) -> &str {
+        // `parse` always writes `scheme://authority/path/`.
+        let authority = self.url.find("://").map_or(0, |at| at + 3);
+        &self.url[..self.url[authority..].find('/').map_or(self.url.len(), |at| authority + at)]
+    }
+
     /// The URL of a page of the portal, e.g. `join("welcome")`.
     pub fn join(&self, page: &str) -> String {
         format!("{}{}", self.url, page)

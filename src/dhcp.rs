@@ -14,9 +14,7 @@ use crate::config::{Config, PublicUrl};
 
 /// The RFC 8908 API on the portal's public host.
 pub fn api_url(public: &PublicUrl) -> String {
-    let scheme_end = public.url.find("://").map_or(0, |at| at + 3);
-    let authority_end = public.url[scheme_end..].find('/').map_or(public.url.len(), |at| scheme_end + at);
-    format!("{}/api/captive", &public.url[..authority_end])
+    format!("{}/api/captive", public.origin())
 }
 
 /// Why the announced URL may be ignored, if it may.

@@ -37,7 +37,7 @@
 //! - [`Store`] puts the journal on its own thread and commits every request
 //!   that queued during the previous fsync with a single write and fsync
 //!   (group commit), so a burst of hundreds of accepts costs a few fsyncs.
-//! - No dependency beyond `serde_json` and `crc32fast`, and an operator can
+//! - No dependency beyond `serde_json`, `crc32fast` and `memchr`, and an operator can
 //!   `cat` the file to see who has been let through.
 //!
 //! The grant table in memory is one [`GrantTable`], shared with
