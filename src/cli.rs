@@ -41,7 +41,7 @@ pub enum Command {
         #[command(subcommand)]
         action: FirewallAction,
     },
-    /// The devices with a grant, on the running service.
+    /// The devices with a grant, and the trusted ones, on the running service.
     Clients {
         #[command(subcommand)]
         action: ClientsAction,
@@ -69,14 +69,37 @@ pub enum ClientsAction {
         /// The running service's config; without it, the demo's.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Print JSON instead of a table.
+        /// Print JSON instead of a table (the grants, or with --trusted the
+        /// trusted devices).
         #[arg(long)]
         json: bool,
+        /// Only the trusted devices.
+        #[arg(long)]
+        trusted: bool,
     },
     /// End a device's grant now: it sees the page again.
     Revoke {
         /// The device's IP or MAC address.
         target: String,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Let a device through with no grant and no timeout (a signage screen,
+    /// a card reader), durably; again with another --name renames it.
+    Trust {
+        /// The device's MAC address.
+        mac: String,
+        /// What to call it in the list ("hall screen A").
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// End a device's trust (one trusted with `clients trust`): it sees the
+    /// page again.
+    Untrust {
+        /// The device's MAC address.
+        mac: String,
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -114,7 +137,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("removed table inet {}", config.firewall.table);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Clients { action: ClientsAction::List { config, json } } => clients_list(config.as_deref(), json),
+        Command::Clients { action: ClientsAction::List { config, json, trusted } } => {
+            clients_list(config.as_deref(), json, trusted)
+        }
+        Command::Clients { action: ClientsAction::Trust { mac, name, config } } => {
+            clients_trust(config.as_deref(), &mac, &name)
+        }
+        Command::Clients { action: ClientsAction::Untrust { mac, config } } => clients_untrust(config.as_deref(), &mac),
         Command::Clients { action: ClientsAction::Revoke { target, config } } => {
             clients_revoke(config.as_deref(), &target)
         }
@@ -139,7 +168,7 @@ fn printable_firewall(config: &Config) -> Box<dyn Firewall> {
 }
 
 fn printable_nftables(config: &Config) -> Nftables {
-    Nftables::from_parts(&config.firewall.table, &config.firewall.interfaces, config.portal.listen.port())
+    Nftables::from_parts(crate::firewall::nftables::Parts::of(config))
 }
 
 /// The admin address of the service that `--config` (or the demo) runs.
@@ -159,13 +188,34 @@ struct ClientRow {
     seconds_remaining: u64,
 }
 
-fn clients_list(path: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
+/// A trusted device as the admin listener lists it.
+#[derive(serde::Deserialize)]
+struct TrustedRow {
+    mac: String,
+    name: String,
+    source: String,
+}
+
+fn clients_list(path: Option<&Path>, json: bool, only_trusted: bool) -> anyhow::Result<ExitCode> {
     let (admin, hint) = admin_of(path)?;
-    let (status, body) = admin_client::call(admin, "GET", "/clients", &hint)?;
-    anyhow::ensure!(status == 200, "the admin listener answered {status}: {}", body.trim());
-    let rows: Vec<ClientRow> = if json { Vec::new() } else { serde_json::from_str(&body)? };
+    let get = |path: &str| -> anyhow::Result<String> {
+        let (status, body) = admin_client::call(admin, "GET", path, &hint)?;
+        anyhow::ensure!(status == 200, "the admin listener answered {status}: {}", body.trim());
+        Ok(body)
+    };
+    let trusted = if json && !only_trusted { String::new() } else { get("/clients/trusted")? };
+    let body = if only_trusted { String::new() } else { get("/clients")? };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let written = if json { out.write_all(body.as_bytes()) } else { client_table(&mut out, &rows) };
+    let written = match (json, only_trusted) {
+        (true, true) => out.write_all(trusted.as_bytes()),
+        (true, false) => out.write_all(body.as_bytes()),
+        (false, _) => {
+            let trusted: Vec<TrustedRow> = serde_json::from_str(&trusted)?;
+            let rows: Vec<ClientRow> = if only_trusted { Vec::new() } else { serde_json::from_str(&body)? };
+            trusted_table(&mut out, &trusted)
+                .and_then(|()| if only_trusted { Ok(()) } else { client_table(&mut out, &rows) })
+        }
+    };
     match written.and_then(|()| out.flush()) {
         // `portico clients list | head` is done when head is.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
@@ -181,6 +231,45 @@ fn client_table(out: &mut impl Write, rows: &[ClientRow]) -> std::io::Result<()>
         writeln!(out, "{:<17} {:>7}  {addresses}", r.mac.as_deref().unwrap_or("-"), left)?;
     }
     writeln!(out, "{} device(s) online", rows.len())
+}
+
+fn trusted_table(out: &mut impl Write, rows: &[TrustedRow]) -> std::io::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "{:<17} {:<7} NAME", "TRUSTED", "FROM")?;
+    for r in rows {
+        writeln!(out, "{:<17} {:<7} {}", r.mac, r.source, r.name)?;
+    }
+    writeln!(out, "{} trusted device(s)\n", rows.len())
+}
+
+fn clients_trust(path: Option<&Path>, mac: &str, name: &str) -> anyhow::Result<ExitCode> {
+    let mac: crate::grant::MacAddr = mac.parse().map_err(|_| anyhow::anyhow!("{mac:?} is not a MAC address"))?;
+    let name = crate::trusted::check_name(name).map_err(|e| anyhow::anyhow!("--name {e}"))?;
+    let (admin, hint) = admin_of(path)?;
+    let request = serde_json::json!({ "mac": mac.to_string(), "name": name }).to_string();
+    let (status, body) = admin_client::call_with(admin, "POST", "/clients/trust", request.as_bytes(), &hint)?;
+    anyhow::ensure!(status == 200, "the admin listener answered {status}: {}", body.trim());
+    println!("trusted {mac}{}", if name.is_empty() { String::new() } else { format!(" ({name})") });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn clients_untrust(path: Option<&Path>, mac: &str) -> anyhow::Result<ExitCode> {
+    let mac: crate::grant::MacAddr = mac.parse().map_err(|_| anyhow::anyhow!("{mac:?} is not a MAC address"))?;
+    let (admin, hint) = admin_of(path)?;
+    let (status, body) = admin_client::call(admin, "POST", &format!("/clients/untrust?mac={mac}"), &hint)?;
+    match status {
+        200 => {
+            println!("untrusted {mac}");
+            Ok(ExitCode::SUCCESS)
+        }
+        404 | 409 => {
+            eprintln!("{}", body.trim());
+            Ok(ExitCode::FAILURE)
+        }
+        _ => anyhow::bail!("the admin listener answered {status}: {}", body.trim()),
+    }
 }
 
 fn clients_revoke(path: Option<&Path>, target: &str) -> anyhow::Result<ExitCode> {

@@ -18,6 +18,8 @@ use std::time::Duration;
 pub use limits::Limits;
 pub use raw::parse_duration;
 
+use crate::trusted::TrustedDevice;
+
 /// A validated configuration. Everything in it has been checked.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -28,6 +30,9 @@ pub struct Config {
     pub state: State,
     pub admin: Admin,
     pub limits: Limits,
+    pub walled_garden: WalledGarden,
+    /// `[[trusted]]`: devices that pass without a grant.
+    pub trusted: Vec<TrustedDevice>,
 }
 
 #[derive(Clone, Debug)]
@@ -84,11 +89,100 @@ pub struct Tls {
     pub key: PathBuf,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Firewall {
     pub backend: Backend,
     pub interfaces: Vec<String>,
     pub table: String,
+    /// `device_rate`: each device's share of the download, if limited.
+    pub device_rate: Option<Rate>,
+    /// `device_upload_rate`: each device's share of the upload, if limited.
+    pub device_upload_rate: Option<Rate>,
+    /// `limit_trusted`: whether trusted devices are held to the rates too
+    /// (by default they are exempt).
+    pub limit_trusted: bool,
+}
+
+/// A rate in bits per second, written like `"4mbit"` or `"512kbit"` (SI
+/// units, as `tc` writes them: 1 kbit = 1000 bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub bits_per_second: u64,
+}
+
+impl Rate {
+    /// The slowest rate a device may be held to: below it, a phone's
+    /// TCP cannot hold a page load together.
+    pub const MIN: Rate = Rate { bits_per_second: 64_000 };
+    pub const MAX: Rate = Rate { bits_per_second: 100_000_000_000 };
+
+    /// Parses `"4mbit"`, `"512kbit"`, `"1.5mbit"`, `"1gbit"`.
+    pub fn parse(s: &str) -> Result<Rate, String> {
+        let err = || format!("{s:?} is not a rate (like \"4mbit\", \"512kbit\"; units kbit mbit gbit)");
+        let text = s.trim().to_ascii_lowercase();
+        let split = text.find(|c: char| c.is_ascii_alphabetic()).ok_or_else(err)?;
+        let (number, unit) = text.split_at(split);
+        let scale: f64 = match unit {
+            "bit" => 1.0,
+            "kbit" => 1e3,
+            "mbit" => 1e6,
+            "gbit" => 1e9,
+            _ => return Err(err()),
+        };
+        let number: f64 = number.trim().parse().map_err(|_| err())?;
+        if !number.is_finite() || number <= 0.0 {
+            return Err(err());
+        }
+        let rate = Rate { bits_per_second: (number * scale).round() as u64 };
+        if rate < Rate::MIN || rate > Rate::MAX {
+            return Err(format!("{s:?} is outside {} to {}", Rate::MIN, Rate::MAX));
+        }
+        Ok(rate)
+    }
+
+    pub fn bytes_per_second(self) -> u64 {
+        self.bits_per_second / 8
+    }
+}
+
+impl PartialOrd for Rate {
+    fn partial_cmp(&self, other: &Rate) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Rate {
+    fn cmp(&self, other: &Rate) -> std::cmp::Ordering {
+        self.bits_per_second.cmp(&other.bits_per_second)
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.bits_per_second;
+        match b {
+            _ if b >= 1_000_000_000 && b.is_multiple_of(1_000_000) => write!(f, "{}gbit", b as f64 / 1e9),
+            _ if b >= 1_000_000 && b.is_multiple_of(1_000) => write!(f, "{}mbit", b as f64 / 1e6),
+            _ if b >= 1_000 => write!(f, "{}kbit", b as f64 / 1e3),
+            _ => write!(f, "{b}bit"),
+        }
+    }
+}
+
+/// `[walled_garden]`: names a device without a grant may reach (see
+/// [`crate::garden`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WalledGarden {
+    /// Names, each with its subdomains.
+    pub hosts: Vec<String>,
+    /// The ports (TCP and UDP) open to them; `[443]` by default.
+    pub ports: Vec<u16>,
+}
+
+impl WalledGarden {
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -264,10 +358,19 @@ impl Config {
                 campaign: CampaignSource::Builtin("bluezone".into()),
             },
             tls: None,
-            firewall: Firewall { backend: Backend::None, interfaces: Vec::new(), table: "portico".into() },
+            firewall: Firewall {
+                backend: Backend::None,
+                interfaces: Vec::new(),
+                table: "portico".into(),
+                device_rate: None,
+                device_upload_rate: None,
+                limit_trusted: false,
+            },
             state: State { dir: demo_state_dir() },
             admin: Admin { listen: ([127, 0, 0, 1], 9090).into() },
             limits: Limits::default(),
+            walled_garden: WalledGarden::default(),
+            trusted: Vec::new(),
         }
     }
 }
@@ -299,6 +402,21 @@ mod tests {
         assert_eq!(u.join("welcome"), "http://[fd00::1]:8080/portal/welcome");
         for bad in ["ftp://x", "https://", "https://a b", "https://x/?q=1", "https://u@x/", "http://x:99999/"] {
             assert!(PublicUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rates_read_as_tc_writes_them() {
+        let bits = |s: &str| Rate::parse(s).map(|r| r.bits_per_second);
+        assert_eq!(bits("4mbit"), Ok(4_000_000));
+        assert_eq!(bits("512kbit"), Ok(512_000));
+        assert_eq!(bits("1.5mbit"), Ok(1_500_000));
+        assert_eq!(bits(" 2Gbit "), Ok(2_000_000_000));
+        assert_eq!(Rate::parse("4mbit").unwrap().bytes_per_second(), 500_000);
+        assert_eq!(Rate::parse("1.5mbit").unwrap().to_string(), "1.5mbit");
+        assert_eq!(Rate::parse("512kbit").unwrap().to_string(), "512kbit");
+        for bad in ["4", "4mb", "4 mbps", "-1mbit", "0kbit", "10kbit", "nanmbit", "mbit"] {
+            assert!(Rate::parse(bad).is_err(), "{bad}");
         }
     }
 }

@@ -4,7 +4,8 @@
 //! host) in DHCPv4 option 114 and DHCPv6 option 103. A phone that gets it
 //! asks the API instead of waiting for its probe to be intercepted.
 //! `portico dhcp print` writes the lines for dnsmasq, the DHCP and DNS
-//! server of Debian gateways and OpenWrt routers alike.
+//! server of Debian gateways and OpenWrt routers alike, and with them the
+//! `nftset=` line that fills the walled garden (see [`crate::garden`]).
 //!
 //! Android reads the option only when the URL is https (and its certificate
 //! valid): an http URL is printed, with a warning, because iOS and others
@@ -43,6 +44,18 @@ pub fn dnsmasq(config: &Config) -> String {
     // Quoted: dnsmasq would otherwise split the value at a comma.
     out.push_str(&format!("dhcp-option=114,\"{api}\"\n"));
     out.push_str(&format!("dhcp-option=option6:103,\"{api}\"\n"));
+    let garden = &config.walled_garden;
+    if !garden.is_empty() {
+        let ports: Vec<String> = garden.ports.iter().map(u16::to_string).collect();
+        out.push_str(&format!(
+            "# The walled garden: held devices may reach these names (and their subdomains) on port(s) {}.\n\
+             # dnsmasq adds each address it resolves for them to Portico's sets; so held devices must use\n\
+             # this dnsmasq for DNS (the DHCP server option above or the default).\n",
+            ports.join(", ")
+        ));
+        out.push_str(&crate::garden::nftset_line(&garden.hosts, &config.firewall.table));
+        out.push('\n');
+    }
     out
 }
 
@@ -75,5 +88,17 @@ mod tests {
         assert!(lines.contains("dhcp-option=114,\"http://10.0.0.1:8080/api/captive\"\n"), "{lines}");
         // Every line is a comment or an option dnsmasq reads.
         assert!(lines.lines().all(|l| l.starts_with('#') || l.starts_with("dhcp-option=")), "{lines}");
+        assert!(!lines.contains("nftset="), "no garden, no nftset line: {lines}");
+    }
+
+    #[test]
+    fn a_walled_garden_adds_its_nftset_line_for_the_configured_table() {
+        let mut config = Config::demo();
+        config.firewall.table = "gate".into();
+        config.walled_garden.hosts = vec!["bluezone.gov.vn".into()];
+        config.walled_garden.ports = vec![443];
+        let lines = dnsmasq(&config);
+        assert!(lines.contains("\nnftset=/bluezone.gov.vn/4#inet#gate#garden_v4,6#inet#gate#garden_v6\n"), "{lines}");
+        assert!(lines.contains("on port(s) 443."), "{lines}");
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{Backend, Config};
-use crate::grant::{Device, Grant};
+use crate::grant::{Device, Grant, MacAddr};
 
 pub use gate::Gate;
 pub use nftables::Nftables;
@@ -63,8 +63,13 @@ pub trait Firewall: Send + Sync + 'static {
     /// The config name of the backend (`nftables`, `none`).
     fn name(&self) -> &'static str;
 
-    /// Creates the backend's rules and loads `live`, idempotently.
-    fn install(&self, live: &[Allowed], now: SystemTime) -> Result<(), FirewallError>;
+    /// Creates the backend's rules and loads `live` and the `trusted`
+    /// devices, idempotently.
+    fn install(&self, live: &[Allowed], trusted: &[MacAddr], now: SystemTime) -> Result<(), FirewallError>;
+
+    /// Makes `trusted` exactly the devices that pass with no grant and no
+    /// timeout.
+    fn trust(&self, trusted: &[MacAddr]) -> Result<(), FirewallError>;
 
     /// Checks, without changing anything, that `install` would be taken
     /// (the tool is there, the kernel has what the rules need, Portico may
@@ -94,8 +99,9 @@ pub trait Firewall: Send + Sync + 'static {
         None
     }
 
-    /// Whether the kernel still holds the rules and every grant in `live`.
-    fn check(&self, _live: &[Allowed], _now: SystemTime) -> Result<Found, FirewallError> {
+    /// Whether the kernel still holds the rules, every grant in `live` and
+    /// every `trusted` device.
+    fn check(&self, _live: &[Allowed], _trusted: &[MacAddr], _now: SystemTime) -> Result<Found, FirewallError> {
         Ok(Found::Intact)
     }
 
@@ -112,7 +118,8 @@ pub enum Found {
     /// They are added back, the rest of the table left alone.
     Missing(Vec<Allowed>),
     /// Not Portico's rules (the table is gone, someone flushed the ruleset
-    /// or changed a chain): the table is rebuilt with `install`.
+    /// or changed a chain, a trusted device is missing): the table is
+    /// rebuilt with `install`.
     Broken,
 }
 

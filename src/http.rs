@@ -20,7 +20,6 @@ mod captive;
 mod first_bytes;
 pub mod guard;
 pub mod intercepts;
-pub mod probes;
 mod router;
 pub mod tls;
 

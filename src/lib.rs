@@ -5,10 +5,13 @@
 //! - [`cli`]: the commands (`run`, `check`, `firewall print|remove`,
 //!   `clients list|revoke`, `dhcp print`).
 //! - [`config`]: the TOML file → a validated, immutable `Config`.
-//! - [`dhcp`]: what the venue's DHCP server announces (RFC 8910).
+//! - [`dhcp`]: what the venue's DHCP/DNS server announces (RFC 8910) and
+//!   fills (the walled garden); [`garden`] says which names a held device
+//!   may reach.
 //! - [`server`]: start-up, the listeners, the one shutdown path; [`reload`]
 //!   swaps in a new config and campaign on SIGHUP.
-//! - [`http`]: accept loops, the router, OS probes, the RFC 8908 API, admin.
+//! - [`http`]: accept loops, the router, the RFC 8908 API, admin; [`probes`]
+//!   is the operating systems' connectivity probes and their answers.
 //! - [`campaign`] and [`lang`]: the province's content and which language a
 //!   visitor sees; [`views`] renders it and [`pages`] keeps every variant
 //!   pre-rendered; [`qr`] draws the install QR code.
@@ -16,7 +19,8 @@
 //!   which MAC is behind an address (the kernel's neighbour table), through
 //!   [`netlink`].
 //! - [`sessions`]: the grant table; [`store`] makes it durable; [`grant`] is
-//!   the record itself, for one device on all its addresses.
+//!   the record itself, for one device on all its addresses; [`trusted`]
+//!   keeps the devices that pass without a grant.
 //! - [`firewall`]: the packet filter behind a trait: `nftables`, and `none`
 //!   (logs only); [`firewall::gate`] batches changes on one thread.
 //! - [`metrics`]: counters for `/metrics` and the status page.
@@ -29,6 +33,7 @@ pub mod client;
 pub mod config;
 pub mod dhcp;
 pub mod firewall;
+pub mod garden;
 pub mod grant;
 pub mod http;
 pub mod lang;
@@ -36,9 +41,11 @@ pub mod metrics;
 pub mod neighbours;
 pub mod netlink;
 pub mod pages;
+pub mod probes;
 pub mod qr;
 pub mod reload;
 pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod trusted;
 pub mod views;

@@ -1,5 +1,5 @@
-//! Reloading on SIGHUP: the config file's reloadable parts, the campaign and
-//! the TLS certificate, swapped in whole without dropping a connection or a
+//! Reloading on SIGHUP: the config file's reloadable parts (the trusted
+//! devices among them), the campaign and the TLS certificate, swapped in whole without dropping a connection or a
 //! grant.
 //!
 //! What must stay true: a reload that fails in any way changes nothing (the
@@ -67,6 +67,11 @@ pub async fn reload(portal: &Portal, source: &ConfigSource) {
                 tracing::warn!(key, "changed in the config file; it takes effect at the next restart");
             }
             portal.sessions.set_session(live.config.portal.session);
+            // `[[trusted]]` is applied at once; a firewall that refuses
+            // keeps the devices trusted before.
+            if let Err(e) = portal.sessions.set_configured_trusted(live.config.trusted.clone()).await {
+                tracing::error!(error = %e, "the trusted devices of the config file could not be applied");
+            }
             tracing::info!(
                 campaign = %live.campaign.name,
                 languages = live.campaign.locales.len(),
@@ -104,12 +109,14 @@ fn keep_start_up_keys(old: &Config, new: &mut Config) -> Vec<&'static str> {
         }
         _ => {}
     }
-    if new.firewall.backend != old.firewall.backend
-        || new.firewall.interfaces != old.firewall.interfaces
-        || new.firewall.table != old.firewall.table
-    {
+    // The rules are installed once; the trusted devices are not rules.
+    if new.firewall != old.firewall {
         changed.push("firewall");
         new.firewall = old.firewall.clone();
+    }
+    if new.walled_garden != old.walled_garden {
+        changed.push("walled_garden");
+        new.walled_garden = old.walled_garden.clone();
     }
     if new.limits != old.limits {
         changed.push("limits");

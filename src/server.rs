@@ -29,6 +29,7 @@ use crate::neighbours::Neighbours;
 use crate::reload::{ConfigSource, build_live, reload};
 use crate::sessions::Sessions;
 use crate::store::Journal;
+use crate::trusted::TrustedList;
 
 /// How long open connections may take to finish after a stop.
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
@@ -148,15 +149,17 @@ pub async fn run_on<F: Future<Output = ()>>(
         .await?
         .with_context(|| format!("state.dir: cannot open the grant store in {}", config.state.dir.display()))?;
     let backend = firewall.name();
+    let trusted = TrustedList::load(&config.state.dir, config.trusted.clone());
     let gate = {
         let live = journal.table().lock().values().map(Allowed::of).collect();
         let metrics = metrics.clone();
         let left_at = firewall_left_at(&config.state.dir, firewall.as_ref());
-        tokio::task::spawn_blocking(move || Gate::start(firewall, live, metrics, left_at))
+        let trusted = trusted.macs();
+        tokio::task::spawn_blocking(move || Gate::start(firewall, live, trusted, metrics, left_at))
             .await?
             .with_context(|| format!("firewall ({backend}): installing the rules"))?
     };
-    let sessions = Sessions::new(journal, gate.clone(), config.portal.session, metrics.clone());
+    let sessions = Sessions::new(journal, gate.clone(), trusted, config.portal.session, metrics.clone());
     // For the note a clean stop leaves (see `firewall_left_at`).
     let (state_dir, ruleset) = (config.state.dir.clone(), gate.ruleset());
 

@@ -23,9 +23,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::client::Client;
 use crate::firewall::{FirewallError, Gate};
-use crate::grant::{Device, Grant};
+use crate::grant::{Device, Grant, MacAddr};
 use crate::metrics::Metrics;
 use crate::store::{GrantTable, Journal, Record, Store};
+use crate::trusted::{Source, TrustedDevice, TrustedList, UntrustError};
 
 #[derive(Clone)]
 pub struct Sessions {
@@ -50,6 +51,12 @@ struct Shared {
     /// mutex: it is held across the retry's write, and is only ever touched
     /// once the store has failed.
     pending: tokio::sync::Mutex<Vec<Record>>,
+    /// The trusted devices (see [`crate::trusted`]): read by every request
+    /// without a grant, so a `std` mutex held for a lookup only.
+    trusted: std::sync::Mutex<Arc<TrustedList>>,
+    /// Held through a whole change of the trusted devices (kernel, then
+    /// disk), so that two changes cannot interleave.
+    trusting: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,10 +65,27 @@ pub enum AcceptError {
     Firewall(#[from] FirewallError),
 }
 
+/// Why a change of the trusted devices was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("firewall refused the change: {0}")]
+    Firewall(#[from] FirewallError),
+    #[error("cannot save the trusted devices: {0}")]
+    Disk(#[from] std::io::Error),
+    #[error(transparent)]
+    Untrust(#[from] UntrustError),
+}
+
 impl Sessions {
     /// Takes over the journal, with the grants it restored, and the
     /// firewall gate, which already holds them.
-    pub fn new(journal: Journal, gate: Gate, session: Duration, metrics: Arc<Metrics>) -> Sessions {
+    pub fn new(
+        journal: Journal,
+        gate: Gate,
+        trusted: TrustedList,
+        session: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Sessions {
         let grants = journal.table();
         let restored = grants.lock().len();
         if restored > 0 {
@@ -76,6 +100,8 @@ impl Sessions {
                 metrics,
                 store_degraded: AtomicBool::new(false),
                 pending: tokio::sync::Mutex::new(Vec::new()),
+                trusted: std::sync::Mutex::new(Arc::new(trusted)),
+                trusting: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -138,6 +164,67 @@ impl Sessions {
             self.shared.grants.lock().remove(&device);
         }
         Ok(Some(grant))
+    }
+
+    /// The trusted device the client is, if it is one.
+    pub fn trusted(&self, client: &Client) -> Option<TrustedDevice> {
+        let Device::Mac(mac) = client.device() else { return None };
+        self.trusted_list().get(mac).cloned()
+    }
+
+    /// Every trusted device, with where its trust comes from.
+    pub fn trusted_devices(&self) -> Vec<(TrustedDevice, Source)> {
+        self.trusted_list().all()
+    }
+
+    fn trusted_list(&self) -> Arc<TrustedList> {
+        self.shared.trusted.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Trusts (or renames) a device: the kernel lets it through, then the
+    /// list is saved; if the disk refuses, the kernel is set back, so a
+    /// device is trusted only if a restart will still trust it.
+    pub async fn trust(&self, device: TrustedDevice) -> Result<(), TrustError> {
+        let _one = self.shared.trusting.lock().await;
+        let new = self.trusted_list().with(device);
+        self.change_trusted(new, true).await
+    }
+
+    /// Ends a device's trust (one added at run time; the config's stay).
+    pub async fn untrust(&self, mac: MacAddr) -> Result<(), TrustError> {
+        let _one = self.shared.trusting.lock().await;
+        let new = self.trusted_list().without(mac)?;
+        self.change_trusted(new, true).await
+    }
+
+    /// The config's trusted devices after a reload.
+    pub async fn set_configured_trusted(&self, configured: Vec<TrustedDevice>) -> Result<(), TrustError> {
+        let _one = self.shared.trusting.lock().await;
+        let new = self.trusted_list().with_configured(configured);
+        self.change_trusted(new, false).await
+    }
+
+    async fn change_trusted(&self, new: TrustedList, save: bool) -> Result<(), TrustError> {
+        let old = self.trusted_list();
+        let gate = &self.shared.gate;
+        if new.macs() != old.macs() {
+            gate.trust(new.macs()).await?;
+        }
+        let new = Arc::new(new);
+        if save {
+            let saving = new.clone();
+            let saved = tokio::task::spawn_blocking(move || saving.save()).await.map_err(std::io::Error::other);
+            if let Err(e) = saved.and_then(|r| r) {
+                if new.macs() != old.macs()
+                    && let Err(back) = gate.trust(old.macs()).await
+                {
+                    tracing::error!(error = %back, "could not set the trusted devices back in the firewall");
+                }
+                return Err(e.into());
+            }
+        }
+        *self.shared.trusted.lock().unwrap_or_else(|e| e.into_inner()) = new;
+        Ok(())
     }
 
     /// The live grant of `device`, if any.

@@ -313,3 +313,98 @@ fn check_refuses_unknown_keys_missing_languages_and_oversized_images() {
         assert!(stderr.contains(wanted), "expected {wanted:?} in: {stderr}");
     }
 }
+
+/// `good` gating on nftables, with `extra` appended.
+fn gated(state: &Path, extra: &str) -> String {
+    good(state).replace("backend = \"none\"", "backend = \"nftables\"\ninterface = \"lo\"") + extra
+}
+
+#[test]
+fn check_refuses_every_probe_host_in_the_walled_garden_naming_the_key() {
+    // DESIGN.md's probe table, and front ends that answer probes on the same addresses.
+    let refused = [
+        "captive.apple.com",
+        "www.apple.com",
+        "connectivitycheck.gstatic.com",
+        "www.gstatic.com",
+        "www.google.com",
+        "play.googleapis.com",
+        "clients3.google.com",
+        "connectivitycheck.android.com",
+        "connect.rom.miui.com",
+        "connectivitycheck.platform.hicloud.com",
+        "www.msftconnecttest.com",
+        "ipv6.msftconnecttest.com",
+        "www.msftncsi.com",
+        "detectportal.firefox.com",
+        "nmcheck.gnome.org",
+        "connectivity-check.ubuntu.com",
+        "fedoraproject.org",
+        "spectrum.s3.amazonaws.com",
+        "google.com",
+        "gstatic.com",
+        "apple.com",
+        "icloud.com",
+        "www.youtube.com",
+        "msftconnecttest.com",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let hosts: Vec<String> = refused.iter().map(|h| format!("{h:?}")).collect();
+    let garden = format!("\n[walled_garden]\nhosts = [\"bluezone.gov.vn\", {}]\n", hosts.join(", "));
+    let out = check(dir.path(), &gated(&dir.path().join("state"), &garden));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for host in refused {
+        let line =
+            stderr.lines().find(|l| l.contains(&format!("{host:?}"))).unwrap_or_else(|| panic!("{host}: {stderr}"));
+        assert!(line.contains("walled_garden.hosts") && line.contains("splash"), "{line}");
+    }
+    assert!(!stderr.contains("\"bluezone.gov.vn\""), "the campaign's site is let in: {stderr}");
+    assert_eq!(stderr.lines().filter(|l| l.contains("walled_garden.hosts")).count(), refused.len(), "{stderr}");
+}
+
+#[test]
+fn a_walled_garden_reaches_dnsmasq_as_an_nftset_line_it_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "\n[walled_garden]\nhosts = [\"bluezone.gov.vn\", \"moh.gov.vn\"]\nports = [80, 443]\n";
+    let config = gated(&dir.path().join("state"), extra);
+    let out = check(dir.path(), &config);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = with_config(dir.path(), &config, &["dhcp", "print"]);
+    let lines = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        lines.contains("\nnftset=/bluezone.gov.vn/moh.gov.vn/4#inet#portico#garden_v4,6#inet#portico#garden_v6\n"),
+        "{lines}"
+    );
+    let conf = dir.path().join("portico-dhcp.conf");
+    std::fs::write(&conf, lines.as_bytes()).unwrap();
+    match Command::new("dnsmasq").arg("--test").arg("-C").arg(&conf).output() {
+        Ok(test) => {
+            assert!(test.status.success(), "dnsmasq refuses the lines: {}", String::from_utf8_lossy(&test.stderr))
+        }
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("dnsmasq is needed in CI: {e}"),
+        Err(e) => println!("SKIPPED: dnsmasq --test ({e}); apt-get install dnsmasq-base"),
+    }
+    // The sets the line names are in the printed ruleset.
+    let ruleset =
+        String::from_utf8_lossy(&with_config(dir.path(), &config, &["firewall", "print"]).stdout).into_owned();
+    assert!(ruleset.contains("set garden_v4 {") && ruleset.contains("set garden_v6 {"), "{ruleset}");
+}
+
+#[test]
+fn check_names_bad_rates_and_trusted_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "\n[[trusted]]\nmac = \"02:00:00:00:00:zz\"\nname = \"hall screen A\"\n\n[[trusted]]\nmac = \"02:00:00:00:00:01\"\n\n[[trusted]]\nmac = \"02:00:00:00:00:01\"\n";
+    let config = gated(&dir.path().join("state"), extra)
+        .replace("interface = \"lo\"", "interface = \"lo\"\ndevice_rate = \"4mbps\"\ndevice_upload_rate = \"1mbit\"");
+    let out = check(dir.path(), &config);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.contains("firewall.device_rate") && l.contains("\"4mbps\" is not a rate")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("device_upload_rate"), "{stderr}");
+    assert!(stderr.lines().any(|l| l.contains("trusted.mac") && l.contains("not a MAC address")), "{stderr}");
+    assert!(stderr.lines().any(|l| l.contains("trusted.mac") && l.contains("listed twice")), "{stderr}");
+}

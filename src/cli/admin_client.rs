@@ -11,6 +11,17 @@ use anyhow::{Context as _, bail};
 
 /// Sends `method path` to the admin listener; returns status and body.
 pub fn call(admin: SocketAddr, method: &str, path: &str, config_hint: &str) -> anyhow::Result<(u16, String)> {
+    call_with(admin, method, path, b"", config_hint)
+}
+
+/// Like [`call`], sending `body` (JSON).
+pub fn call_with(
+    admin: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    config_hint: &str,
+) -> anyhow::Result<(u16, String)> {
     // An unspecified bind address is reached on loopback.
     let target = match admin {
         SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), a.port()),
@@ -25,7 +36,13 @@ pub fn call(admin: SocketAddr, method: &str, path: &str, config_hint: &str) -> a
         Err(e) => return Err(e).with_context(|| format!("cannot reach Portico's admin listener on {target}")),
     };
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let kind = if body.is_empty() { "" } else { "Content-Type: application/json\r\n" };
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {target}\r\n{kind}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(body)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).context("reading the admin listener's answer")?;
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").context("the admin listener sent no complete answer")?;

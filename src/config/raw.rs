@@ -12,8 +12,10 @@ use serde::Deserialize;
 
 use super::limits::RawLimits;
 use super::{
-    Admin, Backend, CampaignSource, Config, Firewall, Portal, Problem, PublicUrl, State, Tls, Venue, VenueKind,
+    Admin, Backend, CampaignSource, Config, Firewall, Portal, Problem, PublicUrl, Rate, State, Tls, Venue, VenueKind,
+    WalledGarden,
 };
+use crate::trusted::{self, TrustedDevice};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +31,26 @@ struct RawConfig {
     admin: RawAdmin,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    walled_garden: RawGarden,
+    #[serde(default)]
+    trusted: Vec<RawTrusted>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGarden {
+    #[serde(default)]
+    hosts: Vec<String>,
+    ports: Option<Vec<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrusted {
+    mac: String,
+    #[serde(default)]
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +89,10 @@ struct RawFirewall {
     backend: Option<String>,
     interface: Option<OneOrMany>,
     table: Option<String>,
+    device_rate: Option<String>,
+    device_upload_rate: Option<String>,
+    #[serde(default)]
+    limit_trusted: bool,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +180,8 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     let state = State { dir: raw.state.dir.map_or_else(|| PathBuf::from("/var/lib/portico"), |d| base.join(d)) };
     let limits = super::limits::validate(raw.limits, &mut |key, message| c.bad(key, message));
     let admin = Admin { listen: c.addr("admin.listen", raw.admin.listen.as_deref(), "127.0.0.1:9090") };
+    let walled_garden = validate_garden(&mut c, raw.walled_garden, &firewall);
+    let trusted = validate_trusted(&mut c, raw.trusted);
 
     // Every phone is sent to `public_url`: an https one needs something
     // that speaks TLS there, Portico's own listener or a proxy in front.
@@ -179,7 +207,7 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     }
 
     if c.problems.is_empty() {
-        Ok(Config { venue, portal, tls, firewall, state, admin, limits })
+        Ok(Config { venue, portal, tls, firewall, state, admin, limits, walled_garden, trusted })
     } else {
         Err(c.problems)
     }
@@ -234,7 +262,68 @@ fn validate_firewall(c: &mut Checker, raw: RawFirewall) -> Firewall {
     if table.is_empty() || table.len() > 32 || !table.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
         c.bad("firewall.table", format!("{table:?} is not a table name (1-32 of a-z A-Z 0-9 _)"));
     }
-    Firewall { backend, interfaces, table }
+    let rate = |c: &mut Checker, key: &str, value: Option<String>| {
+        value.and_then(|v| Rate::parse(&v).map_err(|e| c.bad(key, e)).ok())
+    };
+    let device_rate = rate(c, "firewall.device_rate", raw.device_rate);
+    let device_upload_rate = rate(c, "firewall.device_upload_rate", raw.device_upload_rate);
+    if backend == Backend::None && (device_rate.is_some() || device_upload_rate.is_some()) {
+        c.bad("firewall.device_rate", "needs backend = \"nftables\": the rate is enforced in the kernel");
+    }
+    Firewall { backend, interfaces, table, device_rate, device_upload_rate, limit_trusted: raw.limit_trusted }
+}
+
+fn validate_garden(c: &mut Checker, raw: RawGarden, firewall: &Firewall) -> WalledGarden {
+    let mut hosts: Vec<String> = Vec::new();
+    for host in raw.hosts {
+        let host = host.trim().trim_end_matches('.').to_owned();
+        match crate::garden::refusal(&host) {
+            Some(why) => c.bad("walled_garden.hosts", why),
+            None if hosts.contains(&host) => c.bad("walled_garden.hosts", format!("{host:?} is listed twice")),
+            None => hosts.push(host),
+        }
+    }
+    let ports = raw.ports.unwrap_or_else(|| vec![443]);
+    let ports: Vec<u16> = ports
+        .into_iter()
+        .filter_map(|p| match u16::try_from(p) {
+            Ok(port @ 1..) => Some(port),
+            _ => {
+                c.bad("walled_garden.ports", format!("{p} is not a port (1 to 65535)"));
+                None
+            }
+        })
+        .collect();
+    if !hosts.is_empty() && ports.is_empty() {
+        c.bad("walled_garden.ports", "is empty: the garden's hosts could be resolved but not reached");
+    }
+    if !hosts.is_empty() && firewall.backend == Backend::None {
+        c.bad("walled_garden.hosts", "needs backend = \"nftables\": without a gate there is no garden to open");
+    }
+    WalledGarden { hosts, ports }
+}
+
+fn validate_trusted(c: &mut Checker, raw: Vec<RawTrusted>) -> Vec<TrustedDevice> {
+    let mut devices: Vec<TrustedDevice> = Vec::new();
+    for entry in raw {
+        let Ok(mac) = entry.mac.parse() else {
+            c.bad("trusted.mac", format!("{:?} is not a MAC address (like \"02:11:22:33:44:55\")", entry.mac));
+            continue;
+        };
+        let name = match trusted::check_name(&entry.name) {
+            Ok(name) => name,
+            Err(e) => {
+                c.bad("trusted.name", format!("{:?} {e}", entry.name));
+                continue;
+            }
+        };
+        if devices.iter().any(|d| d.mac == mac) {
+            c.bad("trusted.mac", format!("{mac} is listed twice"));
+            continue;
+        }
+        devices.push(TrustedDevice { mac, name });
+    }
+    devices
 }
 
 /// Parses `"12h"`, `"90s"`, `"1h30m"`, `"2d"`, `"500ms"`.

@@ -46,7 +46,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 
 use super::{Allowed, Firewall, FirewallError, Found};
-use crate::grant::{Device, DeviceMap, Grant};
+use crate::grant::{Device, DeviceMap, Grant, MacAddr};
 use crate::metrics::Metrics;
 
 /// How often the kernel is compared with the applied grants; drift is
@@ -70,6 +70,8 @@ enum Change {
 /// What the firewall thread is sent.
 enum Job {
     Change(Request),
+    /// Makes these exactly the trusted devices.
+    Trust(Vec<MacAddr>, oneshot::Sender<Result<(), FirewallError>>),
     /// Answered once everything sent before it is done.
     Settle(oneshot::Sender<()>),
 }
@@ -101,6 +103,10 @@ struct CheckerThread {
 /// device's expiry. A `std` mutex: held for map operations only, never
 /// across I/O.
 type Applied = Arc<Mutex<DeviceMap<SystemTime>>>;
+
+/// The trusted devices the kernel should hold, as last applied; shared
+/// with the checker.
+type Trusted = Arc<Mutex<Vec<MacAddr>>>;
 
 /// Grants the checker found missing from the kernel, for the worker to put
 /// back.
@@ -203,6 +209,7 @@ impl Gate {
     pub fn start(
         firewall: Arc<dyn Firewall>,
         live: Vec<Allowed>,
+        trusted: Vec<MacAddr>,
         metrics: Arc<Metrics>,
         left_at: Option<u32>,
     ) -> Result<Gate, FirewallError> {
@@ -231,9 +238,14 @@ impl Gate {
                 .map_err(|e| FirewallError::Failed(format!("cannot start the {name} thread: {e}")))
         };
         let missing = Missing::default();
+        // Without a rebuild the kernel holds the trusted devices of the
+        // last run, and the config may have changed since: set them first.
+        let retrust = (!rebuild).then(|| trusted.clone());
+        let trusted: Trusted = Arc::new(Mutex::new(trusted));
         let worker = Worker {
             firewall: firewall.clone(),
             applied: applied.clone(),
+            trusted: trusted.clone(),
             metrics,
             repair: repair.clone(),
             missing: missing.clone(),
@@ -243,6 +255,7 @@ impl Gate {
         let checker = Checker {
             firewall: firewall.clone(),
             applied,
+            trusted,
             repair,
             missing,
             stopped,
@@ -254,6 +267,12 @@ impl Gate {
         let watch = firewall.can_drift();
         let run_worker = move || {
             worker.fill(live);
+            // Refused, the table is rebuilt instead, the trusted devices with it.
+            if let Some(trusted) = retrust
+                && worker.trust(trusted).is_err()
+            {
+                worker.repair.store(true, Ordering::Release);
+            }
             let _ = filled.send(());
             worker.run(rx);
         };
@@ -291,6 +310,15 @@ impl Gate {
         self.send(Change::Revoke(grant)).await
     }
 
+    /// Makes `trusted` exactly the devices that pass with no grant; returns
+    /// once the kernel holds them.
+    pub async fn trust(&self, trusted: Vec<MacAddr>) -> Result<(), FirewallError> {
+        let (done, answer) = oneshot::channel();
+        let stopped = || FirewallError::Failed("the firewall thread has stopped".into());
+        self.tx.send(Job::Trust(trusted, done)).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
     /// Ends the drift checker, waiting at most `within` for a comparison it
     /// is making (an `nft` listing of the table), so that no child of
     /// Portico outlives it.
@@ -326,6 +354,7 @@ impl Gate {
 struct Worker {
     firewall: Arc<dyn Firewall>,
     applied: Applied,
+    trusted: Trusted,
     metrics: Arc<Metrics>,
     repair: Arc<AtomicBool>,
     missing: Missing,
@@ -356,7 +385,7 @@ impl Worker {
             self.reinstall(true);
         }
         loop {
-            let (mut batch, mut settled) = (Vec::new(), Vec::new());
+            let (mut batch, mut settled, mut trusts) = (Vec::new(), Vec::new(), Vec::new());
             match rx.recv_timeout(IDLE_POLL) {
                 Ok(first) => {
                     let mut next = Some(first);
@@ -364,6 +393,7 @@ impl Worker {
                         match job {
                             Job::Change(request) => batch.push(request),
                             Job::Settle(done) => settled.push(done),
+                            Job::Trust(trusted, done) => trusts.push((trusted, done)),
                         }
                         if batch.len() < MAX_BATCH {
                             next = rx.try_recv().ok();
@@ -371,6 +401,11 @@ impl Worker {
                     }
                     if !batch.is_empty() {
                         self.apply(batch);
+                    }
+                    // Each is a whole list: the last one sent is the one that stands.
+                    if let Some((trusted, _)) = trusts.last() {
+                        let result = self.trust(trusted.clone());
+                        trusts.into_iter().for_each(|(_, done)| _ = done.send(result.clone()));
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -435,6 +470,17 @@ impl Worker {
         }
     }
 
+    /// Makes `trusted` the trusted devices, in the kernel and then in the
+    /// list the checker compares with (kept as it was if the kernel refuses).
+    fn trust(&self, trusted: Vec<MacAddr>) -> Result<(), FirewallError> {
+        let result = self.transaction(|| self.firewall.trust(&trusted));
+        match &result {
+            Ok(()) => *self.trusted.lock().unwrap_or_else(|e| e.into_inner()) = trusted,
+            Err(e) => tracing::error!(error = %e, "could not change the trusted devices in the firewall"),
+        }
+        result
+    }
+
     /// Adds back the grants the checker found missing, those still applied
     /// (one revoked since the checker looked stays out), with their expiry
     /// as applied; a rebuild if the kernel refuses.
@@ -476,7 +522,8 @@ impl Worker {
         }
         self.ledger.begin();
         let before = self.firewall.generation();
-        let result = self.firewall.install(&live, now);
+        let trusted = self.trusted.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let result = self.firewall.install(&live, &trusted, now);
         self.ledger.rebuilt(before, self.firewall.generation().filter(|_| result.is_ok()));
         match result {
             Ok(()) => {
@@ -508,6 +555,7 @@ fn live_in(applied: &Applied, now: SystemTime) -> Vec<Allowed> {
 struct Checker {
     firewall: Arc<dyn Firewall>,
     applied: Applied,
+    trusted: Trusted,
     repair: Arc<AtomicBool>,
     missing: Missing,
     stopped: Arc<AtomicBool>,
@@ -569,7 +617,8 @@ impl Checker {
         }
         let live = live_in(&self.applied, now);
         self.metrics.firewall_comparisons.fetch_add(1, Relaxed);
-        match self.firewall.check(&live, now) {
+        let trusted = self.trusted.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match self.firewall.check(&live, &trusted, now) {
             Ok(Found::Intact) => self.ledger.known_at(generation),
             Ok(Found::Missing(lost)) => *self.missing.lock().unwrap_or_else(|e| e.into_inner()) = lost,
             Ok(Found::Broken) => self.repair.store(true, Ordering::Release),
@@ -607,6 +656,8 @@ mod tests {
         /// under way.
         check_ms: std::sync::atomic::AtomicU64,
         checking: AtomicBool,
+        /// The trusted devices of each install and trust, in order.
+        trusted: Mutex<Vec<Vec<MacAddr>>>,
     }
 
     impl Fake {
@@ -628,10 +679,11 @@ mod tests {
         fn name(&self) -> &'static str {
             "fake"
         }
-        fn install(&self, _: &[Allowed], _: SystemTime) -> Result<(), FirewallError> {
+        fn install(&self, _: &[Allowed], trusted: &[MacAddr], _: SystemTime) -> Result<(), FirewallError> {
             std::thread::sleep(Duration::from_millis(self.install_ms.load(Relaxed)));
             self.calls.lock().unwrap().push("install");
             self.change()?;
+            self.trusted.lock().unwrap().push(trusted.to_vec());
             if self.interloper.load(Relaxed) {
                 self.someone_else();
             }
@@ -649,10 +701,16 @@ mod tests {
         fn revoke(&self, _: &[Allowed]) -> Result<(), FirewallError> {
             self.change()
         }
+        fn trust(&self, trusted: &[MacAddr]) -> Result<(), FirewallError> {
+            self.calls.lock().unwrap().push("trust");
+            self.change()?;
+            self.trusted.lock().unwrap().push(trusted.to_vec());
+            Ok(())
+        }
         fn generation(&self) -> Option<u32> {
             (!self.blind).then(|| self.generation.load(Relaxed))
         }
-        fn check(&self, _: &[Allowed], _: SystemTime) -> Result<Found, FirewallError> {
+        fn check(&self, _: &[Allowed], _: &[MacAddr], _: SystemTime) -> Result<Found, FirewallError> {
             self.checking.store(true, Relaxed);
             std::thread::sleep(Duration::from_millis(self.check_ms.load(Relaxed)));
             self.checking.store(false, Relaxed);
@@ -682,11 +740,13 @@ mod tests {
         let (applied, repair, stopped, missing) =
             (Applied::default(), Arc::default(), Arc::default(), Missing::default());
         let ledger = Arc::new(Ledger::default());
-        firewall.install(&[], SystemTime::now()).unwrap();
+        firewall.install(&[], &[], SystemTime::now()).unwrap();
         ledger.known_at(firewall.generation());
+        let trusted = Trusted::default();
         let worker = Worker {
             firewall: firewall.clone(),
             applied: applied.clone(),
+            trusted: trusted.clone(),
             metrics: Arc::new(Metrics::new(&["vi".to_string()])),
             repair: Arc::clone(&repair),
             missing: missing.clone(),
@@ -695,7 +755,7 @@ mod tests {
         };
         let metrics = worker.metrics.clone();
         let (postponed, swept) = (Default::default(), std::cell::Cell::new(Instant::now()));
-        (worker, Checker { firewall, applied, repair, missing, stopped, ledger, metrics, postponed, swept })
+        (worker, Checker { firewall, applied, trusted, repair, missing, stopped, ledger, metrics, postponed, swept })
     }
 
     fn allow(worker: &Worker, grant: Grant) -> Result<Grant, FirewallError> {
@@ -810,10 +870,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn trusted_devices_are_installed_changed_and_kept_through_a_rebuild() {
+        let fake = Arc::new(Fake::default());
+        let metrics = Arc::new(Metrics::new(&["vi".to_string()]));
+        let screen = MacAddr([2, 0, 0, 0, 0, 0xaa]);
+        let kiosk = MacAddr([2, 0, 0, 0, 0, 0xbb]);
+        let gate = Gate::start(fake.clone(), vec![], vec![screen], metrics, None).unwrap();
+        gate.trust(vec![screen, kiosk]).await.unwrap();
+        // Refused: the list the next rebuild installs is still the last one taken.
+        fake.fail.store(true, Relaxed);
+        assert!(gate.trust(vec![]).await.is_err());
+        fake.fail.store(false, Relaxed);
+        fake.intact.store(false, Relaxed);
+        fake.someone_else();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fake.calls.lock().unwrap().iter().filter(|c| **c == "install").count() < 2 {
+            assert!(Instant::now() < deadline, "no rebuild after the table was found broken");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let trusted = fake.trusted.lock().unwrap().clone();
+        assert_eq!(trusted[..3], [vec![screen], vec![screen, kiosk], vec![screen, kiosk]]);
+    }
+
+    #[tokio::test]
     async fn a_start_installs_before_any_grant_unless_the_last_stop_left_it_as_it_is() {
         let fake = Arc::new(Fake::default());
         let metrics = Arc::new(Metrics::new(&["vi".to_string()]));
-        let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], metrics.clone(), None).unwrap();
+        let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], vec![], metrics.clone(), None).unwrap();
         gate.allow(phone(2, 30)).await.unwrap();
         assert_eq!(*fake.calls.lock().unwrap(), ["install", "allow"]);
         let left_at = gate.left_at();
@@ -821,20 +904,21 @@ mod tests {
 
         // A restart that finds the ruleset where the stop left it.
         fake.calls.lock().unwrap().clear();
-        let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], metrics.clone(), left_at).unwrap();
+        let gate =
+            Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], vec![], metrics.clone(), left_at).unwrap();
         gate.allow(phone(3, 30)).await.unwrap();
-        assert_eq!(*fake.calls.lock().unwrap(), ["allow"], "nothing rebuilt");
+        assert_eq!(*fake.calls.lock().unwrap(), ["trust", "allow"], "nothing rebuilt; the trusted devices set");
 
         // Someone changed it meanwhile: rebuilt.
         fake.calls.lock().unwrap().clear();
         fake.someone_else();
-        let gate = Gate::start(fake.clone(), vec![], metrics.clone(), left_at).unwrap();
+        let gate = Gate::start(fake.clone(), vec![], vec![], metrics.clone(), left_at).unwrap();
         gate.allow(phone(4, 30)).await.unwrap();
         assert_eq!(*fake.calls.lock().unwrap(), ["install", "allow"]);
 
         // A backend that cannot work fails the start at once.
         fake.fail.store(true, Relaxed);
-        assert!(Gate::start(fake.clone(), vec![], metrics, None).is_err());
+        assert!(Gate::start(fake.clone(), vec![], vec![], metrics, None).is_err());
     }
 
     #[tokio::test]
@@ -842,7 +926,7 @@ mod tests {
         let fake = Arc::new(Fake::default());
         fake.install_ms.store(300, Relaxed);
         let metrics = Arc::new(Metrics::new(&["vi".to_string()]));
-        let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], metrics, None).unwrap();
+        let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], vec![], metrics, None).unwrap();
         assert_eq!(gate.left_at(), None, "the install is still running");
         gate.settle(Duration::from_secs(10)).await;
         assert_eq!(*fake.calls.lock().unwrap(), ["install"]);
@@ -855,7 +939,7 @@ mod tests {
         fake.intact.store(true, Relaxed);
         fake.check_ms.store(300, Relaxed);
         let metrics = Arc::new(Metrics::new(&["vi".to_string()]));
-        let gate = Gate::start(fake.clone(), vec![], metrics, None).unwrap();
+        let gate = Gate::start(fake.clone(), vec![], vec![], metrics, None).unwrap();
         gate.settle(Duration::from_secs(10)).await;
         // Someone else's change makes the checker list the kernel.
         fake.someone_else();

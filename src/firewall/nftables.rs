@@ -48,13 +48,74 @@ use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
 use super::{Allowed, Firewall, FirewallError, Found};
-use crate::config::Config;
+use crate::config::{Config, Rate};
 use crate::grant::{Device, MacAddr};
 
 pub struct Nftables {
     table: String,
     interfaces: Vec<String>,
     portal_port: u16,
+    /// The walled garden's ports, when it has hosts.
+    garden: Option<Vec<u16>>,
+    /// Each device's download and upload share, in bytes per second.
+    down: Option<u64>,
+    up: Option<u64>,
+    limit_trusted: bool,
+    /// What [`Nftables::definition`] holds: how many chains and rules.
+    expected: (usize, usize),
+}
+
+/// The parts of a [`Nftables`] that decide its ruleset.
+#[derive(Clone, Debug, Default)]
+pub struct Parts {
+    pub table: String,
+    pub interfaces: Vec<String>,
+    pub portal_port: u16,
+    pub garden_ports: Option<Vec<u16>>,
+    pub device_rate: Option<Rate>,
+    pub device_upload_rate: Option<Rate>,
+    pub limit_trusted: bool,
+}
+
+impl Parts {
+    pub fn of(config: &Config) -> Parts {
+        Parts {
+            table: config.firewall.table.clone(),
+            interfaces: config.firewall.interfaces.clone(),
+            portal_port: config.portal.listen.port(),
+            garden_ports: (!config.walled_garden.is_empty()).then(|| config.walled_garden.ports.clone()),
+            device_rate: config.firewall.device_rate,
+            device_upload_rate: config.firewall.device_upload_rate,
+            limit_trusted: config.firewall.limit_trusted,
+        }
+    }
+}
+
+/// One chain of the table.
+struct Chain {
+    name: &'static str,
+    /// `type … hook … priority …; policy …;` for a base chain.
+    hook: Option<&'static str>,
+    rules: Vec<String>,
+}
+
+/// How long a trusted device's address is remembered after its last
+/// packet, for its downloads to pass the rate.
+const LEARNED_FOR: &str = "10m";
+/// How long a walled-garden address stays open after it was last resolved
+/// or used: longer than dnsmasq keeps a cached answer, which it gives
+/// without adding the address again.
+const GARDEN_FOR: &str = "1d";
+/// How long a device's rate meter is kept after its last packet.
+const METER_FOR: &str = "1m";
+/// The most devices metered at once (100,000 grants fit with room).
+const METERS: u32 = 262_144;
+
+/// The bucket of a rate: a quarter of a second's worth, and never less
+/// than a few full-size packets. A policer drops what exceeds its bucket;
+/// one too small for TCP's bursts holds a download well under the rate.
+fn burst(bytes_per_second: u64) -> u64 {
+    (bytes_per_second / 4).max(16 * 1514)
 }
 
 /// Which set a grant lives in, and the element text.
@@ -102,69 +163,171 @@ impl Nftables {
                 )));
             }
         }
-        Ok(Nftables {
-            table: config.firewall.table.clone(),
-            interfaces: config.firewall.interfaces.clone(),
-            portal_port: config.portal.listen.port(),
-        })
+        Ok(Nftables::from_parts(Parts::of(config)))
     }
 
     /// Builds a backend from parts, for printing without a live machine.
-    pub fn from_parts(table: &str, interfaces: &[String], portal_port: u16) -> Nftables {
-        Nftables { table: table.into(), interfaces: interfaces.to_vec(), portal_port }
+    pub fn from_parts(parts: Parts) -> Nftables {
+        let mut nft = Nftables {
+            table: parts.table,
+            interfaces: parts.interfaces,
+            portal_port: parts.portal_port,
+            garden: parts.garden_ports,
+            down: parts.device_rate.map(Rate::bytes_per_second),
+            up: parts.device_upload_rate.map(Rate::bytes_per_second),
+            limit_trusted: parts.limit_trusted,
+            expected: (0, 0),
+        };
+        let chains = nft.chains();
+        nft.expected = (chains.len(), chains.iter().map(|c| c.rules.len()).sum());
+        nft
+    }
+
+    /// Whether trusted devices' addresses are learned, so that their
+    /// downloads, which carry no MAC Portico can match, pass the rate.
+    fn learns_trusted(&self) -> bool {
+        self.down.is_some() && !self.limit_trusted
+    }
+
+    /// The sets: `(name, declaration)`.
+    fn sets(&self) -> Vec<(&'static str, String)> {
+        let timed = |ty: &str| format!("type {ty}; flags timeout;");
+        // Filled from the packet path (or by dnsmasq), each element
+        // expiring `timeout` after it was last used.
+        let dynamic = |ty: &str, size: u32, timeout: &str| {
+            format!("type {ty}; size {size}; flags dynamic,timeout; timeout {timeout};")
+        };
+        let mut sets = vec![
+            ("allowed_mac", timed("ether_addr")),
+            ("allowed_v4", timed("ipv4_addr")),
+            ("allowed_v6", timed("ipv6_addr")),
+            ("trusted_mac", "type ether_addr;".to_owned()),
+        ];
+        if self.learns_trusted() {
+            sets.push(("trusted_v4", dynamic("ipv4_addr", 65_536, LEARNED_FOR)));
+            sets.push(("trusted_v6", dynamic("ipv6_addr", 65_536, LEARNED_FOR)));
+        }
+        if self.garden.is_some() {
+            sets.push(("garden_v4", dynamic("ipv4_addr", 65_536, GARDEN_FOR)));
+            sets.push(("garden_v6", dynamic("ipv6_addr", 65_536, GARDEN_FOR)));
+        }
+        if self.up.is_some() {
+            sets.push(("up_mac", dynamic("ether_addr", METERS, METER_FOR)));
+            sets.push(("up_v4", dynamic("ipv4_addr", METERS, METER_FOR)));
+            sets.push(("up_v6", dynamic("ipv6_addr", METERS, METER_FOR)));
+        }
+        if self.down.is_some() {
+            sets.push(("down_v4", dynamic("ipv4_addr", METERS, METER_FOR)));
+            sets.push(("down_v6", dynamic("ipv6_addr", METERS, METER_FOR)));
+        }
+        sets
+    }
+
+    /// The chains, each with its hook (for a base chain) and its rules.
+    fn chains(&self) -> Vec<Chain> {
+        let ifaces = self.interfaces.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ");
+        let garden_ports = self.garden.as_ref().map(|p| p.iter().map(u16::to_string).collect::<Vec<_>>().join(", "));
+        let limit = |rate: u64| format!("limit rate over {rate} bytes/second burst {} bytes", burst(rate));
+
+        let mut nat = vec![
+            "ether saddr @trusted_mac return".to_owned(),
+            "ether saddr @allowed_mac return".to_owned(),
+            "ip saddr @allowed_v4 return".to_owned(),
+            "ip6 saddr @allowed_v6 return".to_owned(),
+            "fib daddr type local return".to_owned(),
+        ];
+        // Port 80 of a garden host is reached, not redirected to the page.
+        if let Some(ports) = &garden_ports
+            && self.garden.as_ref().is_some_and(|p| p.contains(&80))
+        {
+            nat.push(format!("ip daddr @garden_v4 tcp dport {{ {ports} }} return"));
+            nat.push(format!("ip6 daddr @garden_v6 tcp dport {{ {ports} }} return"));
+        }
+        nat.push(format!("tcp dport 80 redirect to :{}", self.portal_port));
+
+        let mut forward = Vec::new();
+        if self.learns_trusted() {
+            forward.push("ether saddr @trusted_mac update @trusted_v4 { ip saddr }".to_owned());
+            forward.push("ether saddr @trusted_mac update @trusted_v6 { ip6 saddr }".to_owned());
+        }
+        if let Some(up) = self.up
+            && self.limit_trusted
+        {
+            forward.push(format!("ether saddr @trusted_mac update @up_mac {{ ether saddr {} }} drop", limit(up)));
+        }
+        forward.push("ether saddr @trusted_mac accept".to_owned());
+        for (set, key, meter) in [
+            ("ether saddr @allowed_mac", "ether saddr", "up_mac"),
+            ("ip saddr @allowed_v4", "ip saddr", "up_v4"),
+            ("ip6 saddr @allowed_v6", "ip6 saddr", "up_v6"),
+        ] {
+            if let Some(up) = self.up {
+                forward.push(format!("{set} update @{meter} {{ {key} {} }} drop", limit(up)));
+            }
+            forward.push(format!("{set} accept"));
+        }
+        if let Some(ports) = &garden_ports {
+            for (family, set) in [("ip", "garden_v4"), ("ip6", "garden_v6")] {
+                forward.push(format!(
+                    "{family} daddr @{set} meta l4proto {{ tcp, udp }} th dport {{ {ports} }} update @{set} {{ {family} daddr }} accept"
+                ));
+            }
+        }
+        forward.push("meta l4proto { tcp, udp } th dport 53 accept".to_owned());
+        forward.push("meta l4proto tcp reject with tcp reset".to_owned());
+        forward.push("reject with icmpx admin-prohibited".to_owned());
+
+        let mut hook = vec![format!("iifname {{ {ifaces} }} jump gate_forward")];
+        let mut down = Vec::new();
+        if let Some(rate) = self.down {
+            hook.push(format!("oifname {{ {ifaces} }} jump gate_down"));
+            if self.learns_trusted() {
+                down.push("ip daddr @trusted_v4 return".to_owned());
+                down.push("ip6 daddr @trusted_v6 return".to_owned());
+            }
+            down.push(format!("update @down_v4 {{ ip daddr {} }} drop", limit(rate)));
+            down.push(format!("update @down_v6 {{ ip6 daddr {} }} drop", limit(rate)));
+        }
+        let mut chains = vec![
+            Chain {
+                name: "prerouting",
+                hook: Some("type nat hook prerouting priority dstnat - 10; policy accept;"),
+                rules: vec![format!("iifname {{ {ifaces} }} jump gate_nat")],
+            },
+            Chain { name: "gate_nat", hook: None, rules: nat },
+            Chain {
+                name: "forward",
+                hook: Some("type filter hook forward priority filter - 10; policy accept;"),
+                rules: hook,
+            },
+            Chain { name: "gate_forward", hook: None, rules: forward },
+        ];
+        if !down.is_empty() {
+            chains.push(Chain { name: "gate_down", hook: None, rules: down });
+        }
+        chains
     }
 
     /// The table definition, without any grant.
     fn definition(&self) -> String {
-        let t = &self.table;
-        let ifaces = self.interfaces.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ");
-        let port = self.portal_port;
-        format!(
-            "table inet {t} {{
-\tset allowed_mac {{
-\t\ttype ether_addr
-\t\tflags timeout
-\t}}
-
-\tset allowed_v4 {{
-\t\ttype ipv4_addr
-\t\tflags timeout
-\t}}
-
-\tset allowed_v6 {{
-\t\ttype ipv6_addr
-\t\tflags timeout
-\t}}
-
-\tchain prerouting {{
-\t\ttype nat hook prerouting priority dstnat - 10; policy accept;
-\t\tiifname {{ {ifaces} }} jump gate_nat
-\t}}
-
-\tchain gate_nat {{
-\t\tether saddr @allowed_mac return
-\t\tip saddr @allowed_v4 return
-\t\tip6 saddr @allowed_v6 return
-\t\tfib daddr type local return
-\t\ttcp dport 80 redirect to :{port}
-\t}}
-
-\tchain forward {{
-\t\ttype filter hook forward priority filter - 10; policy accept;
-\t\tiifname {{ {ifaces} }} jump gate_forward
-\t}}
-
-\tchain gate_forward {{
-\t\tether saddr @allowed_mac accept
-\t\tip saddr @allowed_v4 accept
-\t\tip6 saddr @allowed_v6 accept
-\t\tmeta l4proto {{ tcp, udp }} th dport 53 accept
-\t\tmeta l4proto tcp reject with tcp reset
-\t\treject with icmpx admin-prohibited
-\t}}
-}}
-"
-        )
+        use std::fmt::Write as _;
+        let mut out = format!("table inet {} {{\n", self.table);
+        // Writing to a String cannot fail.
+        for (name, declaration) in self.sets() {
+            let _ = writeln!(out, "\tset {name} {{ {declaration} }}");
+        }
+        for chain in self.chains() {
+            let _ = writeln!(out, "\n\tchain {} {{", chain.name);
+            if let Some(hook) = chain.hook {
+                let _ = writeln!(out, "\t\t{hook}");
+            }
+            for rule in &chain.rules {
+                let _ = writeln!(out, "\t\t{rule}");
+            }
+            out.push_str("\t}\n");
+        }
+        out.push_str("}\n");
+        out
     }
 
     /// One `add element` line per set for `grants`, each element with its
@@ -214,6 +377,15 @@ impl Nftables {
         }
     }
 
+    /// `add element … trusted_mac { … }`, or nothing for no device.
+    fn trusted_elements(&self, trusted: &[MacAddr]) -> String {
+        if trusted.is_empty() {
+            return String::new();
+        }
+        let macs = trusted.iter().map(MacAddr::to_string).collect::<Vec<_>>().join(", ");
+        format!("add element inet {} trusted_mac {{ {macs} }}\n", self.table)
+    }
+
     /// Runs a script as one transaction.
     fn run(&self, script: &str) -> Result<String, FirewallError> {
         nft(&["-f", "-"], Some(script))
@@ -238,9 +410,10 @@ impl Firewall for Nftables {
     /// The script goes to nft a few thousand elements at a time: with
     /// 100,000 grants, building it whole cost megabytes that the allocator
     /// kept afterwards. It is still one script, so one transaction.
-    fn install(&self, live: &[Allowed], now: SystemTime) -> Result<(), FirewallError> {
+    fn install(&self, live: &[Allowed], trusted: &[MacAddr], now: SystemTime) -> Result<(), FirewallError> {
         nft_fed(&["-f", "-"], true, |pipe| {
             pipe.write_all(self.ruleset().as_bytes())?;
+            pipe.write_all(self.trusted_elements(trusted).as_bytes())?;
             let mut piece = String::new();
             for grants in live.chunks(4096) {
                 piece.clear();
@@ -264,6 +437,19 @@ impl Firewall for Nftables {
         self.run(&script).map(|_| ())
     }
 
+    /// One transaction: the set emptied and filled again, and the learned
+    /// addresses forgotten (an untrusted device's address must not keep
+    /// its downloads exempt).
+    fn trust(&self, trusted: &[MacAddr]) -> Result<(), FirewallError> {
+        let t = &self.table;
+        let mut script = format!("flush set inet {t} trusted_mac\n");
+        if self.learns_trusted() {
+            script.push_str(&format!("flush set inet {t} trusted_v4\nflush set inet {t} trusted_v6\n"));
+        }
+        script.push_str(&self.trusted_elements(trusted));
+        self.run(&script).map(|_| ())
+    }
+
     fn revoke(&self, grants: &[Allowed]) -> Result<(), FirewallError> {
         let mut script = String::new();
         self.remove_elements(grants, &mut script);
@@ -278,7 +464,7 @@ impl Firewall for Nftables {
         super::generation::read().map_err(|e| tracing::debug!(error = %e, "cannot read the ruleset generation")).ok()
     }
 
-    fn check(&self, live: &[Allowed], now: SystemTime) -> Result<Found, FirewallError> {
+    fn check(&self, live: &[Allowed], trusted: &[MacAddr], now: SystemTime) -> Result<Found, FirewallError> {
         let listing = match nft(&["-j", "list", "table", "inet", &self.table], None) {
             Ok(listing) => listing,
             // The table is gone (`nft flush ruleset`, a firewall reload).
@@ -287,7 +473,10 @@ impl Firewall for Nftables {
         };
         let parsed = super::listing::Listing::parse(&listing)
             .map_err(|e| FirewallError::Failed(format!("cannot read `nft -j list table` output: {e}")))?;
-        if parsed.rules != EXPECTED_RULES || parsed.chains != EXPECTED_CHAINS {
+        if (parsed.chains, parsed.rules) != self.expected {
+            return Ok(Found::Broken);
+        }
+        if !trusted.iter().all(|mac| parsed.has("trusted_mac", &mac.to_string())) {
             return Ok(Found::Broken);
         }
         // A grant about to expire may already be gone from the kernel.
@@ -309,11 +498,6 @@ impl Firewall for Nftables {
         format!("add table inet {t}\ndelete table inet {t}\n{}", self.definition(), t = self.table)
     }
 }
-
-/// Rules and chains in [`Nftables::definition`]; a listing with other counts
-/// has been changed by someone else.
-const EXPECTED_RULES: usize = 13;
-const EXPECTED_CHAINS: usize = 4;
 
 /// Runs `nft` with `args`, feeding `stdin`; turns its failures into errors
 /// that say what to install or fix.
@@ -373,23 +557,104 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn parts() -> Parts {
+        Parts {
+            table: "portico".into(),
+            interfaces: vec!["br-lan".into(), "wlan0".into()],
+            portal_port: 8080,
+            ..Parts::default()
+        }
+    }
+
     fn backend() -> Nftables {
-        Nftables::from_parts("portico", &["br-lan".into(), "wlan0".into()], 8080)
+        Nftables::from_parts(parts())
+    }
+
+    /// Chains and rules as the text has them (a rule is a line in a chain
+    /// that is not its hook), to compare with what `check` expects.
+    fn counted(nft: &Nftables) -> (usize, usize) {
+        let text = nft.definition();
+        let chains = text.matches("\tchain ").count();
+        let rules = text.lines().filter(|l| l.starts_with("\t\t") && !l.trim_start().starts_with("type ")).count();
+        (chains, rules)
     }
 
     #[test]
     fn ruleset_counts_match_what_check_expects() {
-        let text = backend().definition();
-        let chains = text.matches("\tchain ").count();
-        let rules = text
-            .lines()
-            .filter(|l| {
-                l.starts_with("\t\t") && !l.trim_start().starts_with("type ") && !l.trim_start().starts_with("flags ")
-            })
-            .count();
-        assert_eq!((chains, rules), (EXPECTED_CHAINS, EXPECTED_RULES), "{text}");
+        let plain = backend();
+        assert_eq!(counted(&plain), plain.expected);
+        assert_eq!(plain.expected, (4, 15), "{}", plain.definition());
+        let text = plain.definition();
         assert!(text.contains("iifname { \"br-lan\", \"wlan0\" } jump gate_nat"));
         assert!(text.contains("redirect to :8080"));
+        assert!(!text.contains("garden") && !text.contains("limit rate"), "{text}");
+        let rate = Rate::parse("4mbit").ok();
+        for (garden, down, up, limit_trusted) in [
+            (Some(vec![443]), None, None, false),
+            (Some(vec![80, 443]), rate, None, false),
+            (None, rate, rate, false),
+            (None, rate, rate, true),
+        ] {
+            let nft = Nftables::from_parts(Parts {
+                garden_ports: garden,
+                device_rate: down,
+                device_upload_rate: up,
+                limit_trusted,
+                ..parts()
+            });
+            assert_eq!(counted(&nft), nft.expected, "{}", nft.definition());
+        }
+    }
+
+    #[test]
+    fn the_rate_is_per_device_and_trusted_devices_are_exempt_unless_told() {
+        let rate = Rate::parse("4mbit").ok();
+        let nft = Nftables::from_parts(Parts { device_rate: rate, device_upload_rate: rate, ..parts() });
+        let text = nft.definition();
+        let limit = "limit rate over 500000 bytes/second burst 125000 bytes";
+        assert!(text.contains(&format!("update @down_v4 {{ ip daddr {limit} }} drop")), "{text}");
+        assert!(text.contains(&format!("ether saddr @allowed_mac update @up_mac {{ ether saddr {limit} }} drop")));
+        // Exempt: the trusted device is accepted before any meter, and its
+        // downloads pass by the address it was last seen on.
+        let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} missing:\n{text}"));
+        assert!(at("ether saddr @trusted_mac accept") < at("update @up_mac"));
+        assert!(at("ip daddr @trusted_v4 return") < at("update @down_v4"));
+        let held =
+            Nftables::from_parts(Parts { device_rate: rate, device_upload_rate: rate, limit_trusted: true, ..parts() });
+        let text = held.definition();
+        assert!(!text.contains("trusted_v4"), "{text}");
+        assert!(
+            text.find("ether saddr @trusted_mac update @up_mac").unwrap()
+                < text.find("ether saddr @trusted_mac accept").unwrap()
+        );
+    }
+
+    #[test]
+    fn the_garden_opens_only_its_ports_and_its_port_80_is_not_redirected() {
+        let nft = Nftables::from_parts(Parts { garden_ports: Some(vec![443]), ..parts() });
+        let text = nft.definition();
+        assert!(
+            text.contains(
+                "ip daddr @garden_v4 meta l4proto { tcp, udp } th dport { 443 } update @garden_v4 { ip daddr } accept"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("tcp dport { 443 } return"), "{text}");
+        let with_80 = Nftables::from_parts(Parts { garden_ports: Some(vec![80, 443]), ..parts() }).definition();
+        let at = |needle: &str| with_80.find(needle).unwrap_or_else(|| panic!("{needle} missing:\n{with_80}"));
+        assert!(at("ip daddr @garden_v4 tcp dport { 80, 443 } return") < at("redirect to"));
+    }
+
+    #[test]
+    fn trusting_replaces_the_whole_set() {
+        let nft = backend();
+        let macs: Vec<MacAddr> =
+            ["02:00:00:00:00:01", "02:00:00:00:00:02"].iter().map(|m| m.parse().unwrap()).collect();
+        assert_eq!(
+            nft.trusted_elements(&macs),
+            "add element inet portico trusted_mac { 02:00:00:00:00:01, 02:00:00:00:00:02 }\n"
+        );
+        assert_eq!(nft.trusted_elements(&[]), "");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::time::SystemTime;
 
 use super::{Allowed, Firewall, FirewallError};
+use crate::grant::MacAddr;
 
 pub struct NoFirewall;
 
@@ -14,8 +15,13 @@ impl Firewall for NoFirewall {
         "none"
     }
 
-    fn install(&self, live: &[Allowed], _now: SystemTime) -> Result<(), FirewallError> {
-        tracing::info!(grants = live.len(), "firewall backend none: no rules installed");
+    fn install(&self, live: &[Allowed], trusted: &[MacAddr], _now: SystemTime) -> Result<(), FirewallError> {
+        tracing::info!(grants = live.len(), trusted = trusted.len(), "firewall backend none: no rules installed");
+        Ok(())
+    }
+
+    fn trust(&self, trusted: &[MacAddr]) -> Result<(), FirewallError> {
+        tracing::info!(trusted = trusted.len(), "firewall none: would trust");
         Ok(())
     }
 

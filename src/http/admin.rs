@@ -1,6 +1,6 @@
 //! The operator's listener (loopback by default): `/healthz` for the
 //! supervisor, `/metrics` for Prometheus, `/` a status page that reads the
-//! same numbers, and `/clients` for `portico clients list|revoke`. Nothing
+//! same numbers, and `/clients` for `portico clients list|revoke|trust|untrust`. Nothing
 //! here is reachable from the clients' side unless the operator binds it
 //! there, and even then a revoke is only taken from loopback.
 
@@ -16,16 +16,25 @@ use serde::Serialize;
 use super::body::{self, Body};
 use super::{Conn, Portal};
 use crate::client;
-use crate::grant::{Device, Grant, to_unix_ms};
+use crate::grant::{Device, Grant, MacAddr, to_unix_ms};
 use crate::metrics::Outcome;
-use crate::sessions::Sessions;
+use crate::sessions::{Sessions, TrustError};
+use crate::trusted::{self, Source, TrustedDevice, UntrustError};
 
 pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Response<Body> {
-    if req.method() == Method::POST && req.uri().path() == "/clients/revoke" {
-        if !conn.peer.ip().to_canonical().is_loopback() {
-            return body::text(StatusCode::FORBIDDEN, "revoke is only accepted from the gateway itself\n");
+    if req.method() == Method::POST {
+        let path = req.uri().path();
+        if !["/clients/revoke", "/clients/trust", "/clients/untrust"].contains(&path) {
+            return body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
-        return revoke(portal, req.uri().query()).await;
+        if !conn.peer.ip().to_canonical().is_loopback() {
+            return body::text(StatusCode::FORBIDDEN, "changes are only accepted from the gateway itself\n");
+        }
+        return match path {
+            "/clients/revoke" => revoke(portal, req.uri().query()).await,
+            "/clients/trust" => trust(portal, req).await,
+            _ => untrust(portal, req.uri().query()).await,
+        };
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -37,6 +46,7 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
             *res.body_mut() = Body::pieces(ClientList::new(portal.sessions.clone(), now));
             res
         }
+        "/clients/trusted" => json(StatusCode::OK, &trusted_json(&portal.sessions)),
         "/healthz" => {
             if portal.sessions.degraded() {
                 body::text(StatusCode::OK, "degraded: grants are not being written to disk\n")
@@ -179,6 +189,73 @@ async fn revoke(portal: &Portal, query: Option<&str>) -> Response<Body> {
         Ok(None) => body::text(StatusCode::NOT_FOUND, format!("no live grant for {target}\n")),
         Ok(Some(revoked)) => json(StatusCode::OK, &[ClientJson::new(&revoked, now)]),
         Err(e) => body::text(StatusCode::SERVICE_UNAVAILABLE, format!("could not revoke {target}: {e}\n")),
+    }
+}
+
+/// One trusted device as `/clients/trusted` lists it and
+/// `POST /clients/trust` takes it: `{"mac", "name", "source"}`, `source`
+/// being `config` or `added` (at run time).
+#[derive(Serialize, serde::Deserialize)]
+struct TrustedJson {
+    mac: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default, skip_deserializing)]
+    source: Option<Source>,
+}
+
+fn trusted_json(sessions: &Sessions) -> Vec<TrustedJson> {
+    let devices = sessions.trusted_devices().into_iter();
+    devices.map(|(d, source)| TrustedJson { mac: d.mac.to_string(), name: d.name, source: Some(source) }).collect()
+}
+
+/// `POST /clients/trust` with `{"mac", "name"}`.
+async fn trust(portal: &Portal, req: Request<Incoming>) -> Response<Body> {
+    use http_body_util::BodyExt as _;
+    // A name and a MAC: anything longer is not one.
+    const LIMIT: u64 = 4096;
+    if req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_none_or(|n| n > LIMIT)
+    {
+        return body::text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "give a JSON body of at most 4 KiB with its Content-Length\n",
+        );
+    }
+    let bytes = match http_body_util::Limited::new(req.into_body(), LIMIT as usize).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return body::text(StatusCode::BAD_REQUEST, "the body could not be read\n"),
+    };
+    let asked: TrustedJson = match serde_json::from_slice(&bytes) {
+        Ok(asked) => asked,
+        Err(e) => return body::text(StatusCode::BAD_REQUEST, format!("give {{\"mac\": …, \"name\": …}}: {e}\n")),
+    };
+    let Ok(mac) = asked.mac.parse::<MacAddr>() else {
+        return body::text(StatusCode::BAD_REQUEST, format!("{:?} is not a MAC address\n", asked.mac));
+    };
+    let name = match trusted::check_name(&asked.name) {
+        Ok(name) => name,
+        Err(e) => return body::text(StatusCode::BAD_REQUEST, format!("the name {e}\n")),
+    };
+    match portal.sessions.trust(TrustedDevice { mac, name }).await {
+        Ok(()) => json(StatusCode::OK, &trusted_json(&portal.sessions)),
+        Err(e) => body::text(StatusCode::SERVICE_UNAVAILABLE, format!("could not trust {mac}: {e}\n")),
+    }
+}
+
+/// `POST /clients/untrust?mac=<mac>`.
+async fn untrust(portal: &Portal, query: Option<&str>) -> Response<Body> {
+    let Some(mac) = query.and_then(|q| q.strip_prefix("mac=")).and_then(|m| m.parse::<MacAddr>().ok()) else {
+        return body::text(StatusCode::BAD_REQUEST, "give ?mac=<mac>\n");
+    };
+    match portal.sessions.untrust(mac).await {
+        Ok(()) => json(StatusCode::OK, &trusted_json(&portal.sessions)),
+        Err(TrustError::Untrust(e @ UntrustError::Unknown(_))) => body::text(StatusCode::NOT_FOUND, format!("{e}\n")),
+        Err(TrustError::Untrust(e)) => body::text(StatusCode::CONFLICT, format!("{e}\n")),
+        Err(e) => body::text(StatusCode::SERVICE_UNAVAILABLE, format!("could not untrust {mac}: {e}\n")),
     }
 }
 

@@ -34,9 +34,11 @@ struct CaptiveState<'a> {
 
 pub fn api(portal: &Portal, live: &Live, client: Client, now: SystemTime) -> Response<Body> {
     let grant = portal.sessions.lookup(&client, now);
+    // A trusted device is online with no session to count down.
+    let trusted = grant.is_none() && portal.sessions.trusted(&client).is_some();
     let pages = &live.pages;
     let state = CaptiveState {
-        captive: grant.is_none(),
+        captive: grant.is_none() && !trusted,
         user_portal_url: &pages.portal_url,
         venue_info_url: &pages.welcome_url,
         seconds_remaining: grant.map(|g| g.remaining(now).as_secs()),

@@ -27,10 +27,10 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Version};
 
 use super::body::{self, Body};
-use super::probes::{self, ProbeAnswer};
 use super::{Live, Portal, ProxiedSlot, Rejection, captive};
 use crate::client::Client;
 use crate::metrics::Outcome;
+use crate::probes::{self, ProbeAnswer};
 use crate::views::Platform;
 
 /// Facts about the connection a request arrived on.
@@ -128,7 +128,8 @@ fn foreign(
     path: &str,
 ) -> (Response<Body>, Outcome) {
     let pages = &live.pages;
-    if portal.sessions.lookup(&portal.client_at(client), now).is_none() {
+    let client = portal.client_at(client);
+    if portal.sessions.lookup(&client, now).is_none() && portal.sessions.trusted(&client).is_none() {
         let res = body::redirect(StatusCode::FOUND, &pages.portal_url, pages.portal_redirect_body.clone());
         return (res, Outcome::ProbeRedirect);
     }
