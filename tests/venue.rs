@@ -5,6 +5,8 @@
 //! dnsmasq is the gateway's DHCP (option 114, router advertisements) and DNS
 //! server, phones C and D join with busybox `udhcpc` and SLAAC, and C
 //! browses with headless chromium (`tests/browser/venue-phone.mjs`).
+//! Issue 10 adds the network around the gate: the walled garden dnsmasq
+//! fills, trusted devices, and each device's rate, measured.
 //!
 //! `cargo test --test venue -- WORDS...` runs only the scenarios whose name
 //! contains one of the words (the benchmark `benches/connect.sh` does).
@@ -33,6 +35,8 @@ mod dns;
 mod dnsmasq;
 #[path = "common/form.rs"]
 mod form;
+#[path = "venue/gateway.rs"]
+mod gateway;
 #[path = "venue/internet.rs"]
 mod internet;
 #[path = "venue/netns.rs"]
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
             let chosen = scenarios::ALL
                 .into_iter()
                 .chain(real::ALL)
+                .chain(gateway::ALL)
                 .filter(|(name, _)| only.is_empty() || only.iter().any(|word| name.contains(word.as_str())));
             for (name, scenario) in chosen {
                 if run_one(&mut site, name, scenario) {

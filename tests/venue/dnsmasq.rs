@@ -25,6 +25,12 @@ use crate::netns::{Netns, Venue};
 /// A name of the test's own that resolves to the upstream. Under the
 /// reserved `.test` TLD, so chromium never upgrades it to https.
 pub const SITE_HOST: &str = "site.venue.test";
+/// The walled garden's one name (Portico's config lists it), and another
+/// name on the same upstream that is not in it; the gateway's dnsmasq
+/// forwards both to the upstream's, as a venue's forwards to its ISP, so
+/// its `nftset=` line sees the answers.
+pub const GARDEN_HOST: &str = "garden.venue.test";
+pub const OTHER_HOST: &str = "other.venue.test";
 /// The portal's name, as option 114 gives it.
 pub const PORTAL_HOST: &str = "portal.venue.test";
 const READY_WITHIN: Duration = Duration::from_secs(10);
@@ -65,13 +71,19 @@ impl Dnsmasq {
             lan = venue.lan_v4,
             leases = dir.join("gw.leases").display(),
         );
-        let names = format!("{}host-record={PORTAL_HOST},{},{}\n", upstream_names(venue), venue.lan_v4, venue.lan_v6);
+        let names = format!(
+            "{}host-record={PORTAL_HOST},{},{}\nserver=/{GARDEN_HOST}/{up}\nserver=/{OTHER_HOST}/{up}\n",
+            upstream_names(venue),
+            venue.lan_v4,
+            venue.lan_v6,
+            up = venue.up_v4
+        );
         Dnsmasq::start(&venue.gw, dir, "gw", &format!("{dhcp}{names}"), SocketAddr::new(venue.lan_v4.into(), 53))
     }
 
     /// The upstream's: DNS only, on its `eth0`.
     pub fn upstream(venue: &Venue, dir: &Path) -> Result<Dnsmasq> {
-        let conf = format!("interface=eth0\n{}", upstream_names(venue));
+        let conf = format!("interface=eth0\n{}{}", upstream_names(venue), garden_names(venue));
         Dnsmasq::start(&venue.upstream, dir, "upstream", &conf, SocketAddr::new(venue.up_v4.into(), 53))
     }
 
@@ -144,4 +156,12 @@ fn upstream_names(venue: &Venue) -> String {
         .iter()
         .map(|host| format!("host-record={host},{},{}\n", venue.up_v4, venue.up_v6))
         .collect()
+}
+
+/// The upstream's names for the garden checks (only the upstream's
+/// dnsmasq answers them, so the gateway's forwards their queries).
+fn garden_names(venue: &Venue) -> String {
+    let [g4, g6] = venue.garden_addrs();
+    let [o4, o6] = venue.other_addrs();
+    format!("host-record={GARDEN_HOST},{g4},{g6}\nhost-record={OTHER_HOST},{o4},{o6}\n")
 }

@@ -28,6 +28,12 @@ pub const GREETING_443: &str = "upstream-443";
 pub const STREAM_PATH: &str = "/stream";
 pub const STREAM_EVERY: Duration = Duration::from_millis(100);
 const STREAM_FOR: Duration = Duration::from_secs(60);
+/// A download as fast as the path allows, for [`BULK_FOR`] or until the
+/// client goes: the fair-use checks measure it.
+pub const BULK_PATH: &str = "/bulk";
+const BULK_FOR: Duration = Duration::from_secs(10);
+/// Where uploads go: read to the end and measured.
+pub const SINK_PORT: u16 = 9;
 const APPLE_SUCCESS: &str = "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>";
 /// How often a serving loop looks at the stop flag.
 const TICK: Duration = Duration::from_millis(5);
@@ -38,6 +44,8 @@ pub struct Internet {
     stop: Arc<AtomicBool>,
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
     hellos: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// Every upload the sink took: bytes, and from its first byte to its end.
+    pub uploads: Arc<Mutex<Vec<(usize, Duration)>>>,
 }
 
 type Handler = Arc<dyn Fn(TcpStream, &AtomicBool) + Send + Sync>;
@@ -45,17 +53,34 @@ type Handler = Arc<dyn Fn(TcpStream, &AtomicBool) + Send + Sync>;
 impl Internet {
     /// HTTP on [::]:80 and the 443 greeter in `upstream`, both dual-stack.
     pub fn start(upstream: &Netns) -> Result<Internet> {
-        let (http, tls) = upstream.run(|| -> Result<_> {
+        let (http, tls, sink) = upstream.run(|| -> Result<_> {
             Ok((
                 TcpListener::bind("[::]:80").context("upstream [::]:80")?,
                 TcpListener::bind("[::]:443").context("upstream [::]:443")?,
+                TcpListener::bind(("::", SINK_PORT)).context("upstream sink")?,
             ))
         })?;
         let internet = Internet {
             stop: Arc::new(AtomicBool::new(false)),
             threads: Arc::new(Mutex::new(Vec::new())),
             hellos: Arc::new(Mutex::new(Vec::new())),
+            uploads: Arc::new(Mutex::new(Vec::new())),
         };
+        let uploads = internet.uploads.clone();
+        internet.serve_tcp(
+            sink,
+            Arc::new(move |mut stream: TcpStream, _: &AtomicBool| {
+                let mut buf = vec![0; 64 * 1024];
+                let (mut bytes, mut first) = (0, None);
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    first.get_or_insert_with(Instant::now);
+                    bytes += n;
+                }
+                if let Some(first) = first {
+                    uploads.lock().expect("not poisoned").push((bytes, first.elapsed()));
+                }
+            }),
+        )?;
         internet.serve_tcp(http, Arc::new(answer_http))?;
         let hellos = internet.hellos.clone();
         internet.serve_tcp(
@@ -156,6 +181,9 @@ fn answer_http(mut stream: TcpStream, stop: &AtomicBool) {
     if path == STREAM_PATH {
         return stream_slowly(stream, stop);
     }
+    if path == BULK_PATH {
+        return bulk(stream, stop);
+    }
     let (status, body) = match path {
         "/generate_204" => ("204 No Content", ""),
         "/hotspot-detect.html" => ("200 OK", APPLE_SUCCESS),
@@ -191,4 +219,23 @@ fn stream_slowly(mut stream: TcpStream, stop: &AtomicBool) {
         std::thread::sleep(STREAM_EVERY);
     }
     let _ = stream.write_all(b"0\r\n\r\n");
+}
+
+/// A 200 of zeros, written as fast as the client takes them, until
+/// [`BULK_FOR`] is over, the client goes, or the servers stop.
+fn bulk(mut stream: TcpStream, stop: &AtomicBool) {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\n{UPSTREAM_MARK}: 1\r\ncontent-type: application/octet-stream\r\nconnection: close\r\n\r\n"
+    );
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let zeros = vec![0; 16 * 1024];
+    let start = Instant::now();
+    while start.elapsed() < BULK_FOR && !stop.load(Ordering::Relaxed) {
+        if stream.write_all(&zeros).is_err() {
+            return;
+        }
+    }
 }

@@ -167,6 +167,12 @@ impl Venue {
         gw.ip(&["link", "set", "wan0", "up"])?;
         add_addrs(&gw, "wan0", gw_wan.0.into(), gw_wan.1.into())?;
         add_addrs(&upstream, "eth0", up_v4.into(), up_v6.into())?;
+        // Two more names' addresses on the same upstream: the walled
+        // garden's, and another's that is not in it.
+        for host in [GARDEN_HOST_ID, OTHER_HOST_ID] {
+            let (v4, v6) = upstream_extra(up_v4, up_v6, host);
+            add_addrs(&upstream, "eth0", v4.into(), v6.into())?;
+        }
         default_routes(&upstream, gw_wan.0, gw_wan.1)?;
 
         let phone = |label: &'static str, host: u8, mac: &'static str| -> Result<Phone> {
@@ -199,6 +205,31 @@ impl Venue {
         let c = dhcp_phone("C", "02:00:00:00:0c:01")?;
         let d = dhcp_phone("D", "02:00:00:00:0d:01")?;
         Ok(Venue { a, b, c, d, upstream, gw, lan_v4, lan_v6, up_v4, up_v6 })
+    }
+}
+
+/// The last byte (and group) of the upstream's extra addresses.
+pub const GARDEN_HOST_ID: u8 = 4;
+pub const OTHER_HOST_ID: u8 = 5;
+
+/// The upstream's address ending in `id`, IPv4 and IPv6.
+pub fn upstream_extra(up_v4: Ipv4Addr, up_v6: Ipv6Addr, id: u8) -> (Ipv4Addr, Ipv6Addr) {
+    let o = up_v4.octets();
+    let v6 = (u128::from(up_v6) & !0xffff) | u128::from(id);
+    (Ipv4Addr::new(o[0], o[1], o[2], id), Ipv6Addr::from(v6))
+}
+
+impl Venue {
+    /// The walled-garden name's addresses on the upstream.
+    pub fn garden_addrs(&self) -> [IpAddr; 2] {
+        let (v4, v6) = upstream_extra(self.up_v4, self.up_v6, GARDEN_HOST_ID);
+        [v4.into(), v6.into()]
+    }
+
+    /// The addresses of another name on the same upstream, not in the garden.
+    pub fn other_addrs(&self) -> [IpAddr; 2] {
+        let (v4, v6) = upstream_extra(self.up_v4, self.up_v6, OTHER_HOST_ID);
+        [v4.into(), v6.into()]
     }
 }
 

@@ -37,6 +37,14 @@ pub struct Portico {
     starts: u32,
 }
 
+/// Lines a scenario adds to the config: in `[firewall]`, and whole tables
+/// at the end (`[[trusted]]`).
+#[derive(Clone, Debug, Default)]
+pub struct Extra {
+    pub firewall: String,
+    pub tail: String,
+}
+
 impl Portico {
     /// A Portico for the gateway whose LAN address is `lan_v4`, with files in
     /// `dir`; not started yet. Sessions last 12 h until [`Self::configure`].
@@ -54,6 +62,14 @@ impl Portico {
 
     /// Writes the config: session length and state folder (under `dir`).
     pub fn configure(&self, lan_v4: std::net::Ipv4Addr, session: &str, state: &str) -> Result<()> {
+        self.configure_with(lan_v4, session, state, &Extra::default())
+    }
+
+    /// Like [`Self::configure`], with `extra` lines. The walled garden
+    /// (one name) is always there.
+    pub fn configure_with(&self, lan_v4: std::net::Ipv4Addr, session: &str, state: &str, extra: &Extra) -> Result<()> {
+        let garden = crate::dnsmasq::GARDEN_HOST;
+        let Extra { firewall, tail } = extra;
         let text = format!(
             r#"[venue]
 name = "Ga Thử Nghiệm"
@@ -68,13 +84,16 @@ session = "{session}"
 backend = "nftables"
 interface = "br-lan"
 table = "{TABLE}"
+{firewall}
+[walled_garden]
+hosts = ["{garden}"]
 
 [state]
 dir = "{}"
 
 [admin]
 listen = "{ADMIN}"
-"#,
+{tail}"#,
             self.dir.join(state).display()
         );
         std::fs::write(&self.config, text).context("writing the config")
@@ -142,6 +161,13 @@ listen = "{ADMIN}"
         if running { Ok(()) } else { self.start(gw) }
     }
 
+    /// SIGHUP: reload the config.
+    pub fn reload(&self) -> Result<()> {
+        let child = self.child.as_ref().context("portico is not running")?;
+        kill(Pid::from_raw(child.id() as i32), Signal::SIGHUP)?;
+        Ok(())
+    }
+
     /// `kill -9`, and reap it.
     pub fn kill(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
@@ -171,14 +197,19 @@ listen = "{ADMIN}"
 
     /// `portico ARGS... --config F` inside `gw`, failing on a non-zero exit.
     pub fn cli(&self, gw: &Netns, args: &[&str]) -> Result<String> {
-        let config = self.config.to_string_lossy();
-        let mut all = args.to_vec();
-        all.extend(["--config", &config]);
-        let out: Output = gw.exec(BIN, &all)?;
+        let out = self.cli_output(gw, args)?;
         if !out.status.success() {
             bail!("portico {}: {}: {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `portico ARGS... --config F` inside `gw`, whatever its exit status.
+    pub fn cli_output(&self, gw: &Netns, args: &[&str]) -> Result<Output> {
+        let config = self.config.to_string_lossy();
+        let mut all = args.to_vec();
+        all.extend(["--config", &config]);
+        gw.exec(BIN, &all)
     }
 
     /// How much has been logged so far; a scenario's log starts there.
