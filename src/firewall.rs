@@ -13,6 +13,7 @@ mod generation;
 mod listing;
 pub mod nftables;
 mod none;
+mod shape;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -96,6 +97,13 @@ pub trait Firewall: Send + Sync + 'static {
     /// if the backend can tell (see the `generation` module); the drift check skips
     /// the comparison while it is the one Portico's own last change left.
     fn generation(&self) -> Option<u32> {
+        None
+    }
+
+    /// Whether the kernel still has the rules `install` creates, read
+    /// without listing any set: cheap enough to ask whenever the ruleset
+    /// has changed. `None` when the backend cannot tell this cheaply.
+    fn rules_intact(&self) -> Option<bool> {
         None
     }
 

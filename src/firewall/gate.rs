@@ -37,6 +37,14 @@
 //! rather than netlink change events or a fingerprint of the table: it
 //! covers every kind of change with one number and no subscription to keep
 //! up with, and reading it needs no listing at all.
+//!
+//! Someone else may change the ruleset often: dnsmasq adds to the walled
+//! garden's sets at every fresh answer for a garden name. Each time the
+//! number moves, the checker first reads the table's chains and rules over
+//! netlink (a few system calls, no set listed), so a deleted table or a
+//! changed chain is rebuilt within a round; the full comparison, which
+//! lists every set, waits twenty times as long as the last one took, so
+//! it costs at most a twentieth of one CPU however often the number moves.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -263,6 +271,7 @@ impl Gate {
             metrics: worker.metrics.clone(),
             postponed: Default::default(),
             swept: std::cell::Cell::new(Instant::now()),
+            compared: Default::default(),
         };
         let watch = firewall.can_drift();
         let run_worker = move || {
@@ -565,10 +574,17 @@ struct Checker {
     postponed: std::cell::Cell<u32>,
     /// When expired grants were last forgotten.
     swept: std::cell::Cell<Instant>,
+    /// When the last full comparison started, and how long it took.
+    compared: std::cell::Cell<Option<(Instant, Duration)>>,
 }
 
 /// How many rounds in a row the checker may put off a look.
 const MAX_POSTPONED: u32 = 3;
+/// A full comparison waits this many times as long as the last one took,
+/// so comparing costs at most a twentieth of one CPU, however often
+/// someone else changes the ruleset (dnsmasq filling the walled garden
+/// does at every fresh answer) and however many grants there are.
+const COMPARE_SPACING: u32 = 20;
 /// How often the checker forgets expired grants.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
@@ -615,6 +631,22 @@ impl Checker {
             }
             Look::Later | Look::Yes => self.postponed.set(0),
         }
+        // The rules are read cheaply every time; a table deleted or a chain
+        // changed is rebuilt within a round.
+        if self.firewall.rules_intact() == Some(false) {
+            self.repair.store(true, Ordering::Release);
+            return;
+        }
+        // The sets when due. Until then the generation stays unknown, so
+        // the next round asks again.
+        // (One cheaper than a twentieth of a round is within that anyway.)
+        if let Some((at, took)) = self.compared.get()
+            && took * COMPARE_SPACING > CHECK_EVERY
+            && at.elapsed() < took * COMPARE_SPACING
+        {
+            return;
+        }
+        let started = Instant::now();
         let live = live_in(&self.applied, now);
         self.metrics.firewall_comparisons.fetch_add(1, Relaxed);
         let trusted = self.trusted.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -624,6 +656,7 @@ impl Checker {
             Ok(Found::Broken) => self.repair.store(true, Ordering::Release),
             Err(e) => tracing::warn!(error = %e, "could not check the firewall's rules"),
         }
+        self.compared.set(Some((started, started.elapsed())));
     }
 }
 
@@ -658,6 +691,8 @@ mod tests {
         checking: AtomicBool,
         /// The trusted devices of each install and trust, in order.
         trusted: Mutex<Vec<Vec<MacAddr>>>,
+        /// What `rules_intact` answers.
+        rules: Mutex<Option<bool>>,
     }
 
     impl Fake {
@@ -710,6 +745,9 @@ mod tests {
         fn generation(&self) -> Option<u32> {
             (!self.blind).then(|| self.generation.load(Relaxed))
         }
+        fn rules_intact(&self) -> Option<bool> {
+            *self.rules.lock().unwrap()
+        }
         fn check(&self, _: &[Allowed], _: &[MacAddr], _: SystemTime) -> Result<Found, FirewallError> {
             self.checking.store(true, Relaxed);
             std::thread::sleep(Duration::from_millis(self.check_ms.load(Relaxed)));
@@ -755,7 +793,23 @@ mod tests {
         };
         let metrics = worker.metrics.clone();
         let (postponed, swept) = (Default::default(), std::cell::Cell::new(Instant::now()));
-        (worker, Checker { firewall, applied, trusted, repair, missing, stopped, ledger, metrics, postponed, swept })
+        let compared = Default::default();
+        (
+            worker,
+            Checker {
+                firewall,
+                applied,
+                trusted,
+                repair,
+                missing,
+                stopped,
+                ledger,
+                metrics,
+                postponed,
+                swept,
+                compared,
+            },
+        )
     }
 
     fn allow(worker: &Worker, grant: Grant) -> Result<Grant, FirewallError> {
@@ -867,6 +921,41 @@ mod tests {
         fake.fail.store(true, Relaxed);
         worker.put_back();
         assert!(worker.repair.load(Ordering::Acquire), "a rebuild is asked for");
+    }
+
+    #[test]
+    fn a_changed_chain_is_seen_without_listing_the_sets() {
+        let fake = Arc::new(Fake::default());
+        let (_worker, checker) = parts(fake.clone());
+        *fake.rules.lock().unwrap() = Some(true);
+        fake.someone_else();
+        checker.check_once();
+        assert_eq!(fake.checks.load(Relaxed), 1, "rules as installed: the sets are compared");
+        *fake.rules.lock().unwrap() = Some(false);
+        fake.someone_else();
+        checker.check_once();
+        assert!(checker.repair.load(Ordering::Acquire), "a rebuild is asked for");
+        assert_eq!(fake.checks.load(Relaxed), 1, "and nothing listed for it");
+    }
+
+    #[test]
+    fn full_comparisons_are_spaced_by_what_they_cost() {
+        let fake = Arc::new(Fake::default());
+        let (_worker, checker) = parts(fake.clone());
+        fake.check_ms.store(150, Relaxed);
+        let started = Instant::now();
+        // Someone else changes the ruleset before every round, as dnsmasq
+        // filling the walled garden may.
+        for _ in 0..12 {
+            fake.someone_else();
+            checker.check_once();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let checks = fake.checks.load(Relaxed) as u128;
+        // Each took at least 150 ms, so the next waited at least 3 s.
+        let allowed = started.elapsed().as_millis() / (150 * u128::from(COMPARE_SPACING)) + 1;
+        assert!((1..=allowed).contains(&checks), "{checks} comparisons in {:?}", started.elapsed());
+        assert!(checks < 12, "every round compared");
     }
 
     #[tokio::test]

@@ -9,15 +9,44 @@
 //! accepts into one call.
 //!
 //! What the table does, for traffic arriving on `firewall.interface`:
+//! - trusted devices (MAC in `trusted_mac`, no timeout) pass, always;
 //! - devices allowed: MAC in `allowed_mac`, or, for a routed client whose MAC
 //!   the gateway cannot see, its address in `allowed_v4` / `allowed_v6`; all
 //!   three sets carry per-element timeouts, so a grant expires in the kernel
 //!   with no action from Portico;
+//! - the walled garden, when it has names: any device may reach the
+//!   addresses in `garden_v4` / `garden_v6` on the garden's ports. dnsmasq
+//!   fills them as it resolves the names (see [`crate::garden`]); each
+//!   use refreshes an address's timeout, so an address in use stays;
 //! - everyone else: TCP/80 to any address but the gateway's own is
 //!   redirected to the portal's port (IPv4 and IPv6); DNS passes (a phone
 //!   must resolve the probe host to be shown the page at all); every other
 //!   forwarded packet is rejected at once (TCP reset, ICMP administratively
 //!   prohibited), never dropped, so probes fail fast.
+//!
+//! Fair use (`firewall.device_rate`, `device_upload_rate`) is a meter per
+//! device in the same table: a dynamic set whose element for a device
+//! (created by its first packet, gone a minute after its last) carries a
+//! token bucket, `update @down_v4 { ip daddr limit rate over R bytes/second
+//! burst B bytes } drop`. Uploads are metered by what the grant is keyed by
+//! (the MAC, or the address of a routed client); downloads, which leave
+//! towards the device and carry no MAC of it at the forward hook, by its
+//! address. Trusted devices are exempt unless `limit_trusted`: their
+//! uploads are accepted before any meter, and the addresses they send from
+//! are learned (`trusted_v4` / `trusted_v6`, from the packet path) so their
+//! downloads skip the meter too.
+//!
+//! Why nftables and not `tc`: `tc` shapes (queues) where a policer drops,
+//! which TCP takes a little better, but per-device shaping needs a class
+//! and a filter per device, added and removed as grants come and go (and
+//! an `ifb` device for the upload side), outside Portico's one table: a
+//! rebuild, a drift check, `firewall remove` and an operator's `nft list`
+//! would each have a second place to cover, and 100,000 grants would mean
+//! 100,000 classes. The meter lives in the table: the kernel creates and
+//! expires each device's bucket by itself, a rebuild replaces it with the
+//! rest in one transaction, and it costs a hash lookup per packet. A policer
+//! needs a burst big enough for TCP's: a quarter second of the rate holds a
+//! download within a few per cent of it (the venue test measures it).
 //!
 //! A grant that ends, ends: every packet a device forwards is checked
 //! against the sets, not only a connection's first (there is no `ct state
@@ -462,6 +491,16 @@ impl Firewall for Nftables {
 
     fn generation(&self) -> Option<u32> {
         super::generation::read().map_err(|e| tracing::debug!(error = %e, "cannot read the ruleset generation")).ok()
+    }
+
+    fn rules_intact(&self) -> Option<bool> {
+        match super::shape::read(&self.table) {
+            Ok(shape) => Some(shape == self.expected),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the table's chains and rules over netlink");
+                None
+            }
+        }
     }
 
     fn check(&self, live: &[Allowed], trusted: &[MacAddr], now: SystemTime) -> Result<Found, FirewallError> {

@@ -17,7 +17,7 @@ use crate::dns;
 use crate::dnsmasq::{GARDEN_HOST, OTHER_HOST};
 use crate::internet::{BULK_PATH, SINK_PORT};
 use crate::netns::Phone;
-use crate::portico::{Extra, TABLE};
+use crate::portico::{Extra, TABLE, metric};
 use crate::scenarios::{Scenario, Site, poll};
 
 pub const ALL: [Scenario; 4] = [
@@ -84,8 +84,28 @@ fn garden(site: &mut Site) -> Result<()> {
         d.expect_held(target, &site.public_url())?;
         d.expect_443_refused(target)?;
     }
+    // dnsmasq's additions changed the ruleset under Portico; the drift
+    // check read the table (over netlink, then listed it) and found
+    // nothing to repair, so the garden's addresses are still there.
+    let repairs = metric(&site.venue.gw, "portico_firewall_repairs_total")?;
+    let comparisons = metric(&site.venue.gw, "portico_firewall_comparisons_total")?;
+    // (The upstream answers with TTL 0, so this answer is fresh too.)
+    resolve(d, v.lan_v4.into(), GARDEN_HOST, false)?;
+    std::thread::sleep(CHECK_ROUNDS);
+    ensure!(
+        metric(&site.venue.gw, "portico_firewall_repairs_total")? == repairs,
+        "dnsmasq's additions to the garden were taken for drift and repaired"
+    );
+    ensure!(
+        metric(&site.venue.gw, "portico_firewall_comparisons_total")? > comparisons,
+        "the drift check did not look after dnsmasq changed the ruleset"
+    );
+    d.expect_443_open(garden[0]).context("after the drift check's rounds")?;
     Ok(())
 }
+
+/// Two rounds of the drift check (every 2 s) and a little more.
+const CHECK_ROUNDS: Duration = Duration::from_millis(4500);
 
 /// D is online: its probe reaches the upstream, its 443 opens.
 fn d_online(site: &Site) -> Result<()> {
