@@ -27,7 +27,10 @@
 //!    and `--json` timed, RSS after them;
 //! 4. idle for S seconds: CPU of Portico and of the `nft` processes it ran
 //!    and reaped (`/proc/PID/stat` utime + stime, cutime + cstime), RSS min
-//!    and max; then peak RSS (VmHWM); for nftables, one granted element
+//!    and max; then peak RSS (VmHWM); for nftables, S seconds more while
+//!    someone else commits to the ruleset once a second (an element added
+//!    to the walled garden's set, as dnsmasq does at every fresh answer for
+//!    a garden name), then one granted element
 //!    deleted by hand, then the whole table, each timed until the granted
 //!    address is back in `allowed_v4`;
 //! 5. M more phones tap on top of the N restored.
@@ -309,17 +312,34 @@ fn measure(options: &Options, backend: Backend, prefix: &str) -> Result<Report> 
     ));
 
     // 4. Idle.
-    let idle = idle(&ns, &mut portico, options.idle)?;
+    let quiet = idle(&ns, &mut portico, options.idle, None)?;
     rows.push((
         format!("idle CPU over {} s, % of one core (of it `nft`)", options.idle.as_secs()),
         "—".into(),
-        format!("{:.2} % ({:.2} %)", idle.cpu + idle.nft, idle.nft),
+        format!("{:.2} % ({:.2} %)", quiet.cpu + quiet.nft, quiet.nft),
     ));
-    rows.push(("idle RSS min–max".into(), "—".into(), format!("{}–{}", mib(idle.rss_min), mib(idle.rss_max))));
-    notes.extend(idle.notes);
+    rows.push(("idle RSS min–max".into(), "—".into(), format!("{}–{}", mib(quiet.rss_min), mib(quiet.rss_max))));
+    notes.extend(quiet.notes);
     rows.push(("peak RSS (VmHWM) after start, list and idle".into(), "—".into(), mib(portico.peak()?)));
 
     if backend == Backend::Nftables {
+        // dnsmasq adds a walled-garden address at every fresh answer for a
+        // garden name, each a transaction that moves the ruleset's
+        // generation on: once a second here, a busy garden.
+        let mut next = 0u32;
+        let mut add = || -> Result<()> {
+            next += 1;
+            let element = format!("{{ 192.0.2.{} }}", next % 250 + 1);
+            let (out, _) = ns.exec("nft", &["add", "element", "inet", portico::TABLE, "garden_v4", &element], None)?;
+            gateway::succeeded(out, "nft add element (as dnsmasq)").map(|_| ())
+        };
+        let busy = idle(&ns, &mut portico, options.idle, Some(&mut add))?;
+        rows.push((
+            format!("CPU over {} s, someone else's change every second (of it `nft`)", options.idle.as_secs()),
+            "—".into(),
+            format!("{:.2} % ({:.2} %)", busy.cpu + busy.nft, busy.nft),
+        ));
+        notes.extend(busy.notes.into_iter().map(|n| format!("garden filling: {n}")));
         let (element, table) = repairs(&ns, &mut portico, &mut notes)?;
         rows.push(("one granted element deleted by hand: back after".into(), "—".into(), element));
         rows.push(("`nft delete table`: granted element back after".into(), "—".into(), table));
@@ -397,7 +417,14 @@ struct Idle {
 }
 
 /// Nobody taps for `span`: one sample a second.
-fn idle(ns: &Netns, portico: &mut Portico, span: Duration) -> Result<Idle> {
+/// Portico's CPU and memory over `span`, `each_second` (if any) run once a
+/// second meanwhile.
+fn idle(
+    ns: &Netns,
+    portico: &mut Portico,
+    span: Duration,
+    mut each_second: Option<&mut dyn FnMut() -> Result<()>>,
+) -> Result<Idle> {
     let ticks_per_s = clock_ticks();
     let counters = |ns: &Netns| -> Result<(Option<f64>, Option<f64>)> {
         let text = admin_get(ns, "/metrics")?.1;
@@ -413,6 +440,9 @@ fn idle(ns: &Netns, portico: &mut Portico, span: Duration) -> Result<Idle> {
         let rss = portico.rss()?;
         rss_min = rss_min.min(rss);
         rss_max = rss_max.max(rss);
+        if let Some(f) = each_second.as_mut() {
+            f()?;
+        }
         second += 1;
         let next = started + Duration::from_secs(second);
         std::thread::sleep(next.saturating_duration_since(Instant::now()).min(span));

@@ -10,7 +10,6 @@
 
 pub mod gate;
 mod generation;
-mod listing;
 pub mod nftables;
 mod none;
 mod shape;

@@ -54,7 +54,10 @@ pub fn write_config(dir: &Path, backend: Backend) -> Result<PathBuf> {
     let config = dir.join("portico.toml");
     let firewall = match backend {
         Backend::None => "backend = \"none\"".to_owned(),
-        Backend::Nftables => format!("backend = \"nftables\"\ninterface = \"lo\"\ntable = \"{TABLE}\""),
+        // With a walled garden, whose sets dnsmasq would fill.
+        Backend::Nftables => format!(
+            "backend = \"nftables\"\ninterface = \"lo\"\ntable = \"{TABLE}\"\n\n[walled_garden]\nhosts = [\"garden.scale.test\"]"
+        ),
     };
     let text = format!(
         r#"[venue]

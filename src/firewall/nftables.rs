@@ -163,6 +163,17 @@ impl Key {
         }
     }
 
+    /// The element's key as the kernel holds it (see `shape::key`).
+    fn bytes(&self) -> super::shape::Key {
+        match self {
+            Key::Mac(mac) => super::shape::key(&mac.0),
+            Key::V4(ip) | Key::V6(ip) => match ip {
+                IpAddr::V4(v4) => super::shape::key(&v4.octets()),
+                IpAddr::V6(v6) => super::shape::key(&v6.octets()),
+            },
+        }
+    }
+
     fn set(&self) -> &'static str {
         match self {
             Key::Mac(_) => "allowed_mac",
@@ -503,31 +514,33 @@ impl Firewall for Nftables {
         }
     }
 
+    /// Reads the table over netlink (see `shape`): its chains and rules,
+    /// then the sets' elements, never through an `nft` listing.
     fn check(&self, live: &[Allowed], trusted: &[MacAddr], now: SystemTime) -> Result<Found, FirewallError> {
-        let listing = match nft(&["-j", "list", "table", "inet", &self.table], None) {
-            Ok(listing) => listing,
-            // The table is gone (`nft flush ruleset`, a firewall reload).
-            Err(FirewallError::Failed(_)) => return Ok(Found::Broken),
-            Err(e) => return Err(e),
-        };
-        let parsed = super::listing::Listing::parse(&listing)
-            .map_err(|e| FirewallError::Failed(format!("cannot read `nft -j list table` output: {e}")))?;
-        if (parsed.chains, parsed.rules) != self.expected {
+        let unreadable = |e: std::io::Error| FirewallError::Failed(format!("cannot read the table over netlink: {e}"));
+        // The table is gone (`nft flush ruleset`, a firewall reload) or changed.
+        if super::shape::read(&self.table).map_err(unreadable)? != self.expected {
             return Ok(Found::Broken);
         }
-        if !trusted.iter().all(|mac| parsed.has("trusted_mac", &mac.to_string())) {
+        let held = super::shape::elements(&self.table, "trusted_mac").map_err(unreadable)?;
+        if !trusted.iter().all(|mac| held.contains(&super::shape::key(&mac.0))) {
             return Ok(Found::Broken);
         }
+        let mut sets = std::collections::HashMap::new();
+        let mut missing = Vec::new();
         // A grant about to expire may already be gone from the kernel.
-        let missing: Vec<Allowed> = live
-            .iter()
-            .filter(|g| g.remaining(now).as_secs() > 2)
-            .filter(|g| {
-                let key = Key::of(g);
-                !parsed.has(key.set(), &key.to_string())
-            })
-            .copied()
-            .collect();
+        for grant in live.iter().filter(|g| g.remaining(now).as_secs() > 2) {
+            let key = Key::of(grant);
+            let elements = match sets.entry(key.set()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(super::shape::elements(&self.table, key.set()).map_err(unreadable)?)
+                }
+            };
+            if !elements.contains(&key.bytes()) {
+                missing.push(*grant);
+            }
+        }
         Ok(if missing.is_empty() { Found::Intact } else { Found::Missing(missing) })
     }
 
