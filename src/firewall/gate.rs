@@ -157,11 +157,13 @@ impl Ledger {
 
     /// After one of Portico's own transactions: still known only if the
     /// generation was the known one before and moved on by exactly this
-    /// transaction (one, or none when it failed and changed nothing).
+    /// transaction (one, or none when it failed or changed nothing: `nft`
+    /// commits nothing for a script with nothing to do, such as emptying
+    /// an empty set).
     fn committed(&self, before: Option<u32>, after: Option<u32>, ok: bool) {
         let mut state = self.lock();
         let expected = if ok { before.map(|g| g.wrapping_add(1)) } else { before };
-        let still = before.is_some() && state.clean == before && after == expected;
+        let still = before.is_some() && state.clean == before && (after == expected || after == before);
         state.clean = still.then_some(after).flatten();
         state.in_flight = false;
     }
@@ -738,7 +740,11 @@ mod tests {
         }
         fn trust(&self, trusted: &[MacAddr]) -> Result<(), FirewallError> {
             self.calls.lock().unwrap().push("trust");
-            self.change()?;
+            // As nft: a script with nothing to change commits nothing.
+            let last = self.trusted.lock().unwrap().last().cloned().unwrap_or_default();
+            if last != trusted || self.fail.load(Relaxed) {
+                self.change()?;
+            }
             self.trusted.lock().unwrap().push(trusted.to_vec());
             Ok(())
         }
@@ -997,6 +1003,7 @@ mod tests {
             Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], vec![], metrics.clone(), left_at).unwrap();
         gate.allow(phone(3, 30)).await.unwrap();
         assert_eq!(*fake.calls.lock().unwrap(), ["trust", "allow"], "nothing rebuilt; the trusted devices set");
+        assert_eq!(gate.left_at(), fake.generation(), "a trust that changed nothing leaves the kernel known");
 
         // Someone changed it meanwhile: rebuilt.
         fake.calls.lock().unwrap().clear();
