@@ -22,9 +22,10 @@
 //! rebuild takes the kernel seconds); a grant revoked since the checker
 //! looked is not among them, as the revoke took it out of the list first.
 //!
-//! A drift check that costs nothing when nothing drifted: listing a table
-//! of 100,000 grants costs the better part of a second of CPU and hundreds
-//! of megabytes, and doing it every two seconds would take a small router.
+//! A drift check that costs nothing when nothing drifted: reading back a
+//! table of 100,000 grants costs the kernel about a second of CPU (the
+//! elements are dumped over netlink, see `firewall::shape`), and doing it
+//! every two seconds would take a small router.
 //! So the `Ledger` remembers the ruleset generation (see
 //! `firewall::generation`) at which the kernel was last known to hold exactly
 //! what was applied: after Portico's own transaction, if the number moved
@@ -43,8 +44,10 @@
 //! number moves, the checker first reads the table's chains and rules over
 //! netlink (a few system calls, no set listed), so a deleted table or a
 //! changed chain is rebuilt within a round; the full comparison, which
-//! lists every set, waits twenty times as long as the last one took, so
-//! it costs at most a twentieth of one CPU however often the number moves.
+//! reads every grant's set, waits twenty times as long as the last one
+//! took, so it costs at most a twentieth of one CPU however often the
+//! number moves (with 100,000 grants, a hand-deleted element may then take
+//! some twenty seconds to come back).
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -331,8 +334,8 @@ impl Gate {
     }
 
     /// Ends the drift checker, waiting at most `within` for a comparison it
-    /// is making (an `nft` listing of the table), so that no child of
-    /// Portico outlives it.
+    /// is making (reading the table back), so that it does not outlive
+    /// the stop.
     pub async fn stop_watching(&self, within: std::time::Duration) {
         drop(self.checker.quit.lock().unwrap_or_else(|e| e.into_inner()).take());
         let Some(thread) = self.checker.thread.lock().unwrap_or_else(|e| e.into_inner()).take() else {
