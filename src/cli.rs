@@ -368,8 +368,21 @@ fn check(path: &Path) -> ExitCode {
         CampaignSource::Builtin(name) => format!("built-in {name}"),
         CampaignSource::Folder(dir) => dir.display().to_string(),
     };
+    let mut gate = String::new();
+    if let Some(rate) = config.firewall.device_rate {
+        gate.push_str(&format!(", {rate} per device"));
+    }
+    if let Some(rate) = config.firewall.device_upload_rate {
+        gate.push_str(&format!(", {rate} upload per device"));
+    }
+    if !config.walled_garden.is_empty() {
+        gate.push_str(&format!(", walled garden of {} name(s)", config.walled_garden.hosts.len()));
+    }
+    if !config.trusted.is_empty() {
+        gate.push_str(&format!(", {} trusted device(s)", config.trusted.len()));
+    }
     println!(
-        "ok: {}: venue {:?} ({}), campaign {} from {source} ({}), portal {}, session {:?}, firewall {}",
+        "ok: {}: venue {:?} ({}), campaign {} from {source} ({}), portal {}, session {:?}, firewall {}{gate}",
         path.display(),
         config.venue.name,
         config.venue.kind.as_str(),

@@ -370,6 +370,7 @@ fn a_walled_garden_reaches_dnsmasq_as_an_nftset_line_it_accepts() {
     let config = gated(&dir.path().join("state"), extra);
     let out = check(dir.path(), &config);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("walled garden of 2 name(s)"));
     let out = with_config(dir.path(), &config, &["dhcp", "print"]);
     let lines = String::from_utf8_lossy(&out.stdout);
     assert!(
