@@ -214,16 +214,11 @@ async fn trust(portal: &Portal, req: Request<Incoming>) -> Response<Body> {
     use http_body_util::BodyExt as _;
     // A name and a MAC: anything longer is not one.
     const LIMIT: u64 = 4096;
-    if req
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .is_none_or(|n| n > LIMIT)
-    {
-        return body::text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "give a JSON body of at most 4 KiB with its Content-Length\n",
-        );
+    let length = req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match length {
+        None => return body::text(StatusCode::LENGTH_REQUIRED, "give the JSON body with its Content-Length\n"),
+        Some(n) if n > LIMIT => return body::text(StatusCode::PAYLOAD_TOO_LARGE, "the body is over 4 KiB\n"),
+        Some(_) => {}
     }
     let bytes = match http_body_util::Limited::new(req.into_body(), LIMIT as usize).collect().await {
         Ok(collected) => collected.to_bytes(),
