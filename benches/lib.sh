@@ -1,6 +1,6 @@
-# Helpers shared by the benchmark scripts (load.sh, abuse.sh), sourced after
-# the script defines `die`. Only ever acts on pids the script started and on
-# loopback ports.
+# Helpers shared by the benchmark scripts (load.sh, abuse.sh, fairuse.sh),
+# sourced after the script defines `die`. Only ever acts on pids the script
+# started and on loopback ports.
 
 # Stops one process: TERM, up to 5 s, then KILL.
 stop() {
@@ -54,3 +54,7 @@ psi_us() {
 }
 
 now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
+
+# Busy clock ticks of all CPUs since boot (user + nice + system + irq +
+# softirq, from /proc/stat's first line); idle, iowait and steal left out.
+busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
