@@ -688,7 +688,7 @@ echo
 echo "Load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs);" \
     "kernel $(uname -r); $(iperf3 --version | head -n 1 | cut -d' ' -f1-2); $("$DNSMASQ" --version | head -n 1 | cut -d' ' -f1-3);" \
     "$(nft --version); $("$PORTICO" --version)."
-echo "Policer: \`burst\` is a quarter second of the rate, at least 16 × 1514 bytes (fn burst in"
+echo "Policer: \`burst\` is a quarter second of the rate, at least 64 KiB (fn burst in"
 echo "src/firewall/nftables.rs); the kernel's bucket for a byte limit holds that burst plus one"
 echo "second of the rate."
 echo "Total time: $((($(now_us) - T_START) / 1000000)) s."
