@@ -128,6 +128,19 @@ fn check_reports_every_problem_one_per_line() {
     assert!(lines.iter().any(|l| l.contains("admin.listen")));
 }
 
+/// The real dnsmasq (`--test`) reads every line of `lines`.
+fn dnsmasq_accepts(dir: &Path, lines: &str) {
+    let conf = dir.join("portico-dhcp.conf");
+    std::fs::write(&conf, lines.as_bytes()).unwrap();
+    match Command::new("dnsmasq").arg("--test").arg("-C").arg(&conf).output() {
+        Ok(test) => {
+            assert!(test.status.success(), "dnsmasq refuses the lines: {}", String::from_utf8_lossy(&test.stderr))
+        }
+        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("dnsmasq is needed in CI: {e}"),
+        Err(e) => println!("SKIPPED: dnsmasq --test ({e}); apt-get install dnsmasq-base"),
+    }
+}
+
 #[test]
 fn dhcp_print_gives_dnsmasq_the_api_url_and_warns_when_android_would_ignore_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,16 +150,7 @@ fn dhcp_print_gives_dnsmasq_the_api_url_and_warns_when_android_would_ignore_it()
     assert!(lines.contains("dhcp-option=114,\"https://portal.example.vn/api/captive\""), "{lines}");
     assert!(lines.contains("dhcp-option=option6:103,\"https://portal.example.vn/api/captive\""), "{lines}");
     assert!(out.stderr.is_empty(), "no warning for https: {}", String::from_utf8_lossy(&out.stderr));
-    // The real dnsmasq reads every line.
-    let conf = dir.path().join("portico-dhcp.conf");
-    std::fs::write(&conf, lines.as_bytes()).unwrap();
-    match Command::new("dnsmasq").arg("--test").arg("-C").arg(&conf).output() {
-        Ok(test) => {
-            assert!(test.status.success(), "dnsmasq refuses the lines: {}", String::from_utf8_lossy(&test.stderr))
-        }
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("dnsmasq is needed in CI: {e}"),
-        Err(e) => println!("SKIPPED: dnsmasq --test ({e}); apt-get install dnsmasq-base"),
-    }
+    dnsmasq_accepts(dir.path(), &lines);
 
     let http = good(&dir.path().join("state")).replace("https://portal.example.vn/", "http://10.20.0.1/");
     let out = with_config(dir.path(), &http, &["dhcp", "print"]);
@@ -377,15 +381,7 @@ fn a_walled_garden_reaches_dnsmasq_as_an_nftset_line_it_accepts() {
         lines.contains("\nnftset=/bluezone.gov.vn/moh.gov.vn/4#inet#portico#garden_v4,6#inet#portico#garden_v6\n"),
         "{lines}"
     );
-    let conf = dir.path().join("portico-dhcp.conf");
-    std::fs::write(&conf, lines.as_bytes()).unwrap();
-    match Command::new("dnsmasq").arg("--test").arg("-C").arg(&conf).output() {
-        Ok(test) => {
-            assert!(test.status.success(), "dnsmasq refuses the lines: {}", String::from_utf8_lossy(&test.stderr))
-        }
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => panic!("dnsmasq is needed in CI: {e}"),
-        Err(e) => println!("SKIPPED: dnsmasq --test ({e}); apt-get install dnsmasq-base"),
-    }
+    dnsmasq_accepts(dir.path(), &lines);
     // The sets the line names are in the printed ruleset.
     let ruleset =
         String::from_utf8_lossy(&with_config(dir.path(), &config, &["firewall", "print"]).stdout).into_owned();
