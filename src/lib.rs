@@ -9,7 +9,8 @@
 //!   fills (the walled garden); [`garden`] says which names a held device
 //!   may reach.
 //! - [`server`]: start-up, the listeners, the one shutdown path; [`reload`]
-//!   swaps in a new config and campaign on SIGHUP.
+//!   swaps in a new config and campaign on SIGHUP; [`notify`] tells
+//!   systemd (ready, reloading, stopping, the watchdog).
 //! - [`http`]: accept loops, the router, the RFC 8908 API, admin; [`probes`]
 //!   is the operating systems' connectivity probes and their answers.
 //! - [`campaign`] and [`lang`]: the province's content and which language a
@@ -40,6 +41,7 @@ pub mod lang;
 pub mod metrics;
 pub mod neighbours;
 pub mod netlink;
+pub mod notify;
 pub mod pages;
 pub mod probes;
 pub mod qr;

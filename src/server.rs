@@ -26,6 +26,7 @@ use crate::firewall::{self, Allowed, Firewall, FirewallError, Gate};
 use crate::http::{self, Guard, Intercepts, Portal, Role};
 use crate::metrics::Metrics;
 use crate::neighbours::Neighbours;
+use crate::notify::Notifier;
 use crate::reload::{ConfigSource, build_live, reload};
 use crate::sessions::Sessions;
 use crate::store::Journal;
@@ -182,6 +183,26 @@ pub async fn run_on<F: Future<Output = ()>>(
         intercepts: Arc::new(Intercepts::default()),
     });
 
+    // systemd hears READY=1 once the firewall's rules are in (the
+    // listeners were bound before this was called), and WATCHDOG=1 while
+    // the reactor runs and the firewall thread answers.
+    let notifier = Notifier::from_env();
+    let supervised = {
+        let (gate, notifier) = (gate.clone(), notifier.clone());
+        tokio::spawn(async move {
+            let _ = gate.settle(READY_WITHIN).await;
+            notifier.send("READY=1");
+            let Some(every) = notifier.watchdog() else { return };
+            loop {
+                tokio::time::sleep(every / 2).await;
+                // A firewall thread stuck for half the interval (an `nft`
+                // that never returns) lets the watchdog restart the service.
+                if gate.settle(every / 2).await {
+                    notifier.send("WATCHDOG=1");
+                }
+            }
+        })
+    };
     let purge = PurgeTask::spawn(portal.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = GracefulShutdown::new();
@@ -202,10 +223,16 @@ pub async fn run_on<F: Future<Output = ()>>(
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                Some(()) = reloads.recv() => reload(&portal, &source).await,
+                Some(()) = reloads.recv() => {
+                    notifier.send(&format!("RELOADING=1\nMONOTONIC_USEC={}", monotonic_usec()));
+                    reload(&portal, &source).await;
+                    notifier.send("READY=1");
+                }
             }
         }
         tracing::info!("stopping: no new connections; draining open ones");
+        notifier.send("STOPPING=1");
+        supervised.abort();
         let _ = stop_tx.send(true);
     };
     tokio::join!(serving, stopping);
@@ -226,6 +253,16 @@ pub async fn run_on<F: Future<Output = ()>>(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The longest start-up waits for the firewall's rules before it says it
+/// is ready anyway (100,000 grants take the kernel a few seconds).
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+/// `CLOCK_MONOTONIC` in microseconds, as `RELOADING=1` carries it.
+fn monotonic_usec() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(0, |t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
 }
 
 /// Where a clean stop notes the ruleset generation it left the kernel at,

@@ -405,3 +405,41 @@ fn check_names_bad_rates_and_trusted_devices() {
     assert!(stderr.lines().any(|l| l.contains("trusted.mac") && l.contains("not a MAC address")), "{stderr}");
     assert!(stderr.lines().any(|l| l.contains("trusted.mac") && l.contains("listed twice")), "{stderr}");
 }
+
+#[test]
+fn run_tells_systemd_ready_reloading_stopping_and_feeds_the_watchdog() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("portico.toml");
+    std::fs::write(&file, good(&dir.path().join("state"))).unwrap();
+    // What systemd does for Type=notify with WatchdogSec=: a datagram socket.
+    let socket_path = dir.path().join("notify");
+    let systemd = UnixDatagram::bind(&socket_path).unwrap();
+    systemd.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut child = Command::new(PORTICO)
+        .args(["run", "--config"])
+        .arg(&file)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "400000")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let mut next = || {
+        let mut buf = [0; 256];
+        let n = systemd.recv(&mut buf).expect("a notification within 10 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(next(), "READY=1");
+    // Half the interval: two keep-alives within a second.
+    let started = Instant::now();
+    assert_eq!((next(), next()), ("WATCHDOG=1".to_owned(), "WATCHDOG=1".to_owned()));
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?} for two keep-alives", started.elapsed());
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let reloading = std::iter::repeat_with(&mut next).find(|m| m != "WATCHDOG=1").unwrap();
+    assert!(reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{reloading:?}");
+    assert_eq!(std::iter::repeat_with(&mut next).find(|m| m != "WATCHDOG=1").unwrap(), "READY=1");
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert_eq!(std::iter::repeat_with(&mut next).find(|m| m != "WATCHDOG=1").unwrap(), "STOPPING=1");
+    assert!(child.wait().unwrap().success());
+}

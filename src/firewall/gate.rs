@@ -350,11 +350,13 @@ impl Gate {
     /// Waits until the firewall thread has done what it was asked before
     /// (the install at start-up included), for at most `within`: a clean
     /// stop then records the kernel as it is, not as it is being changed.
-    pub async fn settle(&self, within: std::time::Duration) {
+    /// Returns whether it had.
+    pub async fn settle(&self, within: std::time::Duration) -> bool {
         let (done, settled) = oneshot::channel();
-        if self.tx.send(Job::Settle(done)).is_ok() {
-            let _ = tokio::time::timeout(within, settled).await;
+        if self.tx.send(Job::Settle(done)).is_err() {
+            return false;
         }
+        matches!(tokio::time::timeout(within, settled).await, Ok(Ok(())))
     }
 
     async fn send(&self, change: Change) -> Result<Grant, FirewallError> {
