@@ -52,8 +52,8 @@ struct Shared {
     /// once the store has failed.
     pending: tokio::sync::Mutex<Vec<Record>>,
     /// The trusted devices (see [`crate::trusted`]): read by every request
-    /// without a grant, so a `std` mutex held for a lookup only.
-    trusted: std::sync::Mutex<Arc<TrustedList>>,
+    /// without a grant, so swapped whole on a change and read without a lock.
+    trusted: arc_swap::ArcSwap<TrustedList>,
     /// Held through a whole change of the trusted devices (kernel, then
     /// disk), so that two changes cannot interleave.
     trusting: tokio::sync::Mutex<()>,
@@ -100,7 +100,7 @@ impl Sessions {
                 metrics,
                 store_degraded: AtomicBool::new(false),
                 pending: tokio::sync::Mutex::new(Vec::new()),
-                trusted: std::sync::Mutex::new(Arc::new(trusted)),
+                trusted: arc_swap::ArcSwap::from_pointee(trusted),
                 trusting: tokio::sync::Mutex::new(()),
             }),
         }
@@ -166,10 +166,10 @@ impl Sessions {
         Ok(Some(grant))
     }
 
-    /// The trusted device the client is, if it is one.
-    pub fn trusted(&self, client: &Client) -> Option<TrustedDevice> {
-        let Device::Mac(mac) = client.device() else { return None };
-        self.trusted_list().get(mac).cloned()
+    /// Whether the client is a trusted device.
+    pub fn is_trusted(&self, client: &Client) -> bool {
+        let Device::Mac(mac) = client.device() else { return false };
+        self.shared.trusted.load().get(mac).is_some()
     }
 
     /// Every trusted device, with where its trust comes from.
@@ -178,7 +178,7 @@ impl Sessions {
     }
 
     fn trusted_list(&self) -> Arc<TrustedList> {
-        self.shared.trusted.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.shared.trusted.load_full()
     }
 
     /// Trusts (or renames) a device: the kernel lets it through, then the
@@ -207,23 +207,23 @@ impl Sessions {
     async fn change_trusted(&self, new: TrustedList, save: bool) -> Result<(), TrustError> {
         let old = self.trusted_list();
         let gate = &self.shared.gate;
-        if new.macs() != old.macs() {
-            gate.trust(new.macs()).await?;
+        let (macs, old_macs) = (new.macs(), old.macs());
+        let changed = macs != old_macs;
+        if changed {
+            gate.trust(macs).await?;
         }
         let new = Arc::new(new);
         if save {
             let saving = new.clone();
             let saved = tokio::task::spawn_blocking(move || saving.save()).await.map_err(std::io::Error::other);
             if let Err(e) = saved.and_then(|r| r) {
-                if new.macs() != old.macs()
-                    && let Err(back) = gate.trust(old.macs()).await
-                {
+                if changed && let Err(back) = gate.trust(old_macs).await {
                     tracing::error!(error = %back, "could not set the trusted devices back in the firewall");
                 }
                 return Err(e.into());
             }
         }
-        *self.shared.trusted.lock().unwrap_or_else(|e| e.into_inner()) = new;
+        self.shared.trusted.store(new);
         Ok(())
     }
 

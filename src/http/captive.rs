@@ -35,7 +35,7 @@ struct CaptiveState<'a> {
 pub fn api(portal: &Portal, live: &Live, client: Client, now: SystemTime) -> Response<Body> {
     let grant = portal.sessions.lookup(&client, now);
     // A trusted device is online with no session to count down.
-    let trusted = grant.is_none() && portal.sessions.trusted(&client).is_some();
+    let trusted = grant.is_none() && portal.sessions.is_trusted(&client);
     let pages = &live.pages;
     let state = CaptiveState {
         captive: grant.is_none() && !trusted,

@@ -129,7 +129,7 @@ fn foreign(
 ) -> (Response<Body>, Outcome) {
     let pages = &live.pages;
     let client = portal.client_at(client);
-    if portal.sessions.lookup(&client, now).is_none() && portal.sessions.trusted(&client).is_none() {
+    if portal.sessions.lookup(&client, now).is_none() && !portal.sessions.is_trusted(&client) {
         let res = body::redirect(StatusCode::FOUND, &pages.portal_url, pages.portal_redirect_body.clone());
         return (res, Outcome::ProbeRedirect);
     }
