@@ -111,6 +111,11 @@ pub enum FirewallAction {
     Print {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Print instead the lines OpenWrt's fw4 includes at the head of
+        /// its input chain, so that its zones let held devices reach the
+        /// portal (see deploy/openwrt/).
+        #[arg(long)]
+        fw4: bool,
     },
     /// Delete Portico's table: every device is let through ungated.
     Remove {
@@ -123,8 +128,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config } => run_server(config.as_deref()),
         Command::Check { config } => Ok(check(&config)),
-        Command::Firewall { action: FirewallAction::Print { config } } => {
-            print!("{}", printable_firewall(&Config::load(&config)?).ruleset());
+        Command::Firewall { action: FirewallAction::Print { config, fw4 } } => {
+            let config = Config::load(&config)?;
+            if fw4 {
+                print!("{}", crate::firewall::fw4::input_include(&config));
+            } else {
+                print!("{}", printable_firewall(&config).ruleset());
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Firewall { action: FirewallAction::Remove { config } } => {

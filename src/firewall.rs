@@ -9,6 +9,7 @@
 //! effect, so the phone may be told it is online.
 
 pub mod gate;
+pub mod fw4;
 mod generation;
 pub mod nftables;
 mod none;
