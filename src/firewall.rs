@@ -8,8 +8,8 @@
 //! stall the reactor. What must stay true: a call that returns `Ok` has taken
 //! effect, so the phone may be told it is online.
 
-pub mod gate;
 pub mod fw4;
+pub mod gate;
 mod generation;
 pub mod nftables;
 mod none;

@@ -1,8 +1,8 @@
 //! The systemd unit an operator installs (`deploy/portico.service`):
 //! systemd's own `systemd-analyze` verifies it and scores its exposure
-//! (at most 2.0), and Portico gates with nftables holding only what the
-//! unit gives it, as an unprivileged user with `CAP_NET_ADMIN` and
-//! `CAP_NET_BIND_SERVICE` and no new privileges (`setpriv`, in a network
+//! (at most 2.0), and Portico gates with nftables and serves TLS on :443
+//! holding only what the unit gives it, as an unprivileged user with
+//! `CAP_NET_ADMIN` and `CAP_NET_BIND_SERVICE` and no new privileges (`setpriv`, in a network
 //! namespace of the test's own, removed even on failure). The rest of the
 //! sandbox (read-only system, system-call filter) needs systemd as PID 1,
 //! which a CI machine is not.
@@ -77,7 +77,7 @@ fn unit_capabilities() -> String {
 }
 
 #[test]
-fn portico_gates_with_only_the_units_capabilities_as_its_own_user() {
+fn portico_gates_on_443_with_only_the_units_capabilities_as_its_own_user() {
     let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
     if !root {
         return skip("not root (a network namespace and nftables)");
@@ -97,14 +97,24 @@ fn portico_gates_with_only_the_units_capabilities_as_its_own_user() {
     std::os::unix::fs::chown(&state, Some(uid), Some(gid)).unwrap();
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let config = dir.path().join("portico.toml");
-    // Port 80: below 1024, as a portal on :80 or TLS on :443 is.
+    // A certificate for the portal's name, readable by the service's user
+    // (the README's renewal hook gives it group `portico`, mode 640).
+    let cert = rcgen::generate_simple_self_signed(vec!["portal.example.vn".to_string()]).unwrap();
+    std::fs::write(dir.path().join("fullchain.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("privkey.pem"), cert.signing_key.serialize_pem()).unwrap();
+    std::os::unix::fs::chown(dir.path().join("privkey.pem"), Some(uid), Some(gid)).unwrap();
+    // Port 80 for the pages and 443 for TLS: below 1024, as the shipped
+    // config's `[tls]` is.
     let table = format!("psvc{}", std::process::id());
     std::fs::write(
         &config,
         format!(
-            "[venue]\nname = \"Ga Thử Nghiệm\"\n\n[portal]\nlisten = \"127.0.0.1:80\"\npublic_url = \"http://127.0.0.1/\"\n\n\
+            "[venue]\nname = \"Ga Thử Nghiệm\"\n\n[portal]\nlisten = \"127.0.0.1:80\"\n\
+             public_url = \"https://portal.example.vn/\"\n\n\
+             [tls]\nlisten = \"127.0.0.1:443\"\ncert = \"{0}/fullchain.pem\"\nkey = \"{0}/privkey.pem\"\n\n\
              [firewall]\nbackend = \"nftables\"\ninterface = \"br-lan\"\ntable = \"{table}\"\ndevice_rate = \"4mbit\"\n\n\
-             [state]\ndir = \"{}\"\n\n[admin]\nlisten = \"127.0.0.1:9090\"\n",
+             [state]\ndir = \"{1}\"\n\n[admin]\nlisten = \"127.0.0.1:9090\"\n",
+            dir.path().display(),
             state.display()
         ),
     )
@@ -136,10 +146,24 @@ fn portico_gates_with_only_the_units_capabilities_as_its_own_user() {
         assert!(Instant::now() < deadline, "no table within 10 s:\n{}", log());
         std::thread::sleep(Duration::from_millis(50));
     }
-    // A tap on Connect: the grant goes into the kernel through `nft`, run
-    // by the unprivileged process with the capability it inherits.
-    let accept =
-        ns.exec(&["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--data", "lang=vi", "http://127.0.0.1/"]);
+    // A tap on Connect, over https on :443: the grant goes into the kernel
+    // through `nft`, run by the unprivileged process with the capability it
+    // inherits.
+    let accept = ns.exec(&[
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--cacert",
+        &dir.path().join("fullchain.pem").to_string_lossy(),
+        "--resolve",
+        "portal.example.vn:443:127.0.0.1",
+        "--data",
+        "lang=vi",
+        "https://portal.example.vn/",
+    ]);
     let code = String::from_utf8_lossy(&accept.stdout).into_owned();
     let elements = ns.exec(&["nft", "list", "set", "inet", &table, "allowed_v4"]);
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();

@@ -52,7 +52,10 @@ mod tests {
     fn opens_the_portal_port_on_portico_interfaces_only() {
         let text = input_include(&config(""));
         let rules: Vec<_> = text.lines().filter(|l| !l.starts_with('#')).collect();
-        assert_eq!(rules, [r#"iifname { "br-guest", "br-hall" } tcp dport { 8080 } accept comment "portico: the portal""#]);
+        assert_eq!(
+            rules,
+            [r#"iifname { "br-guest", "br-hall" } tcp dport { 8080 } accept comment "portico: the portal""#]
+        );
     }
 
     #[test]
