@@ -89,8 +89,9 @@ fi
 command -v timeout >/dev/null || die "missing: timeout (apt-get install -y coreutils)"
 command -v cargo >/dev/null || die "missing: cargo (https://rustup.rs)"
 [[ -n ${EPOCHREALTIME:-} ]] || die "needs bash 5 or later (for EPOCHREALTIME)"
-[[ $ATTACK_SECS =~ ^[0-9]+$ ]] && ((ATTACK_SECS >= 5 && ATTACK_SECS <= 60)) \
-    || die "ATTACK_SECS must be a number from 5 to 60, got '$ATTACK_SECS'"
+if ! [[ $ATTACK_SECS =~ ^[0-9]+$ ]] || ((ATTACK_SECS < 5 || ATTACK_SECS > 60)); then
+    die "ATTACK_SECS must be a number from 5 to 60, got '$ATTACK_SECS'"
+fi
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # stop, free_port, proc_ticks, psi_us, now_us: shared with the other scripts.

@@ -40,7 +40,7 @@ bin=$(sed -n 's/.*Executable tests\/venue.rs (\(.*\))$/\1/p' <<<"$build" | tail 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine inflates these times)"
 connect=() lease=() late=0 broken=0
 for ((i = 1; i <= N; i++)); do
-    out=$(CI= timeout --kill-after=10 600 "$bin" "C joins" "real click" "first try" 2>&1) || true
+    out=$(CI='' timeout --kill-after=10 600 "$bin" "C joins" "real click" "first try" 2>&1) || true
     c=$(sed -n 's/^ *measure connect_to_online_ms=\([0-9]*\) first_try=\(yes\|no\).*/\1 \2/p' <<<"$out" | tail -1)
     l=$(sed -n 's/^ *measure lease_to_splash_ms=\([0-9]*\).*/\1/p' <<<"$out" | tail -1)
     w=$(sed -n 's/^ *measure connect_to_online_ms=.* click_to_welcome_ms=\([0-9]*\).*/\1/p' <<<"$out" | tail -1)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the benchmark scripts (load.sh, abuse.sh, fairuse.sh),
 # sourced after the script defines `die`. Only ever acts on pids the script
 # started and on loopback ports.

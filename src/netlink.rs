@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::sys::socket::{self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, sockopt};
-use nix::sys::time::TimeVal;
+use nix::sys::time::{TimeVal, TimeValLike as _};
 
 pub const NLMSG_ERROR: u16 = 2;
 pub const NLMSG_DONE: u16 = 3;
@@ -33,8 +33,10 @@ impl Socket {
         // A train's worth of phones arriving at once is a burst of changes;
         // a larger buffer makes an overrun (and the reload it costs) rare.
         let _ = socket::setsockopt(&fd, sockopt::RcvBuf, &(1 << 20));
+        // `TimeVal::microseconds`, not `TimeVal::new`: the fields are 32
+        // bits wide on a 32-bit ARM router.
         let micros = timeout.as_micros().min(i64::MAX as u128) as i64;
-        socket::setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::new(micros / 1_000_000, micros % 1_000_000))?;
+        socket::setsockopt(&fd, sockopt::ReceiveTimeout, &TimeVal::microseconds(micros))?;
         Ok(Socket(fd))
     }
 

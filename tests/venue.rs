@@ -6,7 +6,8 @@
 //! server, phones C and D join with busybox `udhcpc` and SLAAC, and C
 //! browses with headless chromium (`tests/browser/venue-phone.mjs`).
 //! Issue 10 adds the network around the gate: the walled garden dnsmasq
-//! fills, trusted devices, and each device's rate, measured.
+//! fills, trusted devices, and each device's rate, measured; issue 11,
+//! OpenWrt's firewall (fw4) beside Portico's table.
 //!
 //! `cargo test --test venue -- WORDS...` runs only the scenarios whose name
 //! contains one of the words (the benchmark `benches/connect.sh` does).
@@ -41,6 +42,8 @@ mod gateway;
 mod internet;
 #[path = "venue/netns.rs"]
 mod netns;
+#[path = "venue/openwrt.rs"]
+mod openwrt;
 #[path = "venue/phone.rs"]
 mod phone;
 #[path = "venue/portico.rs"]
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
                 .into_iter()
                 .chain(real::ALL)
                 .chain(gateway::ALL)
+                .chain(openwrt::ALL)
                 .filter(|(name, _)| only.is_empty() || only.iter().any(|word| name.contains(word.as_str())));
             for (name, scenario) in chosen {
                 if run_one(&mut site, name, scenario) {
