@@ -100,7 +100,13 @@ impl Builder {
 
     pub async fn start(self) -> TestPortal {
         // `RUST_LOG=portico=debug cargo test -- --nocapture` shows the server's log.
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let targets = std::env::var("RUST_LOG").ok().and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok());
+        let _ = tracing_subscriber::registry()
+            .with(targets.unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::ERROR)))
+            .with(tracing_subscriber::fmt::layer().with_test_writer())
+            .try_init();
         let state = self.state;
         let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
