@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 mod admin_client;
 
 use crate::campaign::Campaign;
-use crate::config::{Backend, CampaignSource, Config};
+use crate::config::{AdminToken, Backend, CampaignSource, Config};
 use crate::firewall::{Firewall, Nftables, NoFirewall};
 use crate::reload::ConfigSource;
 use crate::server::{self, Control, Listeners};
@@ -51,6 +51,27 @@ pub enum Command {
         #[command(subcommand)]
         action: DhcpAction,
     },
+    /// The daily counts, one row per venue and day (the service may run);
+    /// or with --merge, many venues' CSV reports made one.
+    Report {
+        #[arg(long, value_name = "FILE", required_unless_present = "merge")]
+        config: Option<PathBuf>,
+        /// The first day (YYYY-MM-DD, the venue's); by default the oldest kept.
+        #[arg(long, value_name = "DATE", value_parser = parse_day)]
+        from: Option<crate::counts::Day>,
+        /// The last day (YYYY-MM-DD); by default today.
+        #[arg(long, value_name = "DATE", value_parser = parse_day)]
+        to: Option<crate::counts::Day>,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: crate::report::Format,
+        /// Combine these CSV reports (of many venues) into one.
+        #[arg(long, value_name = "CSV", num_args = 1.., conflicts_with_all = ["config", "from", "to", "format"])]
+        merge: Vec<PathBuf>,
+    },
+}
+
+fn parse_day(s: &str) -> Result<crate::counts::Day, String> {
+    s.parse()
 }
 
 #[derive(Subcommand, Debug)]
@@ -157,6 +178,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Clients { action: ClientsAction::Revoke { target, config } } => {
             clients_revoke(config.as_deref(), &target)
         }
+        Command::Report { merge, .. } if !merge.is_empty() => crate::report::merge_command(&merge),
+        Command::Report { config, from, to, format, .. } => {
+            let config = config.expect("clap requires --config without --merge");
+            crate::report::command(&config, from, to, format)
+        }
         Command::Dhcp { action: DhcpAction::Print { config } } => {
             let config = Config::load(&config)?;
             if let Some(warning) = crate::dhcp::api_url_warning(&config.portal.public_url) {
@@ -181,12 +207,34 @@ fn printable_nftables(config: &Config) -> Nftables {
     Nftables::from_parts(crate::firewall::nftables::Parts::of(config))
 }
 
-/// The admin address of the service that `--config` (or the demo) runs.
-fn admin_of(path: Option<&Path>) -> anyhow::Result<(std::net::SocketAddr, String)> {
-    Ok(match path {
-        Some(p) => (Config::load(p)?.admin.listen, format!("in {}", p.display())),
-        None => (Config::demo().admin.listen, "of the demo; give --config FILE for a configured service".into()),
-    })
+/// The admin listener of the service that `--config` (or the demo) runs,
+/// with the token of its `admin.token_file`.
+fn admin_of(path: Option<&Path>) -> anyhow::Result<admin_client::Target> {
+    let Some(path) = path else {
+        let addr = Config::demo().admin.listen;
+        return Ok(admin_client::Target {
+            addr,
+            hint: "of the demo; give --config FILE for a configured service".into(),
+            token: None,
+        });
+    };
+    let admin = Config::load(path)?.admin;
+    let token = match &admin.token_file {
+        None => None,
+        Some(file) => Some(AdminToken::read(file).map_err(|problem| {
+            // Most often: an operator without sudo, the file being the
+            // service user's alone.
+            let denied = std::fs::File::open(file).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+            let advice = if denied {
+                "; the clients commands send the service's admin token: run them as root (sudo portico clients …) \
+                 or as a user who may read that file"
+            } else {
+                ""
+            };
+            anyhow::anyhow!("{}: {problem}{advice}", path.display())
+        })?),
+    };
+    Ok(admin_client::Target { addr: admin.listen, hint: format!("in {}", path.display()), token })
 }
 
 #[derive(serde::Deserialize)]
@@ -207,9 +255,9 @@ struct TrustedRow {
 }
 
 fn clients_list(path: Option<&Path>, json: bool, only_trusted: bool) -> anyhow::Result<ExitCode> {
-    let (admin, hint) = admin_of(path)?;
+    let admin = admin_of(path)?;
     let get = |path: &str| -> anyhow::Result<String> {
-        let (status, body) = admin_client::call(admin, "GET", path, &hint)?;
+        let (status, body) = admin.call("GET", path)?;
         anyhow::ensure!(status == 200, "the admin listener answered {status}: {}", body.trim());
         Ok(body)
     };
@@ -257,9 +305,9 @@ fn trusted_table(out: &mut impl Write, rows: &[TrustedRow]) -> std::io::Result<(
 fn clients_trust(path: Option<&Path>, mac: &str, name: &str) -> anyhow::Result<ExitCode> {
     let mac: crate::grant::MacAddr = mac.parse().map_err(|_| anyhow::anyhow!("{mac:?} is not a MAC address"))?;
     let name = crate::trusted::check_name(name).map_err(|e| anyhow::anyhow!("--name {e}"))?;
-    let (admin, hint) = admin_of(path)?;
+    let admin = admin_of(path)?;
     let request = serde_json::json!({ "mac": mac.to_string(), "name": name }).to_string();
-    let (status, body) = admin_client::call_with(admin, "POST", "/clients/trust", request.as_bytes(), &hint)?;
+    let (status, body) = admin.call_with("POST", "/clients/trust", request.as_bytes())?;
     anyhow::ensure!(status == 200, "the admin listener answered {status}: {}", body.trim());
     println!("trusted {mac}{}", if name.is_empty() { String::new() } else { format!(" ({name})") });
     Ok(ExitCode::SUCCESS)
@@ -267,8 +315,8 @@ fn clients_trust(path: Option<&Path>, mac: &str, name: &str) -> anyhow::Result<E
 
 fn clients_untrust(path: Option<&Path>, mac: &str) -> anyhow::Result<ExitCode> {
     let mac: crate::grant::MacAddr = mac.parse().map_err(|_| anyhow::anyhow!("{mac:?} is not a MAC address"))?;
-    let (admin, hint) = admin_of(path)?;
-    let (status, body) = admin_client::call(admin, "POST", &format!("/clients/untrust?mac={mac}"), &hint)?;
+    let admin = admin_of(path)?;
+    let (status, body) = admin.call("POST", &format!("/clients/untrust?mac={mac}"))?;
     match status {
         200 => {
             println!("untrusted {mac}");
@@ -285,8 +333,8 @@ fn clients_untrust(path: Option<&Path>, mac: &str) -> anyhow::Result<ExitCode> {
 fn clients_revoke(path: Option<&Path>, target: &str) -> anyhow::Result<ExitCode> {
     let valid = target.parse::<std::net::IpAddr>().is_ok() || target.parse::<crate::grant::MacAddr>().is_ok();
     anyhow::ensure!(valid, "{target:?} is neither an IP address nor a MAC address");
-    let (admin, hint) = admin_of(path)?;
-    let (status, body) = admin_client::call(admin, "POST", &format!("/clients/revoke?target={target}"), &hint)?;
+    let admin = admin_of(path)?;
+    let (status, body) = admin.call("POST", &format!("/clients/revoke?target={target}"))?;
     match status {
         200 => {
             let rows: Vec<ClientRow> = serde_json::from_str(&body)?;
@@ -362,6 +410,15 @@ fn check(path: &Path) -> ExitCode {
     {
         problems.push(format!("{e:#}"));
     }
+    // Read as the service will read it (`check` runs as its user under
+    // systemd), so an unreadable or bad token file fails here first.
+    let mut token_warning = None;
+    if let Some(file) = &config.admin.token_file {
+        match AdminToken::read(file) {
+            Ok(token) => token_warning = token.permissions_warning(file),
+            Err(problem) => problems.push(problem.to_string()),
+        }
+    }
     if !problems.is_empty() {
         for p in problems {
             eprintln!("{}: {p}", path.display());
@@ -370,6 +427,9 @@ fn check(path: &Path) -> ExitCode {
     }
     // Not a problem: iOS and desktops still use an http API.
     if let Some(warning) = crate::dhcp::api_url_warning(&config.portal.public_url) {
+        eprintln!("{}: warning: {warning}", path.display());
+    }
+    if let Some(warning) = token_warning {
         eprintln!("{}: warning: {warning}", path.display());
     }
     let campaign = campaign.expect("no problems means the campaign loaded");

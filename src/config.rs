@@ -9,6 +9,7 @@
 
 mod limits;
 mod raw;
+mod token;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 pub use limits::Limits;
 pub use raw::parse_duration;
+pub use token::AdminToken;
 
 use crate::trusted::TrustedDevice;
 
@@ -40,6 +42,8 @@ pub struct Venue {
     pub name: String,
     pub kind: VenueKind,
     pub province: Option<String>,
+    /// `timezone`: the IANA zone whose days the counts are kept in.
+    pub timezone: crate::counts::Zone,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,11 +207,41 @@ impl Firewall {
 #[derive(Clone, Debug)]
 pub struct State {
     pub dir: PathBuf,
+    /// `retention`: how many days of counts are kept (`"400d"` by default).
+    pub retention_days: u32,
 }
 
 #[derive(Clone, Debug)]
 pub struct Admin {
     pub listen: SocketAddr,
+    /// `token_file`: the file holding the bearer token that the control
+    /// endpoints (`/clients…`) then require, whatever `listen` is. Read
+    /// with [`AdminToken::read`] where it is needed.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Admin {
+    /// Whether only this machine can reach the listener: `127.0.0.0/8` or
+    /// `::1`. `0.0.0.0` and `::` are every address, not loopback.
+    pub fn is_loopback(&self) -> bool {
+        self.listen.ip().to_canonical().is_loopback()
+    }
+
+    /// The problem with a listener other machines can reach and no token
+    /// to guard its control endpoints; checked by the config, and again by
+    /// a reload, which keeps the bound `admin.listen`.
+    pub fn open_door(&self) -> Option<Problem> {
+        (!self.is_loopback() && self.token_file.is_none()).then(|| Problem {
+            key: "admin.token_file".into(),
+            line: None,
+            message: format!(
+                "is required because admin.listen = \"{}\" is reachable from other machines: \
+                 set it to a file holding a token (e.g. `openssl rand -hex 32 > /etc/portico/admin.token`), \
+                 or listen on 127.0.0.1",
+                self.listen
+            ),
+        })
+    }
 }
 
 /// The portal's public URL, split into what the router needs.
@@ -350,6 +384,7 @@ impl Config {
                 name: "Ga Buôn Ma Thuột (demo)".into(),
                 kind: VenueKind::Station,
                 province: Some("Đắk Lắk".into()),
+                timezone: crate::counts::Zone::default(),
             },
             portal: Portal {
                 listen,
@@ -366,8 +401,8 @@ impl Config {
                 device_upload_rate: None,
                 limit_trusted: false,
             },
-            state: State { dir: demo_state_dir() },
-            admin: Admin { listen: ([127, 0, 0, 1], 9090).into() },
+            state: State { dir: demo_state_dir(), retention_days: 400 },
+            admin: Admin { listen: ([127, 0, 0, 1], 9090).into(), token_file: None },
             limits: Limits::default(),
             walled_garden: WalledGarden::default(),
             trusted: Vec::new(),

@@ -15,18 +15,20 @@
 //! its device and closed when that device is granted.
 
 mod admin;
+mod bearer;
 mod body;
 mod captive;
 mod first_bytes;
 pub mod guard;
 pub mod intercepts;
+mod monitoring;
 mod router;
 pub mod tls;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
@@ -40,7 +42,8 @@ use arc_swap::ArcSwap;
 
 use crate::campaign::Campaign;
 use crate::client::{self, Client};
-use crate::config::{Config, Limits};
+use crate::config::{AdminToken, Config, Limits};
+use crate::firewall::Gate;
 use crate::metrics::Metrics;
 use crate::neighbours::Neighbours;
 use crate::pages::Pages;
@@ -52,13 +55,15 @@ pub use intercepts::Intercepts;
 pub use router::Conn;
 
 /// Everything a request handler reads: what a reload replaces, the grant
-/// table and the counters.
+/// table, the firewall and the counters.
 pub struct Portal {
     /// Swapped whole by a reload (SIGHUP). A request loads it once and uses
     /// that one version throughout, so it never mixes an old page with a
     /// new config; loading is a lock-free pointer read.
     pub live: ArcSwap<Live>,
     pub sessions: Sessions,
+    /// The same gate the grant table drives; read for `/healthz`.
+    pub gate: Gate,
     pub metrics: Arc<Metrics>,
     /// Bound at start-up, like the listeners they protect.
     pub limits: Limits,
@@ -66,6 +71,8 @@ pub struct Portal {
     /// Who is behind an address; see [`crate::client`].
     pub neighbours: Neighbours,
     pub intercepts: Arc<Intercepts>,
+    /// The daily counts the splash and the accept add to.
+    pub counts: crate::counts::Counts,
 }
 
 impl Portal {
@@ -84,12 +91,16 @@ impl Portal {
 }
 
 /// The reloadable part: the config, the campaign, every page rendered from
-/// them, and the TLS certificate.
+/// them, the TLS certificate and the admin token.
 pub struct Live {
     pub config: Config,
     pub campaign: Campaign,
     pub pages: Pages,
     pub tls: Option<TlsAcceptor>,
+    /// When the certificate of `tls` expires, for the metrics.
+    pub tls_expiry: Option<SystemTime>,
+    /// Read from `admin.token_file`, so a reload rotates it.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// Which handler a listener serves.
@@ -163,7 +174,8 @@ pub async fn serve(
                 Err(_) => continue,
             },
         };
-        // The admin listener is on loopback and is not limited per client;
+        // The admin listener is not limited per client (it is on loopback,
+        // or its token's attempts are counted per address: see `bearer`);
         // a trusted proxy's connections are counted per request's client.
         let proxied = role == Role::Portal && client::is_proxy(peer.ip(), &limits.trusted_proxies);
         let slot = match role {

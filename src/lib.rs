@@ -25,6 +25,8 @@
 //! - [`firewall`]: the packet filter behind a trait: `nftables`, and `none`
 //!   (logs only); [`firewall::gate`] batches changes on one thread.
 //! - [`metrics`]: counters for `/metrics` and the status page.
+//! - [`counts`]: the durable daily counts per venue; [`report`] prints
+//!   them (`portico report`) and combines venues' reports.
 
 #![forbid(unsafe_code)]
 
@@ -32,6 +34,7 @@ pub mod campaign;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod counts;
 pub mod dhcp;
 pub mod firewall;
 pub mod garden;
@@ -46,6 +49,7 @@ pub mod pages;
 pub mod probes;
 pub mod qr;
 pub mod reload;
+pub mod report;
 pub mod server;
 pub mod sessions;
 pub mod store;

@@ -3,81 +3,100 @@
 //!
 //! Plain atomics with relaxed ordering: each number is independent, a scrape
 //! may see one a moment older than another, and the hot path pays one
-//! uncontended increment. No registry crate: the text format is a few lines.
+//! uncontended increment. No client crate: `prometheus-client` writes only
+//! OpenMetrics, which the linter of Debian's promtool rejects (see [`text`]),
+//! and its histogram takes a lock per observation; the text format is a
+//! small writer here.
+//!
+//! Who the numbers are about is on one series, `portico_venue_info{venue,
+//! province, kind} 1`, not a label on every series: a dashboard joins it
+//! (`* on(instance) group_left(venue, province, kind) portico_venue_info`),
+//! and renaming a venue does not split every counter in two.
+//!
+//! What must stay true: the names and label sets written here are a
+//! stable surface that scripts outside the repository read; extend them,
+//! never rename. An `ok` result comes before a failed one (a reader may
+//! take the first line of a family). A label value is counted under its
+//! own name or the code does not compile: [`Outcome`] and
+//! [`crate::http::Rejection`] are declared with `labelled!`, which makes
+//! the variants, their labels and their counters one list.
 
-use std::fmt::Write as _;
+mod process;
+pub mod text;
+
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::config::Venue;
 use crate::http::Rejection;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+pub use process::Process;
+use text::{Kind, Text};
 
-/// What a request to the portal turned out to be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Splash,
-    Welcome,
-    Signage,
-    Poster,
-    Api,
-    Asset,
-    Accept,
-    /// A client without a grant, sent to the portal.
-    ProbeRedirect,
-    /// A known probe from a granted client, answered "online".
-    ProbeSuccess,
-    /// Any other foreign request from a granted client, sent to `/welcome`.
-    WelcomeRedirect,
-    NotFound,
-    /// A plain-http request for the portal's pages, sent to https.
-    HttpsRedirect,
-    BadRequest,
-    Unavailable,
+/// What `/metrics` is served as.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Declares an enum whose variants are the values of one metric label,
+/// each variant with its label beside it. `ALL` and `label()` are made
+/// from that one list, so no variant can lack a label, and `v as usize`
+/// is its index in `ALL` and in any `[_; ALL.len()]` of counters: a
+/// missing variant cannot compile, and none is counted under another's
+/// name.
+macro_rules! labelled {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$variant_meta:meta])* $variant:ident => $label:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $( $(#[$variant_meta])* $variant, )+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order (the exposition's):
+            /// `ALL[v as usize] == v`.
+            pub const ALL: [$name; [$($name::$variant),+].len()] = [$($name::$variant),+];
+
+            /// The metric label value.
+            pub const fn label(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $label, )+
+                }
+            }
+        }
+    };
 }
+pub(crate) use labelled;
 
-impl Outcome {
-    const ALL: [(Outcome, &'static str); 14] = [
-        (Outcome::HttpsRedirect, "https_redirect"),
-        (Outcome::Splash, "splash"),
-        (Outcome::Welcome, "welcome"),
-        (Outcome::Signage, "signage"),
-        (Outcome::Poster, "poster"),
-        (Outcome::Api, "api"),
-        (Outcome::Asset, "asset"),
-        (Outcome::Accept, "accept"),
-        (Outcome::ProbeRedirect, "probe_redirect"),
-        (Outcome::ProbeSuccess, "probe_success"),
-        (Outcome::WelcomeRedirect, "welcome_redirect"),
-        (Outcome::NotFound, "not_found"),
-        (Outcome::BadRequest, "bad_request"),
-        (Outcome::Unavailable, "unavailable"),
-    ];
+labelled! {
+    /// What a request to the portal turned out to be.
+    pub enum Outcome {
+        /// A plain-http request for the portal's pages, sent to https.
+        HttpsRedirect => "https_redirect",
+        Splash => "splash",
+        Welcome => "welcome",
+        Signage => "signage",
+        Poster => "poster",
+        Api => "api",
+        Asset => "asset",
+        Accept => "accept",
+        /// A client without a grant, sent to the portal.
+        ProbeRedirect => "probe_redirect",
+        /// A known probe from a granted client, answered "online".
+        ProbeSuccess => "probe_success",
+        /// Any other foreign request from a granted client, sent to `/welcome`.
+        WelcomeRedirect => "welcome_redirect",
+        NotFound => "not_found",
+        BadRequest => "bad_request",
+        Unavailable => "unavailable",
+    }
 }
 
 /// Upper bounds of the accept-latency histogram, in seconds.
 const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
-
-/// Name, type and help of every metric family, in exposition order.
-const FAMILIES: [(&str, &str, &str); 14] = [
-    ("portico_rejected_total", "counter", "Requests and connections turned away by a limit, by reason."),
-    ("portico_reloads_total", "counter", "Reloads (SIGHUP) of the config and campaign, by result."),
-    ("portico_requests_total", "counter", "Portal requests by outcome."),
-    ("portico_splash_views_total", "counter", "Splash pages shown, by language."),
-    ("portico_accepts_total", "counter", "Connect taps, by result."),
-    ("portico_grants_active", "gauge", "Devices with a live grant."),
-    ("portico_store_errors_total", "counter", "Failed writes of the grant store."),
-    ("portico_connections_total", "counter", "Connections accepted by the portal listeners."),
-    ("portico_tls_handshake_failures_total", "counter", "TLS handshakes that failed or timed out."),
-    ("portico_firewall_transactions_total", "counter", "Firewall transactions; a burst of grants shares one."),
-    ("portico_firewall_repairs_total", "counter", "Times the firewall's rules were found changed and rebuilt."),
-    (
-        "portico_firewall_comparisons_total",
-        "counter",
-        "Times the kernel's table was listed and compared, because someone else changed the ruleset.",
-    ),
-    ("portico_accept_duration_seconds", "histogram", "Connect tap to answer, including firewall and disk."),
-    ("portico_uptime_seconds", "gauge", "Seconds since start."),
-];
 
 pub struct Metrics {
     started: Instant,
@@ -89,8 +108,12 @@ pub struct Metrics {
     splash_by_lang: RwLock<Vec<(String, AtomicU64)>>,
     rejections: [AtomicU64; Rejection::ALL.len()],
     /// Reloads applied and refused.
-    pub reloads_ok: AtomicU64,
-    pub reloads_failed: AtomicU64,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+    /// Whether the last load of the config and campaign (start-up's, or a
+    /// reload's) was applied, and when it ended, in Unix seconds.
+    last_reload_ok: AtomicBool,
+    last_reload_at: AtomicU64,
     pub accepts_ok: AtomicU64,
     pub accepts_failed: AtomicU64,
     pub store_errors: AtomicU64,
@@ -104,7 +127,20 @@ pub struct Metrics {
     accept_micros: AtomicU64,
 }
 
+/// What a scrape reads from outside the counters, at scrape time.
+pub struct Scrape<'a> {
+    pub venue: &'a Venue,
+    /// Devices with a live grant now.
+    pub grants_active: usize,
+    /// Whether the grant store refuses writes (see [`crate::sessions`]).
+    pub store_degraded: bool,
+    /// When the served TLS certificate expires; `None` without `[tls]`.
+    pub tls_expiry: Option<SystemTime>,
+}
+
 impl Metrics {
+    /// The counters at zero, just after the config and campaign were
+    /// loaded at start-up (which counts as the last load until a reload).
     pub fn new(languages: &[String]) -> Metrics {
         Metrics {
             started: Instant::now(),
@@ -113,6 +149,8 @@ impl Metrics {
             rejections: Default::default(),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
+            last_reload_ok: AtomicBool::new(true),
+            last_reload_at: AtomicU64::new(unix_seconds(SystemTime::now())),
             accepts_ok: AtomicU64::new(0),
             accepts_failed: AtomicU64::new(0),
             store_errors: AtomicU64::new(0),
@@ -128,13 +166,11 @@ impl Metrics {
     }
 
     pub fn request(&self, outcome: Outcome) {
-        let i = Outcome::ALL.iter().position(|(o, _)| *o == outcome).unwrap_or(0);
-        self.requests[i].fetch_add(1, Relaxed);
+        self.requests[outcome as usize].fetch_add(1, Relaxed);
     }
 
     pub fn requests(&self, outcome: Outcome) -> u64 {
-        let i = Outcome::ALL.iter().position(|(o, _)| *o == outcome).unwrap_or(0);
-        self.requests[i].load(Relaxed)
+        self.requests[outcome as usize].load(Relaxed)
     }
 
     pub fn splash_view(&self, lang: &str) {
@@ -155,8 +191,16 @@ impl Metrics {
     }
 
     pub fn rejected(&self, why: Rejection) {
-        let i = Rejection::ALL.iter().position(|(r, _)| *r == why).unwrap_or(0);
-        self.rejections[i].fetch_add(1, Relaxed);
+        self.rejections[why as usize].fetch_add(1, Relaxed);
+    }
+
+    /// A reload (SIGHUP) ended: applied, or refused and the old version
+    /// kept.
+    pub fn reloaded(&self, applied: bool) {
+        let counter = if applied { &self.reloads_ok } else { &self.reloads_failed };
+        counter.fetch_add(1, Relaxed);
+        self.last_reload_ok.store(applied, Relaxed);
+        self.last_reload_at.store(unix_seconds(SystemTime::now()), Relaxed);
     }
 
     pub fn accept_latency(&self, took: Duration) {
@@ -172,95 +216,293 @@ impl Metrics {
         self.started.elapsed()
     }
 
-    /// The Prometheus text exposition; `grants_active` is read by the caller
-    /// from the grant table at scrape time.
-    pub fn render(&self, venue: &str, grants_active: usize) -> String {
-        let venue = venue.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ");
-        let v = format!("venue=\"{venue}\"");
-        // (family, sample line); printed below grouped under each family's
-        // HELP and TYPE, as the text format expects.
-        let mut lines: Vec<(&str, String)> = Vec::new();
-        let mut add = |family: &'static str, line: String| lines.push((family, line));
-        for (i, (_, name)) in Outcome::ALL.iter().enumerate() {
-            let n = self.requests[i].load(Relaxed);
-            add("portico_requests_total", format!("portico_requests_total{{{v},outcome=\"{name}\"}} {n}"));
-        }
-        for (lang, n) in self.splash_by_lang.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            let n = n.load(Relaxed);
-            add("portico_splash_views_total", format!("portico_splash_views_total{{{v},lang=\"{lang}\"}} {n}"));
-        }
-        for (result, n) in [("ok", &self.accepts_ok), ("failed", &self.accepts_failed)] {
-            let n = n.load(Relaxed);
-            add("portico_accepts_total", format!("portico_accepts_total{{{v},result=\"{result}\"}} {n}"));
-        }
-        add("portico_grants_active", format!("portico_grants_active{{{v}}} {grants_active}"));
-        for (name, n) in [
-            ("portico_store_errors_total", &self.store_errors),
-            ("portico_connections_total", &self.connections),
-            ("portico_tls_handshake_failures_total", &self.tls_handshake_failures),
-            ("portico_firewall_transactions_total", &self.firewall_batches),
-            ("portico_firewall_repairs_total", &self.firewall_repairs),
-            ("portico_firewall_comparisons_total", &self.firewall_comparisons),
-        ] {
-            add(name, format!("{name}{{{v}}} {}", n.load(Relaxed)));
-        }
-        for (result, n) in [("ok", &self.reloads_ok), ("refused", &self.reloads_failed)] {
-            let n = n.load(Relaxed);
-            add("portico_reloads_total", format!("portico_reloads_total{{{v},result=\"{result}\"}} {n}"));
-        }
-        for (i, (_, reason)) in Rejection::ALL.iter().enumerate() {
-            let n = self.rejections[i].load(Relaxed);
-            add("portico_rejected_total", format!("portico_rejected_total{{{v},reason=\"{reason}\"}} {n}"));
-        }
-        let histogram = "portico_accept_duration_seconds";
-        let mut cumulative = 0;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            cumulative += self.accept_buckets[i].load(Relaxed);
-            add(histogram, format!("{histogram}_bucket{{{v},le=\"{bound}\"}} {cumulative}"));
-        }
-        let count = self.accept_count.load(Relaxed);
-        add(histogram, format!("{histogram}_bucket{{{v},le=\"+Inf\"}} {count}"));
-        let sum = self.accept_micros.load(Relaxed) as f64 / 1e6;
-        add(histogram, format!("{histogram}_sum{{{v}}} {sum}"));
-        add(histogram, format!("{histogram}_count{{{v}}} {count}"));
-        add("portico_uptime_seconds", format!("portico_uptime_seconds {}", self.uptime().as_secs()));
-
-        let mut out = String::with_capacity(4096);
-        for (family, kind, help) in FAMILIES {
-            let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
-            for (_, line) in lines.iter().filter(|(f, _)| *f == family) {
-                let _ = writeln!(out, "{line}");
-            }
-        }
-        out
+    /// The exposition ([`CONTENT_TYPE`]) of every counter, with what
+    /// `scrape` read, and this process's own numbers.
+    pub fn render(&self, scrape: &Scrape) -> String {
+        self.render_with(scrape, &Process::read())
     }
+
+    fn render_with(&self, scrape: &Scrape, process: &Process) -> String {
+        let mut text = Text::new();
+        let venue = scrape.venue;
+        text.family("portico_venue_info", Kind::Gauge, "The venue these numbers are from; always 1.").sample(
+            &[
+                ("venue", venue.name.as_str()),
+                ("province", venue.province.as_deref().unwrap_or("")),
+                ("kind", venue.kind.as_str()),
+            ],
+            1u64,
+        );
+        text.family("portico_build_info", Kind::Gauge, "The version of Portico serving; always 1.")
+            .sample(&[("version", env!("CARGO_PKG_VERSION"))], 1u64);
+
+        let mut rejected = text.family(
+            "portico_rejected_total",
+            Kind::Counter,
+            "Requests and connections turned away by a limit, by reason.",
+        );
+        for why in Rejection::ALL {
+            rejected.sample(&[("reason", why.label())], self.rejections[why as usize].load(Relaxed));
+        }
+        text.family("portico_reloads_total", Kind::Counter, "Reloads (SIGHUP) of the config and campaign, by result.")
+            .sample(&[("result", "ok")], self.reloads_ok.load(Relaxed))
+            .sample(&[("result", "refused")], self.reloads_failed.load(Relaxed));
+        let mut requests = text.family("portico_requests_total", Kind::Counter, "Portal requests by outcome.");
+        for outcome in Outcome::ALL {
+            requests.sample(&[("outcome", outcome.label())], self.requests(outcome));
+        }
+        let mut splash = text.family("portico_splash_views_total", Kind::Counter, "Splash pages shown, by language.");
+        for (lang, n) in self.splash_by_lang.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            splash.sample(&[("lang", lang.as_str())], n.load(Relaxed));
+        }
+        text.family("portico_accepts_total", Kind::Counter, "Connect taps, by result.")
+            .sample(&[("result", "ok")], self.accepts_ok.load(Relaxed))
+            .sample(&[("result", "failed")], self.accepts_failed.load(Relaxed));
+        text.family("portico_grants_active", Kind::Gauge, "Devices with a live grant.")
+            .sample(&[], scrape.grants_active);
+        for (name, help, n) in [
+            ("portico_store_errors_total", "Failed writes of the grant store.", &self.store_errors),
+            ("portico_connections_total", "Connections accepted by the portal listeners.", &self.connections),
+            (
+                "portico_tls_handshake_failures_total",
+                "TLS handshakes that failed or timed out.",
+                &self.tls_handshake_failures,
+            ),
+            (
+                "portico_firewall_transactions_total",
+                "Firewall transactions; a burst of grants shares one.",
+                &self.firewall_batches,
+            ),
+            (
+                "portico_firewall_repairs_total",
+                "Times the firewall's rules were found changed and rebuilt.",
+                &self.firewall_repairs,
+            ),
+            (
+                "portico_firewall_comparisons_total",
+                "Times the kernel's table was listed and compared, because someone else changed the ruleset.",
+                &self.firewall_comparisons,
+            ),
+        ] {
+            text.family(name, Kind::Counter, help).sample(&[], n.load(Relaxed));
+        }
+        self.write_accept_histogram(&mut text);
+        text.family("portico_uptime_seconds", Kind::Gauge, "Seconds since start.").sample(&[], self.uptime().as_secs());
+
+        text.family(
+            "portico_last_reload_success",
+            Kind::Gauge,
+            "Whether the last load of the config and campaign (start-up's or a reload's) was applied.",
+        )
+        .sample(&[], self.last_reload_ok.load(Relaxed));
+        text.family(
+            "portico_last_reload_timestamp_seconds",
+            Kind::Gauge,
+            "When the last load of the config and campaign ended, in Unix time.",
+        )
+        .sample(&[], self.last_reload_at.load(Relaxed));
+        text.family(
+            "portico_store_degraded",
+            Kind::Gauge,
+            "Whether the grant store refuses writes; grants are kept in memory meanwhile.",
+        )
+        .sample(&[], scrape.store_degraded);
+        if let Some(expiry) = scrape.tls_expiry {
+            text.family(
+                "portico_tls_certificate_expiry_seconds",
+                Kind::Gauge,
+                "When the served TLS certificate expires (its notAfter), in Unix time.",
+            )
+            .sample(&[], unix_seconds(expiry));
+        }
+        // The daily counts of the venue's report (devices shown, connected
+        // and returning today) are written here, as gauges read at scrape
+        // time like `grants_active` from what keeps them.
+
+        write_process(&mut text, process);
+        text.finish()
+    }
+
+    fn write_accept_histogram(&self, text: &mut Text) {
+        let mut family = text.family(
+            "portico_accept_duration_seconds",
+            Kind::Histogram,
+            "Connect tap to answer, including firewall and disk.",
+        );
+        let mut cumulative = 0;
+        let mut le = String::new();
+        for (bound, n) in BUCKETS.iter().zip(&self.accept_buckets) {
+            cumulative += n.load(Relaxed);
+            le.clear();
+            text::Value::write(bound, &mut le);
+            family.suffixed("_bucket", &[("le", le.as_str())], cumulative);
+        }
+        // Read after the buckets, and each observation counts its bucket
+        // first: an accept answered mid-scrape must not make +Inf smaller
+        // than the last bucket.
+        let count = self.accept_count.load(Relaxed).max(cumulative);
+        family.suffixed("_bucket", &[("le", "+Inf")], count);
+        family.suffixed("_sum", &[], self.accept_micros.load(Relaxed) as f64 / 1e6);
+        family.suffixed("_count", &[], count);
+    }
+}
+
+/// The standard process families, each only if it could be read.
+fn write_process(text: &mut Text, p: &Process) {
+    if let Some(v) = p.resident_bytes {
+        text.family("process_resident_memory_bytes", Kind::Gauge, "Resident memory size in bytes.").sample(&[], v);
+    }
+    if let Some(v) = p.open_fds {
+        text.family("process_open_fds", Kind::Gauge, "Number of open file descriptors.").sample(&[], v);
+    }
+    if let Some(v) = p.max_fds {
+        text.family("process_max_fds", Kind::Gauge, "Maximum number of open file descriptors.").sample(&[], v);
+    }
+    if let Some(v) = p.cpu_seconds {
+        text.family("process_cpu_seconds_total", Kind::Counter, "Total user and system CPU time spent in seconds.")
+            .sample(&[], v);
+    }
+    if let Some(v) = p.start_time_seconds {
+        text.family(
+            "process_start_time_seconds",
+            Kind::Gauge,
+            "Start time of the process since unix epoch in seconds.",
+        )
+        .sample(&[], v);
+    }
+}
+
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, VenueKind};
+
+    fn venue(name: &str) -> Venue {
+        let mut venue = Config::demo().venue;
+        (venue.name, venue.kind, venue.province) = (name.into(), VenueKind::Station, Some("Đắk Lắk".into()));
+        venue
+    }
+
+    fn scrape(venue: &Venue) -> Scrape<'_> {
+        Scrape { venue, grants_active: 7, store_degraded: false, tls_expiry: None }
+    }
+
+    /// The value of the sample whose name and labels are exactly `series`.
+    fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines()
+            .find(|l| l.rsplit_once(' ').is_some_and(|(s, _)| s == series))
+            .map(|l| l.rsplit_once(' ').unwrap().1)
+    }
 
     #[test]
-    fn render_counts_and_escapes_the_venue() {
+    fn every_label_is_its_own_and_indexes_its_counter() {
+        for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
+            assert_eq!(outcome as usize, i);
+            let label = outcome.label();
+            assert!(label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{label}");
+            assert_eq!(Outcome::ALL.iter().filter(|o| o.label() == label).count(), 1, "{label} twice");
+        }
+        for (i, why) in Rejection::ALL.into_iter().enumerate() {
+            assert_eq!(why as usize, i);
+        }
+        assert_eq!(Outcome::HttpsRedirect.label(), "https_redirect");
+        assert_eq!(Outcome::ProbeRedirect.label(), "probe_redirect");
+        assert_eq!(Rejection::BodyTimeout.label(), "body_timeout");
+
+        // Each outcome counted once is counted under its own label only.
+        let m = Metrics::new(&[]);
+        for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
+            for _ in 0..=i {
+                m.request(outcome);
+            }
+        }
+        let v = venue("Ga");
+        let text = m.render(&scrape(&v));
+        for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
+            let series = format!("portico_requests_total{{outcome=\"{}\"}}", outcome.label());
+            assert_eq!(sample(&text, &series), Some((i + 1).to_string().as_str()), "{text}");
+        }
+    }
+
+    #[test]
+    fn render_counts_with_the_venue_on_its_own_series() {
         let m = Metrics::new(&["vi".into(), "en".into()]);
         m.request(Outcome::ProbeRedirect);
         m.request(Outcome::ProbeRedirect);
         m.splash_view("en");
         m.accept_latency(Duration::from_millis(3));
-        let text = m.render("Ga \"A\"", 7);
-        assert!(text.contains("portico_requests_total{venue=\"Ga \\\"A\\\"\",outcome=\"probe_redirect\"} 2"), "{text}");
-        assert!(text.contains("lang=\"en\"} 1"));
-        assert!(text.contains("portico_grants_active{venue=\"Ga \\\"A\\\"\"} 7"));
-        assert!(text.contains("le=\"0.005\"} 1") && text.contains("le=\"0.0025\"} 0"));
-        // Each family's samples come right after its own HELP and TYPE.
+        m.rejected(Rejection::GlobalRate);
+        m.reloaded(false);
+        let v = venue("Ga \"A\"\\B");
+        let text = m.render(&Scrape { store_degraded: true, ..scrape(&v) });
+        let has = |series: &str, value: &str| {
+            assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
+        };
+        has("portico_venue_info{venue=\"Ga \\\"A\\\"\\\\B\",province=\"Đắk Lắk\",kind=\"station\"}", "1");
+        has(&format!("portico_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")), "1");
+        has("portico_requests_total{outcome=\"probe_redirect\"}", "2");
+        has("portico_requests_total{outcome=\"splash\"}", "0");
+        has("portico_splash_views_total{lang=\"en\"}", "1");
+        has("portico_rejected_total{reason=\"global_rate\"}", "1");
+        has("portico_rejected_total{reason=\"client_rate\"}", "0");
+        has("portico_reloads_total{result=\"refused\"}", "1");
+        has("portico_grants_active", "7");
+        has("portico_store_degraded", "1");
+        has("portico_last_reload_success", "0");
+        has("portico_accept_duration_seconds_bucket{le=\"0.0025\"}", "0");
+        has("portico_accept_duration_seconds_bucket{le=\"0.005\"}", "1");
+        has("portico_accept_duration_seconds_bucket{le=\"+Inf\"}", "1");
+        has("portico_accept_duration_seconds_count", "1");
+        has("portico_accept_duration_seconds_sum", "0.003");
+        assert!(!text.contains("portico_tls_certificate_expiry_seconds"), "no [tls], no expiry: {text}");
+        // The venue is only on its info series.
+        assert_eq!(text.matches("venue=").count(), 1, "{text}");
+        // `ok` before the failed result: a reader may take the first line.
+        let first = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap().to_owned();
+        assert!(first("portico_reloads_total{").contains("result=\"ok\""));
+        assert!(first("portico_accepts_total{").contains("result=\"ok\""));
+    }
+
+    #[test]
+    fn each_family_is_typed_once_and_its_samples_follow_it() {
+        let m = Metrics::new(&["vi".into()]);
+        let v = venue("Ga");
+        let expiry = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let process = Process {
+            resident_bytes: Some(1 << 20),
+            open_fds: Some(9),
+            max_fds: Some(1024),
+            cpu_seconds: Some(0.25),
+            start_time_seconds: Some(1_767_225_600.5),
+        };
+        let text = m.render_with(&Scrape { tls_expiry: Some(expiry), ..scrape(&v) }, &process);
+        assert_eq!(sample(&text, "portico_tls_certificate_expiry_seconds"), Some("1800000000"));
+        assert_eq!(sample(&text, "process_resident_memory_bytes"), Some("1048576"));
+        assert_eq!(sample(&text, "process_cpu_seconds_total"), Some("0.25"));
+        assert_eq!(sample(&text, "process_start_time_seconds"), Some("1767225600.5"));
+        let mut families = Vec::new();
         let mut family = "";
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 family = rest.split(' ').next().unwrap();
+                assert!(!families.contains(&family), "{family} typed twice");
+                families.push(family);
             } else if !line.starts_with('#') {
-                assert!(line.starts_with(family), "{line} is outside its family {family}");
+                let name = line.split(['{', ' ']).next().unwrap();
+                let own = name == family
+                    || ["_bucket", "_sum", "_count"].iter().any(|s| name.strip_suffix(s) == Some(family));
+                assert!(own, "{line} is outside its family {family}");
             }
         }
-        assert_eq!(text.matches("# TYPE ").count(), FAMILIES.len());
+        // A counter's name ends in _total, as the linter wants.
+        for line in text.lines().filter(|l| l.ends_with(" counter")) {
+            assert!(line.trim_end_matches(" counter").ends_with("_total"), "{line}");
+        }
+        let no_process = m.render_with(&scrape(&v), &Process::default());
+        assert!(!no_process.contains("process_"), "nothing is made up where /proc is not: {no_process}");
     }
 }

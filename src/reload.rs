@@ -1,5 +1,5 @@
 //! Reloading on SIGHUP: the config file's reloadable parts (the trusted
-//! devices among them), the campaign and the TLS certificate, swapped in whole without dropping a connection or a
+//! devices and the admin token among them), the campaign and the TLS certificate, swapped in whole without dropping a connection or a
 //! grant.
 //!
 //! What must stay true: a reload that fails in any way changes nothing (the
@@ -10,12 +10,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 
 use anyhow::Context as _;
 
 use crate::campaign::Campaign;
-use crate::config::Config;
+use crate::config::{AdminToken, Config};
 use crate::http::{self, Live, Portal};
 use crate::pages::Pages;
 
@@ -36,16 +35,35 @@ impl ConfigSource {
     }
 }
 
-/// Everything that is rebuilt from a config: the campaign, the pages and
-/// the TLS acceptor.
+/// Everything that is rebuilt from a config: the campaign, the pages, the
+/// TLS acceptor and the admin token.
 pub fn build_live(config: Config) -> anyhow::Result<Live> {
-    let campaign = Campaign::load(&config.portal.campaign).context("loading the campaign")?;
-    let pages = Pages::build(&config, &campaign)?;
-    let tls = match &config.tls {
-        Some(t) => Some(http::tls::acceptor(&t.cert, &t.key)?),
+    // Again here, after a reload put back the bound `admin.listen`: a file
+    // that moved it to loopback and dropped the token must not leave the
+    // listener still bound elsewhere open.
+    if let Some(problem) = config.admin.open_door() {
+        anyhow::bail!("{problem}");
+    }
+    let admin_token = match &config.admin.token_file {
+        Some(path) => {
+            let token = AdminToken::read(path).map_err(|problem| anyhow::anyhow!("{problem}"))?;
+            if let Some(warning) = token.permissions_warning(path) {
+                tracing::warn!("{warning}");
+            }
+            Some(token)
+        }
         None => None,
     };
-    Ok(Live { config, campaign, pages, tls })
+    let campaign = Campaign::load(&config.portal.campaign).context("loading the campaign")?;
+    let pages = Pages::build(&config, &campaign)?;
+    let (tls, tls_expiry) = match &config.tls {
+        Some(t) => {
+            let (acceptor, expiry) = http::tls::load(&t.cert, &t.key)?;
+            (Some(acceptor), expiry)
+        }
+        None => (None, None),
+    };
+    Ok(Live { config, campaign, pages, tls, tls_expiry, admin_token })
 }
 
 /// Reads the source again and swaps in the result, or keeps the old
@@ -78,11 +96,11 @@ pub async fn reload(portal: &Portal, source: &ConfigSource) {
                 "reloaded the config and campaign"
             );
             portal.live.store(Arc::new(live));
-            portal.metrics.reloads_ok.fetch_add(1, Relaxed);
+            portal.metrics.reloaded(true);
         }
         Err(e) => {
             tracing::error!("reload refused, still serving the previous version: {e:#}");
-            portal.metrics.reloads_failed.fetch_add(1, Relaxed);
+            portal.metrics.reloaded(false);
         }
     }
 }

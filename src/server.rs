@@ -4,7 +4,8 @@
 //! Listeners are bound by the caller and passed in (tests pre-bind
 //! `127.0.0.1:0`; `portico run` binds the configured addresses), so there is
 //! one code path for both. The one shutdown path: stop accepting, drain open
-//! connections for at most [`DRAIN_DEADLINE`], compact the grant journal,
+//! connections for at most [`DRAIN_DEADLINE`], write the day's counts,
+//! compact the grant journal,
 //! return. The firewall's table is left in place so granted devices keep
 //! their internet across a restart.
 
@@ -22,6 +23,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::counts::Counts;
 use crate::firewall::{self, Allowed, Firewall, FirewallError, Gate};
 use crate::http::{self, Guard, Intercepts, Portal, Role};
 use crate::metrics::Metrics;
@@ -173,15 +175,20 @@ pub async fn run_on<F: Future<Output = ()>>(
     );
     let limits = config.limits.clone();
     let guard = Guard::new(&limits);
+    let counts =
+        Counts::open(&config.state.dir, config.venue.timezone.clone(), config.state.retention_days, SystemTime::now());
     let portal = Arc::new(Portal {
         live: ArcSwap::from_pointee(live),
         sessions: sessions.clone(),
+        gate: gate.clone(),
         metrics,
         limits,
         guard,
         neighbours,
         intercepts: Arc::new(Intercepts::default()),
+        counts,
     });
+    let counts_writer = portal.counts.spawn_writer(sessions.clone());
 
     // systemd hears READY=1 once the firewall's rules are in (the
     // listeners were bound before this was called), and WATCHDOG=1 while
@@ -241,6 +248,8 @@ pub async fn run_on<F: Future<Output = ()>>(
         tracing::warn!("some connections were still open after {DRAIN_DEADLINE:?}; closing them");
     }
     drop(purge);
+    drop(counts_writer);
+    portal.counts.flush(&sessions).await;
     sessions.compact().await;
     gate.stop_watching(SETTLE_DEADLINE).await;
     gate.settle(SETTLE_DEADLINE).await;

@@ -191,7 +191,7 @@ async fn a_full_disk_degrades_to_memory_and_catches_up_when_space_returns() {
     let health = common::send(portal.admin, "GET", "127.0.0.1", "/healthz", &[], Default::default()).await.text();
     assert!(health.starts_with("degraded"), "{health}");
     let metrics = common::send(portal.admin, "GET", "127.0.0.1", "/metrics", &[], Default::default()).await.text();
-    assert!(!metrics.contains("portico_store_errors_total{venue=\"Ga Thử Nghiệm\"} 0"), "the failure is counted");
+    assert!(!metrics.contains("portico_store_errors_total 0\n"), "the failure is counted: {metrics}");
 
     // Space comes back: the grant is written without anyone doing anything.
     std::fs::remove_file(&junk).unwrap();

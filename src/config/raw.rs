@@ -61,6 +61,8 @@ struct RawVenue {
     kind: Option<String>,
     #[serde(default)]
     province: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -106,12 +108,14 @@ enum OneOrMany {
 #[serde(deny_unknown_fields)]
 struct RawState {
     dir: Option<PathBuf>,
+    retention: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     listen: Option<String>,
+    token_file: Option<PathBuf>,
 }
 
 /// Collects problems while building the validated config.
@@ -177,9 +181,9 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     });
 
     let firewall = validate_firewall(&mut c, raw.firewall);
-    let state = State { dir: raw.state.dir.map_or_else(|| PathBuf::from("/var/lib/portico"), |d| base.join(d)) };
+    let state = validate_state(&mut c, raw.state, base);
     let limits = super::limits::validate(raw.limits, &mut |key, message| c.bad(key, message));
-    let admin = Admin { listen: c.addr("admin.listen", raw.admin.listen.as_deref(), "127.0.0.1:9090") };
+    let admin = validate_admin(&mut c, raw.admin, base);
     let walled_garden = validate_garden(&mut c, raw.walled_garden, &firewall);
     let trusted = validate_trusted(&mut c, raw.trusted);
 
@@ -213,6 +217,46 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     }
 }
 
+fn validate_admin(c: &mut Checker, raw: RawAdmin, base: &Path) -> Admin {
+    let before = c.problems.len();
+    let listen = c.addr("admin.listen", raw.listen.as_deref(), "127.0.0.1:9090");
+    let listen_parsed = c.problems.len() == before;
+    let token_file = match raw.token_file {
+        Some(path) if path.as_os_str().is_empty() => {
+            c.bad("admin.token_file", "is empty; give the path of a file holding the token");
+            None
+        }
+        // The file itself is read where the token is used (see `AdminToken`).
+        path => path.map(|p| base.join(p)),
+    };
+    let admin = Admin { listen, token_file };
+    // A bad address is reported already, as itself.
+    if let Some(problem) = admin.open_door().filter(|_| listen_parsed) {
+        c.problems.push(problem);
+    }
+    admin
+}
+
+fn validate_state(c: &mut Checker, raw: RawState, base: &Path) -> State {
+    let dir = raw.dir.map_or_else(|| PathBuf::from("/var/lib/portico"), |d| base.join(d));
+    // Whole days: the counts are kept one file per day.
+    let retention_days = match raw.retention.as_deref().map(parse_duration) {
+        None => 400,
+        Some(Ok(d)) if d.as_secs() % 86_400 == 0 && (1..=36_500).contains(&(d.as_secs() / 86_400)) => {
+            (d.as_secs() / 86_400) as u32
+        }
+        Some(Ok(_)) => {
+            c.bad("state.retention", "must be whole days from \"1d\" to \"36500d\" (like \"400d\")");
+            400
+        }
+        Some(Err(e)) => {
+            c.bad("state.retention", e);
+            400
+        }
+    };
+    State { dir, retention_days }
+}
+
 fn validate_venue(c: &mut Checker, raw: RawVenue) -> Venue {
     let name = raw.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
@@ -225,7 +269,15 @@ fn validate_venue(c: &mut Checker, raw: RawVenue) -> Venue {
         VenueKind::Other
     });
     let province = raw.province.map(|p| p.trim().to_owned()).filter(|p| !p.is_empty());
-    Venue { name, kind, province }
+    let timezone = match raw.timezone.as_deref().map(crate::counts::Zone::named) {
+        None => crate::counts::Zone::default(),
+        Some(Ok(zone)) => zone,
+        Some(Err(e)) => {
+            c.bad("venue.timezone", e);
+            crate::counts::Zone::default()
+        }
+    };
+    Venue { name, kind, province, timezone }
 }
 
 fn validate_firewall(c: &mut Checker, raw: RawFirewall) -> Firewall {
@@ -392,6 +444,57 @@ fn locate(text: &str, e: &toml::de::Error) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_admin(admin: &str) -> Result<Config, Vec<Problem>> {
+        let text = format!(
+            "[venue]\nname = \"Ga\"\n[portal]\npublic_url = \"http://10.0.0.1:8080/\"\n\
+             [firewall]\nbackend = \"none\"\n[admin]\n{admin}\n"
+        );
+        parse(&text, Path::new("/etc/portico"))
+    }
+
+    /// Issue 12: a control listener other machines can reach has a token.
+    #[test]
+    fn an_admin_listener_off_loopback_needs_a_token_file_naming_both_keys() {
+        for listen in ["0.0.0.0:9090", "[::]:9090", "192.168.1.1:9090", "[fd00::1]:9090"] {
+            let problems = with_admin(&format!("listen = \"{listen}\"")).unwrap_err();
+            assert_eq!(problems.len(), 1, "{listen}: {problems:?}");
+            let shown = problems[0].to_string();
+            assert!(shown.starts_with("admin.token_file: ") && shown.contains("admin.listen"), "{shown}");
+        }
+        for listen in ["127.0.0.1:9090", "127.0.0.53:9090", "[::1]:9090", "[::ffff:127.0.0.1]:9090"] {
+            let config = with_admin(&format!("listen = \"{listen}\"")).unwrap_or_else(|p| panic!("{listen}: {p:?}"));
+            assert!(config.admin.is_loopback() && config.admin.token_file.is_none(), "{listen}");
+        }
+        let config = with_admin("listen = \"0.0.0.0:9090\"\ntoken_file = \"admin.token\"").unwrap();
+        assert_eq!(config.admin.token_file.as_deref(), Some(Path::new("/etc/portico/admin.token")));
+        let problems = with_admin("token_file = \"\"").unwrap_err();
+        assert_eq!(problems[0].key, "admin.token_file", "{problems:?}");
+        // A bad address is named as itself, not as a missing token.
+        let problems = with_admin("listen = \"nowhere\"").unwrap_err();
+        assert_eq!(problems.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(), ["admin.listen"]);
+    }
+
+    /// Issue 12: the counts' zone and retention, each refused by its key.
+    #[test]
+    fn the_counts_zone_and_retention_are_checked() {
+        let with = |venue: &str, state: &str| {
+            let text = format!(
+                "[venue]\nname = \"Ga\"\n{venue}\n[portal]\npublic_url = \"http://10.0.0.1:8080/\"\n\
+                 [firewall]\nbackend = \"none\"\n[state]\n{state}\n"
+            );
+            parse(&text, Path::new("/etc/portico"))
+        };
+        let config = with("", "").unwrap();
+        assert_eq!((config.venue.timezone.name(), config.state.retention_days), ("Asia/Ho_Chi_Minh", 400));
+        let config = with("timezone = \"Asia/Bangkok\"", "retention = \"30d\"").unwrap();
+        assert_eq!((config.venue.timezone.name(), config.state.retention_days), ("Asia/Bangkok", 30));
+        let keys = |r: Result<Config, Vec<Problem>>| r.unwrap_err().into_iter().map(|p| p.key).collect::<Vec<_>>();
+        assert_eq!(keys(with("timezone = \"Asia/Saigon City\"", "")), ["venue.timezone"]);
+        for bad in ["\"12h\"", "\"0d\"", "\"soon\""] {
+            assert_eq!(keys(with("", &format!("retention = {bad}"))), ["state.retention"], "{bad}");
+        }
+    }
 
     #[test]
     fn durations_parse_and_bad_ones_say_why() {

@@ -100,6 +100,9 @@ pub struct Gate {
     firewall: Arc<dyn Firewall>,
     ledger: Arc<Ledger>,
     checker: Arc<CheckerThread>,
+    /// Set by the worker when an install of the rules fails, cleared by
+    /// the next one that succeeds.
+    refused: Arc<AtomicBool>,
 }
 
 /// The drift checker's thread, for a stop to end it.
@@ -244,6 +247,7 @@ impl Gate {
         // The worker's first job, when one is due.
         let repair = Arc::new(AtomicBool::new(rebuild));
         let stopped = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(AtomicBool::new(false));
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
@@ -264,6 +268,7 @@ impl Gate {
             missing: missing.clone(),
             stopped: stopped.clone(),
             ledger: ledger.clone(),
+            refused: refused.clone(),
         };
         let checker = Checker {
             firewall: firewall.clone(),
@@ -298,7 +303,16 @@ impl Gate {
             *watching.quit.lock().unwrap_or_else(|e| e.into_inner()) = Some(quit);
             *watching.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread);
         }
-        Ok(Gate { tx, firewall, ledger, checker: watching })
+        Ok(Gate { tx, firewall, ledger, checker: watching, refused })
+    }
+
+    /// Whether the last install of the rules (start-up's, or a rebuild
+    /// after someone else changed them) failed: until a retry succeeds,
+    /// the kernel may not gate as Portico believes. Not set while the
+    /// first install is still running: a start that cannot gate at all
+    /// fails in [`Gate::start`].
+    pub fn refused(&self) -> bool {
+        self.refused.load(Ordering::Acquire)
     }
 
     /// The rules the backend installs, as `portico firewall print` shows them.
@@ -376,6 +390,7 @@ struct Worker {
     missing: Missing,
     stopped: Arc<AtomicBool>,
     ledger: Arc<Ledger>,
+    refused: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -541,6 +556,7 @@ impl Worker {
         let trusted = self.trusted.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let result = self.firewall.install(&live, &trusted, now);
         self.ledger.rebuilt(before, self.firewall.generation().filter(|_| result.is_ok()));
+        self.refused.store(result.is_err(), Ordering::Release);
         match result {
             Ok(()) => {
                 if !at_start {
@@ -801,6 +817,7 @@ mod tests {
             missing: missing.clone(),
             stopped: Arc::clone(&stopped),
             ledger: ledger.clone(),
+            refused: Arc::default(),
         };
         let metrics = worker.metrics.clone();
         let (postponed, swept) = (Default::default(), std::cell::Cell::new(Instant::now()));
@@ -1068,6 +1085,19 @@ mod tests {
         worker.reinstall(false);
         checker.check_once();
         assert_eq!(fake.checks.load(Relaxed), 1, "a rebuild alone is known to be right");
+    }
+
+    #[test]
+    fn a_refused_install_is_told_until_one_succeeds() {
+        let fake = Arc::new(Fake::default());
+        let (worker, _checker) = parts(fake.clone());
+        fake.fail.store(true, Relaxed);
+        worker.reinstall(false);
+        assert!(worker.refused.load(Relaxed), "refused, and a rebuild is due");
+        assert!(worker.repair.load(Relaxed));
+        fake.fail.store(false, Relaxed);
+        worker.reinstall(false);
+        assert!(!worker.refused.load(Relaxed), "installed again");
     }
 
     #[test]

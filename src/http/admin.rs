@@ -2,7 +2,10 @@
 //! supervisor, `/metrics` for Prometheus, `/` a status page that reads the
 //! same numbers, and `/clients` for `portico clients list|revoke|trust|untrust`. Nothing
 //! here is reachable from the clients' side unless the operator binds it
-//! there, and even then a revoke is only taken from loopback.
+//! there, which needs `admin.token_file`. With a token configured, every
+//! endpoint but those three wants it (see `bearer`); the status page shows
+//! counts, never a device, so it stays open like `/metrics`. Without a
+//! token, a change is only taken from loopback.
 
 use std::time::SystemTime;
 
@@ -13,8 +16,9 @@ use maud::{DOCTYPE, html};
 
 use serde::Serialize;
 
+use super::bearer::{self, Admitted};
 use super::body::{self, Body};
-use super::{Conn, Portal};
+use super::{Conn, Portal, monitoring};
 use crate::client;
 use crate::grant::{Device, Grant, MacAddr, to_unix_ms};
 use crate::metrics::Outcome;
@@ -22,12 +26,20 @@ use crate::sessions::{Sessions, TrustError};
 use crate::trusted::{self, Source, TrustedDevice, UntrustError};
 
 pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Response<Body> {
+    let admitted = match req.uri().path() {
+        // The numbers: what a supervisor and Prometheus read, no device.
+        "/metrics" | "/healthz" | "/" => None,
+        _ => match bearer::admit(portal, &conn, req.headers()) {
+            Ok(admitted) => Some(admitted),
+            Err(refused) => return refused.response(),
+        },
+    };
     if req.method() == Method::POST {
         let path = req.uri().path();
         if !["/clients/revoke", "/clients/trust", "/clients/untrust"].contains(&path) {
             return body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
-        if !conn.peer.ip().to_canonical().is_loopback() {
+        if admitted != Some(Admitted::Token) && !conn.peer.ip().to_canonical().is_loopback() {
             return body::text(StatusCode::FORBIDDEN, "changes are only accepted from the gateway itself\n");
         }
         return match path {
@@ -47,17 +59,8 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
             res
         }
         "/clients/trusted" => json(StatusCode::OK, &trusted_json(&portal.sessions)),
-        "/healthz" => {
-            if portal.sessions.degraded() {
-                body::text(StatusCode::OK, "degraded: grants are not being written to disk\n")
-            } else {
-                body::text(StatusCode::OK, "ok\n")
-            }
-        }
-        "/metrics" => {
-            let text = portal.metrics.render(&portal.live.load().config.venue.name, portal.sessions.active(now));
-            body::response(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", Bytes::from(text))
-        }
+        "/healthz" => monitoring::health(portal),
+        "/metrics" => monitoring::metrics(portal, now),
         "/" => body::response(StatusCode::OK, body::HTML, Bytes::from(status_page(portal, now))),
         _ => body::text(StatusCode::NOT_FOUND, "not found\n"),
     }

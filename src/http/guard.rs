@@ -5,7 +5,9 @@
 //! full of phones with random MACs and addresses): the rate limiter forgets
 //! keys whose bucket is full again ([`Guard::purge`], run periodically), and
 //! a client's connection count is removed when its last connection closes.
-//! The admin listener is not limited: it is on loopback.
+//! The admin listener is not limited by `[limits]`, with one exception:
+//! with a token configured, each address has a fixed budget of attempts
+//! at the control endpoints ([`Guard::admit_control`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,27 +20,21 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLim
 
 use crate::config::Limits;
 
-/// Why a request or connection was turned away; also the metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rejection {
-    ClientRate,
-    GlobalRate,
-    ClientConnections,
-    /// A request body (the accept form) that did not arrive in time.
-    BodyTimeout,
-}
-
-impl Rejection {
-    pub const ALL: [(Rejection, &'static str); 4] = [
-        (Rejection::ClientRate, "client_rate"),
-        (Rejection::GlobalRate, "global_rate"),
-        (Rejection::ClientConnections, "client_connections"),
-        (Rejection::BodyTimeout, "body_timeout"),
-    ];
+crate::metrics::labelled! {
+    /// Why a request or connection was turned away; also the metric label.
+    pub enum Rejection {
+        ClientRate => "client_rate",
+        GlobalRate => "global_rate",
+        ClientConnections => "client_connections",
+        /// A request body (the accept form) that did not arrive in time.
+        BodyTimeout => "body_timeout",
+    }
 }
 
 pub struct Guard {
     per_client: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Attempts at the admin listener's token, per address.
+    control: DefaultKeyedRateLimiter<IpAddr>,
     global: Option<DefaultDirectRateLimiter>,
     clock: DefaultClock,
     max_per_client: usize,
@@ -85,6 +81,7 @@ impl Guard {
         });
         Guard {
             per_client,
+            control: RateLimiter::keyed(Self::CONTROL_QUOTA),
             global,
             clock: DefaultClock::default(),
             max_per_client: limits.per_client_connections,
@@ -106,6 +103,24 @@ impl Guard {
             return Err((Rejection::GlobalRate, not_until.wait_time_from(self.clock.now())));
         }
         Ok(())
+    }
+
+    /// Requests to the admin listener's control endpoints from one
+    /// address while a token is required: far more than `portico clients`
+    /// ever sends, and few enough that guessing the token is hopeless and a
+    /// flood costs almost nothing. Fixed, not a config key: it has no
+    /// trade-off an operator would tune.
+    const CONTROL_QUOTA: Quota =
+        Quota::per_second(NonZeroU32::new(10).unwrap()).allow_burst(NonZeroU32::new(60).unwrap());
+
+    /// Whether `client` may make one more attempt at the admin token now;
+    /// if not, when to come back. Asked before the token is compared, for
+    /// a right token as much as a wrong one: governor cannot look at a
+    /// bucket without spending from it, and spending only on failures
+    /// would let a guesser who is shut out still tell a right token (200)
+    /// from a wrong one (429).
+    pub fn admit_control(&self, client: IpAddr) -> Result<(), Duration> {
+        self.control.check_key(&client).map_err(|not_until| not_until.wait_time_from(self.clock.now()))
     }
 
     /// A connection slot for `client`, or `None` if it has too many open.
@@ -139,6 +154,8 @@ impl Guard {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
+        self.control.retain_recent();
+        self.control.shrink_to_fit();
     }
 
     /// Keys held now, for tests and the status page.
@@ -166,6 +183,17 @@ mod tests {
         assert_eq!(why, Rejection::ClientRate);
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
         assert!(guard.admit(b).is_ok());
+    }
+
+    #[test]
+    fn control_attempts_have_a_budget_per_address_whatever_the_limits() {
+        let guard = Guard::new(&Limits { per_client_rps: 0, global_rps: 0, ..Limits::default() });
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let admitted = (0..100).filter(|_| guard.admit_control(a).is_ok()).count();
+        assert!((60..70).contains(&admitted), "a burst of 60, then 10 a second: {admitted}");
+        let wait = guard.admit_control(a).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_millis(100), "{wait:?}");
+        assert!(guard.admit_control(b).is_ok(), "another address has its own budget");
     }
 
     #[test]

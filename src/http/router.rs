@@ -164,6 +164,9 @@ async fn own_page(
     match (readable, req.uri().path()) {
         (true, "/") => {
             portal.metrics.splash_view(tag);
+            if method == Method::GET {
+                count_splash(portal, client, tag, platform, now);
+            }
             (body::page(StatusCode::OK, pages.splash(lang, platform), tag), Outcome::Splash)
         }
         (true, "/welcome") => (body::page(StatusCode::OK, pages.welcome(lang, platform), tag), Outcome::Welcome),
@@ -186,7 +189,9 @@ async fn own_page(
                 None => (body::page(StatusCode::NOT_FOUND, pages.not_found(lang), tag), Outcome::NotFound),
             }
         }
-        (false, "/") if method == Method::POST => accept(portal, content, portal.client_at(client), lang, req).await,
+        (false, "/") if method == Method::POST => {
+            accept(portal, content, portal.client_at(client), lang, platform, req).await
+        }
         (false, "/" | "/welcome" | "/api/captive") => {
             let mut res = body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
             let allow = if req.uri().path() == "/" { "GET, HEAD, POST" } else { "GET, HEAD" };
@@ -197,8 +202,17 @@ async fn own_page(
     }
 }
 
+/// Counts a splash view by the device at `ip` (see [`crate::counts`]).
+fn count_splash(portal: &Portal, ip: IpAddr, tag: &str, platform: Platform, now: SystemTime) {
+    let device = portal.client_at(ip).device();
+    // Asked only of a device the counts saw granted until later: whether
+    // its grant was revoked.
+    let still_granted = || portal.sessions.get(device, now).is_some();
+    portal.counts.splash(&device, tag, platform, now, still_granted);
+}
+
 /// 429 with the seconds until the client's bucket has room again.
-fn too_many_requests(wait: std::time::Duration) -> Response<Body> {
+pub(super) fn too_many_requests(wait: std::time::Duration) -> Response<Body> {
     let mut res = body::text(StatusCode::TOO_MANY_REQUESTS, "too many requests; slow down\n");
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
@@ -220,6 +234,7 @@ async fn accept(
     live: &Live,
     client: Client,
     lang: usize,
+    platform: Platform,
     req: Request<Incoming>,
 ) -> (Response<Body>, Outcome) {
     let campaign = &live.campaign;
@@ -248,6 +263,7 @@ async fn accept(
     let also = client.mac.map(|mac| portal.neighbours.addresses_of(mac)).unwrap_or_default();
     match portal.sessions.accept(&client, &also).await {
         Ok(grant) => {
+            portal.counts.connected(&grant.device, tag, platform, SystemTime::now(), grant.expires);
             let closed = portal.intercepts.close(grant.device);
             if closed > 0 {
                 tracing::debug!(device = %grant.device, closed, "closing connections intercepted before the grant");

@@ -102,9 +102,13 @@ impl Builder {
         // `RUST_LOG=portico=debug cargo test -- --nocapture` shows the server's log.
         use tracing_subscriber::layer::SubscriberExt as _;
         use tracing_subscriber::util::SubscriberInitExt as _;
-        let targets = std::env::var("RUST_LOG").ok().and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok());
+        let targets =
+            std::env::var("RUST_LOG").ok().and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok());
         let _ = tracing_subscriber::registry()
-            .with(targets.unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::ERROR)))
+            .with(
+                targets
+                    .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::ERROR)),
+            )
             .with(tracing_subscriber::fmt::layer().with_test_writer())
             .try_init();
         let state = self.state;

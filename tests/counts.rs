@@ -1,0 +1,196 @@
+//! Issue 12: the daily counts survive a clean stop, a restart and a
+//! `kill -9`, and `portico report` prints them as CSV a spreadsheet reads
+//! back, diacritics and all.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::TestPortal;
+use hyper::StatusCode;
+
+const PORTICO: &str = env!("CARGO_BIN_EXE_portico");
+const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; SM-A546E) AppleWebKit/537.36 Chrome/120 Mobile Safari/537.36";
+
+/// A small RFC 4180 reader, written apart from the one in `src/report.rs`
+/// so that the test does not trust the code it checks.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let (mut record, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => quoted = false,
+                c => field.push(c),
+            }
+        } else {
+            match c {
+                '"' => quoted = true,
+                ',' => record.push(std::mem::take(&mut field)),
+                '\r' => {}
+                '\n' => {
+                    record.push(std::mem::take(&mut field));
+                    records.push(std::mem::take(&mut record));
+                }
+                c => field.push(c),
+            }
+        }
+    }
+    records
+}
+
+/// `portico report --config FILE --format csv`, checked and parsed: the
+/// header, and one map of column → value per row.
+fn report(config: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let out = Command::new(PORTICO).args(["report", "--format", "csv", "--config"]).arg(config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).expect("the report is UTF-8");
+    let text = text.strip_prefix('\u{feff}').expect("the report starts with a BOM, for Excel");
+    let records = parse_csv(text);
+    let header = &records[0];
+    assert_eq!(
+        header[..8].join(","),
+        "venue,province,kind,date,devices_shown,devices_connected,devices_returning,splash_views"
+    );
+    records[1..]
+        .iter()
+        .map(|r| {
+            assert_eq!(r.len(), header.len());
+            header.iter().cloned().zip(r.iter().cloned()).collect()
+        })
+        .collect()
+}
+
+fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if String::from_utf8_lossy(&std::fs::read(&path).unwrap()).contains(needle) {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_clean_stop_keeps_the_days_counts_and_the_report_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let portal = TestPortal::start(dir.path()).await;
+    for _ in 0..3 {
+        assert_eq!(
+            portal.page("/", &[("user-agent", ANDROID), ("accept-language", "vi")]).await.status,
+            StatusCode::OK
+        );
+    }
+    let other: IpAddr = "127.0.0.2".parse().unwrap();
+    let host = format!("127.0.0.1:{}", portal.addr.port());
+    assert_eq!(portal.get_from(other, &host, "/?lang=en").await.status, StatusCode::OK);
+    // Loads the splash once more, then taps Connect.
+    assert_eq!(portal.accept().await.status, StatusCode::SEE_OTHER);
+    let config = portal.config_file.clone();
+    portal.stop().await;
+
+    let rows = report(&config);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!((row["venue"].as_str(), row["kind"].as_str()), ("Ga Thử Nghiệm", "station"));
+    let n = |c: &str| row[c].parse::<u64>().unwrap_or_else(|_| panic!("{c}: {:?}", row.get(c)));
+    assert_eq!((n("devices_shown"), n("devices_connected"), n("devices_returning"), n("splash_views")), (2, 1, 0, 5));
+    assert_eq!((n("shown_android"), n("views_android"), n("shown_other")), (1, 3, 1));
+    assert_eq!((n("shown_lang_en"), n("views_lang_vi")), (1, 4));
+    let hours: u64 = (0..24).map(|h| n(&format!("views_h{h:02}"))).sum();
+    assert_eq!(hours, 5);
+    // The counts hold no address, even on the day itself.
+    let counts = dir.path().join("counts");
+    for needle in ["127.0.0.1", "127.0.0.2"] {
+        assert_eq!(files_containing(&counts, needle), Vec::<String>::new(), "{needle}");
+    }
+
+    let json = Command::new(PORTICO).args(["report", "--format", "json", "--config"]).arg(&config).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(json[0]["devices_shown"], 2);
+    assert_eq!(json[0]["by_platform"]["android"]["shown"], 1);
+}
+
+fn config(state: &Path) -> String {
+    format!(
+        "[venue]\nname = \"Bến xe Đà Lạt\"\nkind = \"bus\"\nprovince = \"Lâm Đồng\"\n\
+         [portal]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://127.0.0.1/\"\n\
+         [firewall]\nbackend = \"none\"\n[state]\ndir = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [limits]\nper_client_rps = 0\nglobal_rps = 0\n",
+        state.display()
+    )
+}
+
+/// Starts the binary; returns it with its portal address, read from its
+/// start-up log line.
+fn start(config_file: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(PORTICO)
+        .args(["run", "--config"])
+        .arg(config_file)
+        .env("RUST_LOG", "portico=info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("Portico serving") {
+        line.clear();
+    }
+    let portal = line.split("portal=").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().parse().unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, portal)
+}
+
+fn splash_from(from: &str, portal: SocketAddr) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(from.parse().unwrap(), 0).into()).unwrap();
+    socket.connect(&portal.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn kill_9_after_a_second_keeps_the_days_numbers_and_a_restart_its_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = dir.path().join("portico.toml");
+    std::fs::write(&config_file, config(dir.path())).unwrap();
+
+    let (mut child, portal) = start(&config_file);
+    splash_from("127.0.0.1", portal);
+    splash_from("127.0.0.1", portal);
+    splash_from("127.0.0.3", portal);
+    // The writer looks every second: 1.5 s is past its next write.
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap(); // SIGKILL: no flush
+    child.wait().unwrap();
+    let rows = report(&config_file);
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!((row["venue"].as_str(), row["province"].as_str()), ("Bến xe Đà Lạt", "Lâm Đồng"));
+    assert_eq!((row["devices_shown"].as_str(), row["splash_views"].as_str()), ("2", "3"));
+
+    // The same day after a restart: the same device is not shown anew.
+    let (mut child, portal) = start(&config_file);
+    splash_from("127.0.0.3", portal);
+    splash_from("127.0.0.4", portal);
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let row = &report(&config_file)[0];
+    assert_eq!((row["devices_shown"].as_str(), row["splash_views"].as_str()), ("3", "5"));
+}
