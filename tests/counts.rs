@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::TestPortal;
@@ -133,26 +133,6 @@ fn config(state: &Path) -> String {
     )
 }
 
-/// Starts the binary; returns it with its portal address, read from its
-/// start-up log line.
-fn start(config_file: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(PORTICO)
-        .args(["run", "--config"])
-        .arg(config_file)
-        .env("RUST_LOG", "portico=info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("Portico serving") {
-        line.clear();
-    }
-    let portal = line.split("portal=").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().parse().unwrap();
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (child, portal)
-}
-
 fn splash_from(from: &str, portal: SocketAddr) {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.bind(&SocketAddr::new(from.parse().unwrap(), 0).into()).unwrap();
@@ -170,7 +150,7 @@ fn kill_9_after_a_second_keeps_the_days_numbers_and_a_restart_its_devices() {
     let config_file = dir.path().join("portico.toml");
     std::fs::write(&config_file, config(dir.path())).unwrap();
 
-    let (mut child, portal) = start(&config_file);
+    let (mut child, portal, _) = common::start_binary(&config_file);
     splash_from("127.0.0.1", portal);
     splash_from("127.0.0.1", portal);
     splash_from("127.0.0.3", portal);
@@ -185,7 +165,7 @@ fn kill_9_after_a_second_keeps_the_days_numbers_and_a_restart_its_devices() {
     assert_eq!((row["devices_shown"].as_str(), row["splash_views"].as_str()), ("2", "3"));
 
     // The same day after a restart: the same device is not shown anew.
-    let (mut child, portal) = start(&config_file);
+    let (mut child, portal, _) = common::start_binary(&config_file);
     splash_from("127.0.0.3", portal);
     splash_from("127.0.0.4", portal);
     std::thread::sleep(Duration::from_millis(1500));

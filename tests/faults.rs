@@ -4,17 +4,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::TestPortal;
 use hyper::StatusCode;
-
-const PORTICO: &str = env!("CARGO_BIN_EXE_portico");
 
 fn config(state: &Path) -> String {
     format!(
@@ -23,30 +20,6 @@ fn config(state: &Path) -> String {
          [limits]\nper_client_rps = 0\nglobal_rps = 0\n",
         state.display()
     )
-}
-
-/// Starts the binary; returns it with its portal and admin addresses, read
-/// from its start-up log line.
-fn start(config_file: &Path) -> (Child, SocketAddr, SocketAddr) {
-    let mut child = Command::new(PORTICO)
-        .args(["run", "--config"])
-        .arg(config_file)
-        .env("RUST_LOG", "portico=info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("Portico serving") {
-        line.clear();
-    }
-    let addr = |key: &str| -> SocketAddr {
-        line.split(&format!("{key}=")).nth(1).and_then(|s| s.split_whitespace().next()).unwrap().parse().unwrap()
-    };
-    let (portal, admin) = (addr("portal"), addr("admin"));
-    // Keep draining the log so the child never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (child, portal, admin)
 }
 
 /// One HTTP/1.1 exchange from `from` (any 127/8 address is this machine);
@@ -92,7 +65,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_grant() {
     println!("seed {seed}");
     let mut next_ip = 0x7f00_0a00u32; // 127.0.10.0 onwards: one address per phone
     for round in 0..6 {
-        let (mut child, portal, _) = start(&file);
+        let (mut child, portal, _) = common::start_binary(&file);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let phones: Vec<_> = (0..4)
             .map(|_| {
@@ -126,7 +99,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_grant() {
         );
     }
 
-    let (mut child, _, admin) = start(&file);
+    let (mut child, _, admin) = common::start_binary(&file);
     let (status, answer) = request(
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         admin,
@@ -142,48 +115,16 @@ fn kill_9_at_random_moments_loses_no_acknowledged_grant() {
     assert!(missing.is_empty(), "{} of {} acknowledged grants lost: {missing:?}", missing.len(), acknowledged.len());
 }
 
-/// Root may mount a tiny tmpfs to fill; elsewhere the test says why it
-/// cannot run (and under CI, where it must, fails).
-fn tiny_filesystem(dir: &Path) -> Option<TinyFs> {
-    let why = if !Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
-        "not root"
-    } else if !Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "portico-test"])
-        .arg(dir)
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        "cannot mount a tmpfs"
-    } else {
-        return Some(TinyFs(dir.to_owned()));
-    };
-    println!("SKIPPED disk-full test: {why}");
-    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "under CI the disk-full test must run ({why})");
-    None
-}
-
-struct TinyFs(std::path::PathBuf);
-
-impl Drop for TinyFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[tokio::test]
 async fn a_full_disk_degrades_to_memory_and_catches_up_when_space_returns() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let Some(_fs) = tiny_filesystem(&state) else { return };
+    let Some(_fs) = common::tiny_filesystem(&state, "disk-full") else { return };
     let portal = TestPortal::start(&state).await;
 
     // Fill the file system to the last byte.
-    let junk = state.join("junk");
-    let mut file = std::fs::File::create(&junk).unwrap();
-    while file.write_all(&[0u8; 1024]).is_ok() {}
-    let _ = file.write_all(&[0u8; 1]);
-    drop(file);
+    common::fill(&state);
 
     assert_eq!(portal.accept().await.status, StatusCode::SEE_OTHER, "the phone still gets online");
     let api = portal.page("/api/captive", &[]).await.text();
@@ -194,7 +135,7 @@ async fn a_full_disk_degrades_to_memory_and_catches_up_when_space_returns() {
     assert!(!metrics.contains("portico_store_errors_total 0\n"), "the failure is counted: {metrics}");
 
     // Space comes back: the grant is written without anyone doing anything.
-    std::fs::remove_file(&junk).unwrap();
+    std::fs::remove_file(state.join("junk")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let health = common::send(portal.admin, "GET", "127.0.0.1", "/healthz", &[], Default::default()).await.text();

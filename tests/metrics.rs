@@ -205,47 +205,15 @@ async fn a_scrape_is_lint_clean_and_counts_what_was_asked() {
     portico.stop().await;
 }
 
-/// Root may mount a tiny tmpfs to fill; elsewhere the test says why it
-/// cannot run (and under CI, where it must, fails). As in tests/faults.rs.
-fn tiny_filesystem(dir: &Path) -> Option<TinyFs> {
-    let why = if !Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
-        "not root"
-    } else if !Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "portico-test"])
-        .arg(dir)
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        "cannot mount a tmpfs"
-    } else {
-        return Some(TinyFs(dir.to_owned()));
-    };
-    println!("SKIPPED degraded-store test: {why}");
-    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "under CI the degraded-store test must run ({why})");
-    None
-}
-
-struct TinyFs(std::path::PathBuf);
-
-impl Drop for TinyFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[tokio::test]
 async fn healthz_is_503_while_the_store_refuses_writes_and_200_once_it_takes_them() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let Some(_fs) = tiny_filesystem(&state) else { return };
+    let Some(_fs) = common::tiny_filesystem(&state, "degraded-store") else { return };
     let portal = TestPortal::start(&state).await;
 
-    let junk = state.join("junk");
-    let mut file = std::fs::File::create(&junk).unwrap();
-    while file.write_all(&[0u8; 1024]).is_ok() {}
-    let _ = file.write_all(&[0u8; 1]);
-    drop(file);
+    common::fill(&state);
     assert_eq!(portal.accept().await.status, StatusCode::SEE_OTHER, "the phone still gets online");
 
     let health = admin(portal.admin, "/healthz").await;
@@ -256,7 +224,7 @@ async fn healthz_is_503_while_the_store_refuses_writes_and_200_once_it_takes_the
     assert_ne!(value(&text, "portico_store_errors_total"), Some("0"), "the failure is counted:\n{text}");
     promtool(&text);
 
-    std::fs::remove_file(&junk).unwrap();
+    std::fs::remove_file(state.join("junk")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let health = admin(portal.admin, "/healthz").await;

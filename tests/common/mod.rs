@@ -275,3 +275,67 @@ pub async fn send_from(
     let body = body.collect().await.unwrap().to_bytes();
     Reply { status: parts.status, headers: parts.headers, body }
 }
+
+/// A 64 KiB tmpfs mounted over `dir`, unmounted on drop, for a test of a
+/// full disk: only root may mount one; elsewhere the test prints SKIPPED
+/// with the reason (and under CI, where it must run, fails). `what` names
+/// the test in that line.
+pub fn tiny_filesystem(dir: &Path, what: &str) -> Option<TinyFs> {
+    let why = if !std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n")) {
+        "not root"
+    } else if !std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "portico-test"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        "cannot mount a tmpfs"
+    } else {
+        return Some(TinyFs(dir.to_owned()));
+    };
+    println!("SKIPPED {what} test: {why}");
+    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "under CI the {what} test must run ({why})");
+    None
+}
+
+pub struct TinyFs(std::path::PathBuf);
+
+impl Drop for TinyFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system `dir` is on to the last byte, with `dir/junk`
+/// (remove it to give the space back).
+pub fn fill(dir: &Path) {
+    use std::io::Write as _;
+    let mut file = std::fs::File::create(dir.join("junk")).unwrap();
+    while file.write_all(&[0u8; 1024]).is_ok() {}
+    let _ = file.write_all(&[0u8; 1]);
+}
+
+/// Starts the built binary on `config_file` and waits for its start-up
+/// line; returns it with its portal and admin addresses, read from that
+/// line. Its log keeps being drained, so it never blocks on a full pipe.
+pub fn start_binary(config_file: &Path) -> (std::process::Child, std::net::SocketAddr, std::net::SocketAddr) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["run", "--config"])
+        .arg(config_file)
+        .env("RUST_LOG", "portico=info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("Portico serving") {
+        line.clear();
+    }
+    let addr = |key: &str| -> std::net::SocketAddr {
+        line.split(&format!("{key}=")).nth(1).and_then(|s| s.split_whitespace().next()).unwrap().parse().unwrap()
+    };
+    let (portal, admin) = (addr("portal"), addr("admin"));
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, portal, admin)
+}
