@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Venue;
+use crate::counts::{Day, Tally};
 use crate::http::Rejection;
 pub use process::Process;
 use text::{Kind, Text};
@@ -121,6 +122,8 @@ pub struct Metrics {
     pub tls_handshake_failures: AtomicU64,
     pub firewall_batches: AtomicU64,
     pub firewall_repairs: AtomicU64,
+    /// When the last repair ended, in Unix seconds; 0 before the first.
+    firewall_repaired_at: AtomicU64,
     pub firewall_comparisons: AtomicU64,
     accept_buckets: [AtomicU64; BUCKETS.len()],
     accept_count: AtomicU64,
@@ -136,6 +139,8 @@ pub struct Scrape<'a> {
     pub store_degraded: bool,
     /// When the served TLS certificate expires; `None` without `[tls]`.
     pub tls_expiry: Option<SystemTime>,
+    /// Today's daily counts (see [`crate::counts`]), and the venue's date.
+    pub today: (Day, &'a Tally),
 }
 
 impl Metrics {
@@ -158,6 +163,7 @@ impl Metrics {
             tls_handshake_failures: AtomicU64::new(0),
             firewall_batches: AtomicU64::new(0),
             firewall_repairs: AtomicU64::new(0),
+            firewall_repaired_at: AtomicU64::new(0),
             firewall_comparisons: AtomicU64::new(0),
             accept_buckets: Default::default(),
             accept_count: AtomicU64::new(0),
@@ -201,6 +207,25 @@ impl Metrics {
         counter.fetch_add(1, Relaxed);
         self.last_reload_ok.store(applied, Relaxed);
         self.last_reload_at.store(unix_seconds(SystemTime::now()), Relaxed);
+    }
+
+    /// The firewall's rules were found changed and put right.
+    pub fn firewall_repaired(&self) {
+        self.firewall_repairs.fetch_add(1, Relaxed);
+        self.firewall_repaired_at.store(unix_seconds(SystemTime::now()), Relaxed);
+    }
+
+    /// When the firewall's rules were last put right, if ever since start.
+    pub fn last_firewall_repair(&self) -> Option<SystemTime> {
+        let at = self.firewall_repaired_at.load(Relaxed);
+        (at > 0).then(|| UNIX_EPOCH + Duration::from_secs(at))
+    }
+
+    /// Whether the last load of the config and campaign was applied, and
+    /// when it ended.
+    pub fn last_reload(&self) -> (bool, SystemTime) {
+        let at = self.last_reload_at.load(Relaxed);
+        (self.last_reload_ok.load(Relaxed), UNIX_EPOCH + Duration::from_secs(at))
     }
 
     pub fn accept_latency(&self, took: Duration) {
@@ -315,9 +340,7 @@ impl Metrics {
             )
             .sample(&[], unix_seconds(expiry));
         }
-        // The daily counts of the venue's report (devices shown, connected
-        // and returning today) are written here, as gauges read at scrape
-        // time like `grants_active` from what keeps them.
+        write_today(&mut text, scrape.today);
 
         write_process(&mut text, process);
         text.finish()
@@ -344,6 +367,29 @@ impl Metrics {
         family.suffixed("_bucket", &[("le", "+Inf")], count);
         family.suffixed("_sum", &[], self.accept_micros.load(Relaxed) as f64 / 1e6);
         family.suffixed("_count", &[], count);
+    }
+}
+
+/// The report's numbers for today, as gauges labelled with the venue's
+/// date: each day is its own series, so the last sample of a date is
+/// that day's total, whatever the scrape times and the venue's zone
+/// (the dashboard's per-day panels read them that way). A new date starts
+/// at zero; the day before keeps its final value in Prometheus.
+fn write_today(text: &mut Text, (day, tally): (Day, &Tally)) {
+    let date = day.to_string();
+    let date = [("date", date.as_str())];
+    let m = &tally.total;
+    for (name, help, n) in [
+        ("portico_day_devices_shown", "Devices shown the notice today (the venue's day), each once.", m.shown),
+        ("portico_day_devices_connected", "Devices that tapped Connect today, each once.", m.connected),
+        (
+            "portico_day_devices_returning",
+            "Devices shown the notice again today after a session of theirs ended.",
+            m.returning,
+        ),
+        ("portico_day_splash_views", "Splash pages shown today, every view.", m.views),
+    ] {
+        text.family(name, Kind::Gauge, help).sample(&date, n);
     }
 }
 
@@ -387,8 +433,11 @@ mod tests {
         venue
     }
 
+    static NOBODY: std::sync::LazyLock<Tally> = std::sync::LazyLock::new(Tally::default);
+
     fn scrape(venue: &Venue) -> Scrape<'_> {
-        Scrape { venue, grants_active: 7, store_degraded: false, tls_expiry: None }
+        let today = Day::new(2026, 3, 1).unwrap();
+        Scrape { venue, grants_active: 7, store_degraded: false, tls_expiry: None, today: (today, &*NOBODY) }
     }
 
     /// The value of the sample whose name and labels are exactly `series`.
@@ -458,6 +507,7 @@ mod tests {
         has("portico_accept_duration_seconds_bucket{le=\"+Inf\"}", "1");
         has("portico_accept_duration_seconds_count", "1");
         has("portico_accept_duration_seconds_sum", "0.003");
+        has("portico_day_devices_shown{date=\"2026-03-01\"}", "0");
         assert!(!text.contains("portico_tls_certificate_expiry_seconds"), "no [tls], no expiry: {text}");
         // The venue is only on its info series.
         assert_eq!(text.matches("venue=").count(), 1, "{text}");
@@ -465,6 +515,21 @@ mod tests {
         let first = |name: &str| text.lines().find(|l| l.starts_with(name)).unwrap().to_owned();
         assert!(first("portico_reloads_total{").contains("result=\"ok\""));
         assert!(first("portico_accepts_total{").contains("result=\"ok\""));
+    }
+
+    #[test]
+    fn today_is_a_series_of_its_date() {
+        let m = Metrics::new(&[]);
+        let v = venue("Ga");
+        let total = crate::counts::Measures { shown: 5, connected: 3, returning: 1, views: 9 };
+        let tally = Tally { total, ..Tally::default() };
+        let today = (Day::new(2026, 12, 31).unwrap(), &tally);
+        let text = m.render(&Scrape { today, ..scrape(&v) });
+        for (name, value) in [("shown", "5"), ("connected", "3"), ("returning", "1")] {
+            let series = format!("portico_day_devices_{name}{{date=\"2026-12-31\"}}");
+            assert_eq!(sample(&text, &series), Some(value), "{text}");
+        }
+        assert_eq!(sample(&text, "portico_day_splash_views{date=\"2026-12-31\"}"), Some("9"));
     }
 
     #[test]

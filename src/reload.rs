@@ -85,6 +85,7 @@ pub async fn reload(portal: &Portal, source: &ConfigSource) {
                 tracing::warn!(key, "changed in the config file; it takes effect at the next restart");
             }
             portal.sessions.set_session(live.config.portal.session);
+            portal.counts.set_zone(live.config.venue.timezone.clone());
             // `[[trusted]]` is applied at once; a firewall that refuses
             // keeps the devices trusted before.
             if let Err(e) = portal.sessions.set_configured_trusted(live.config.trusted.clone()).await {

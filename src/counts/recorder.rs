@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use super::day_file::{self, DayFile};
 use super::zone::{HourCache, unix_secs};
-use super::{At, Day, DayCounts, Device, Platform, Zone};
+use super::{At, Day, DayCounts, Device, Platform, Tally, Zone};
 use crate::sessions::Sessions;
 
 /// How often today's file is rewritten when something changed.
@@ -32,7 +32,6 @@ pub struct Counts {
 }
 
 struct Shared {
-    zone: Zone,
     folder: PathBuf,
     keep_days: u32,
     current: Mutex<Current>,
@@ -41,6 +40,8 @@ struct Shared {
 }
 
 struct Current {
+    /// The venue's zone; a reload may change it.
+    zone: Zone,
     today: DayCounts,
     clock: HourCache,
     /// Changed since last written.
@@ -71,10 +72,10 @@ impl Counts {
         let today = day_file::load_day(&folder, date)
             .filter(DayCounts::is_open)
             .unwrap_or_else(|| DayCounts::open(date, random_key()));
-        let current = Current { today, clock: HourCache::default(), dirty: false, ended: Vec::new(), seeded: false };
+        let current =
+            Current { zone, today, clock: HourCache::default(), dirty: false, ended: Vec::new(), seeded: false };
         Counts {
             shared: Arc::new(Shared {
-                zone,
                 folder,
                 keep_days,
                 current: Mutex::new(current),
@@ -95,7 +96,7 @@ impl Counts {
     ) {
         let secs = unix_secs(now);
         let mut current = self.current(secs);
-        let hour = current.clock.local(&self.shared.zone, secs).1;
+        let hour = current.hour(secs);
         current.today.splash(device, At { lang, platform, hour, now: secs }, still_granted);
         current.dirty = true;
     }
@@ -104,7 +105,7 @@ impl Counts {
     pub fn connected(&self, device: &Device, lang: &str, platform: Platform, now: SystemTime, until: SystemTime) {
         let secs = unix_secs(now);
         let mut current = self.current(secs);
-        let hour = current.clock.local(&self.shared.zone, secs).1;
+        let hour = current.hour(secs);
         current.today.connected(device, At { lang, platform, hour, now: secs }, unix_secs(until));
         current.dirty = true;
     }
@@ -114,12 +115,49 @@ impl Counts {
         self.shared.failing.load(Ordering::Relaxed)
     }
 
+    /// Today's numbers, as the venue's clock has it at `now`.
+    pub fn today(&self, now: SystemTime) -> (Day, Tally) {
+        let current = self.current(unix_secs(now));
+        (current.today.date, current.today.tally.clone())
+    }
+
+    /// The numbers of the `days` days before today, oldest first: from
+    /// their files, or from memory for a day that ended and is not yet
+    /// written. A day without a file (nobody came, or it was before the
+    /// first start) is left out.
+    pub fn past(&self, days: u32, now: SystemTime) -> Vec<(Day, Tally)> {
+        let (today, unwritten): (Day, Vec<(Day, Tally)>) = {
+            let current = self.current(unix_secs(now));
+            (current.today.date, current.ended.iter().map(|d| (d.date, d.tally.clone())).collect())
+        };
+        let from = today.minus_days(i64::from(days));
+        let mut past: Vec<(Day, Tally)> = day_file::read_days(&self.shared.folder, Some(from), Some(today.minus_days(1)))
+            .into_iter()
+            .map(|d| (d.date, d.tally))
+            .filter(|(day, _)| !unwritten.iter().any(|(u, _)| u == day))
+            .collect();
+        past.extend(unwritten.into_iter().filter(|(day, _)| *day >= from));
+        past.sort_by_key(|(day, _)| *day);
+        past
+    }
+
+    /// The zone a reload set. Today goes on under the new zone's clock;
+    /// if its date is already later, the day ends now.
+    pub fn set_zone(&self, zone: Zone) {
+        let mut current = self.shared.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.zone != zone {
+            current.zone = zone;
+            current.clock = HourCache::default();
+        }
+    }
+
     /// The lock, with today turned to the day of `secs` first. A clock set
     /// back into an earlier day keeps counting into today: a closed day is
     /// never reopened.
     fn current(&self, secs: i64) -> MutexGuard<'_, Current> {
         let mut current = self.shared.current.lock().unwrap_or_else(|e| e.into_inner());
-        let (day, _) = current.clock.local(&self.shared.zone, secs);
+        let Current { zone, clock, .. } = &mut *current;
+        let (day, _) = clock.local(zone, secs);
         if day > current.today.date {
             current.turn(day);
         }
@@ -224,6 +262,11 @@ impl Counts {
 }
 
 impl Current {
+    /// The venue's hour at `secs`.
+    fn hour(&mut self, secs: i64) -> u8 {
+        self.clock.local(&self.zone, secs).1
+    }
+
     /// The day is over: it is closed (key and hashes dropped) and queued to
     /// be written; the new day has a new key.
     fn turn(&mut self, day: Day) {

@@ -533,7 +533,7 @@ impl Worker {
         }
         tracing::warn!(grants = lost.len(), "grants were deleted from the firewall under Portico; adding them back");
         match self.transaction(|| self.firewall.allow(&lost, &[], now)) {
-            Ok(()) => _ = self.metrics.firewall_repairs.fetch_add(1, Relaxed),
+            Ok(()) => self.metrics.firewall_repaired(),
             Err(e) => {
                 tracing::error!(error = %e, "could not add the missing grants back; rebuilding the table");
                 self.repair.store(true, Ordering::Release);
@@ -560,7 +560,7 @@ impl Worker {
         match result {
             Ok(()) => {
                 if !at_start {
-                    self.metrics.firewall_repairs.fetch_add(1, Relaxed);
+                    self.metrics.firewall_repaired();
                 }
             }
             Err(e) => {

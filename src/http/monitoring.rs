@@ -46,11 +46,13 @@ fn problems(portal: &Portal) -> Vec<&'static str> {
 /// `GET /metrics`.
 pub fn metrics(portal: &Portal, now: SystemTime) -> Response<Body> {
     let live = portal.live.load();
+    let (day, tally) = portal.counts.today(now);
     let scrape = Scrape {
         venue: &live.config.venue,
         grants_active: portal.sessions.active(now),
         store_degraded: portal.sessions.degraded(),
         tls_expiry: live.tls_expiry,
+        today: (day, &tally),
     };
     body::response(StatusCode::OK, metrics::CONTENT_TYPE, Bytes::from(portal.metrics.render(&scrape)))
 }
