@@ -64,8 +64,8 @@ pub enum Command {
         to: Option<crate::counts::Day>,
         #[arg(long, value_enum, default_value = "csv")]
         format: crate::report::Format,
-        /// Combine these CSV reports (of many venues) into one.
-        #[arg(long, value_name = "CSV", num_args = 1.., conflicts_with_all = ["config", "from", "to", "format"])]
+        /// Combine these reports (of many venues, CSV or JSON) into one.
+        #[arg(long, value_name = "REPORT", num_args = 1.., conflicts_with_all = ["config", "from", "to"])]
         merge: Vec<PathBuf>,
     },
 }
@@ -178,7 +178,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Clients { action: ClientsAction::Revoke { target, config } } => {
             clients_revoke(config.as_deref(), &target)
         }
-        Command::Report { merge, .. } if !merge.is_empty() => crate::report::merge_command(&merge),
+        Command::Report { merge, format, .. } if !merge.is_empty() => crate::report::merge_command(&merge, format),
         Command::Report { config, from, to, format, .. } => {
             let config = config.expect("clap requires --config without --merge");
             crate::report::command(&config, from, to, format)

@@ -22,20 +22,24 @@
 //!   language tag in alphabetical order, `shown_lang_<tag>`,
 //!   `connected_lang_<tag>`, `returning_lang_<tag>`, `views_lang_<tag>`.
 //!
-//! `--merge` reads reports whose language columns may differ, checks that
-//! every other column is the one above, and writes one header with every
+//! The JSON report is an array of one object per row: the first columns
+//! above as keys, then `by_platform`, `by_lang` and `by_hour` nested.
+//!
+//! `--merge` reads reports in either form (a file starting with `[` is
+//! JSON), whose language columns may differ, checks that every other
+//! column is the one above, and writes one report (`--format`) with every
 //! language any of them has, a missing count being 0.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::counts::{ByPlatform, Day, DayCounts, Measures, read_days};
+use crate::counts::{ByPlatform, Day, DayCounts, Measures, Tally, read_days};
 
 /// The columns every report starts with: the stable surface of issue 12.
 pub const FIRST_COLUMNS: [&str; 8] =
@@ -61,11 +65,28 @@ fn measure(m: &Measures, name: &str) -> u64 {
     }
 }
 
+fn measure_mut<'a>(m: &'a mut Measures, name: &str) -> &'a mut u64 {
+    match name {
+        "shown" => &mut m.shown,
+        "connected" => &mut m.connected,
+        "returning" => &mut m.returning,
+        _ => &mut m.views,
+    }
+}
+
 fn platform(p: &ByPlatform, name: &str) -> Measures {
     match name {
         "android" => p.android,
         "ios" => p.ios,
         _ => p.other,
+    }
+}
+
+fn platform_mut<'a>(p: &'a mut ByPlatform, name: &str) -> &'a mut Measures {
+    match name {
+        "android" => &mut p.android,
+        "ios" => &mut p.ios,
+        _ => &mut p.other,
     }
 }
 
@@ -86,7 +107,9 @@ fn lang_columns(langs: &BTreeSet<String>) -> Vec<String> {
 }
 
 /// The venue as the report names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VenueLabel {
+    #[serde(rename = "venue")]
     pub name: String,
     pub province: String,
     pub kind: String,
@@ -103,17 +126,32 @@ impl VenueLabel {
     }
 }
 
-/// The CSV report of `days`.
-pub fn csv(venue: &VenueLabel, days: &[DayCounts]) -> String {
-    let langs: BTreeSet<String> = days.iter().flat_map(|d| d.tally.by_lang.keys().cloned()).collect();
+/// One row of a report: a venue's day.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub venue: VenueLabel,
+    pub date: Day,
+    pub tally: Tally,
+}
+
+impl Row {
+    /// The rows of one venue's days.
+    pub fn of_days(venue: &VenueLabel, days: Vec<DayCounts>) -> Vec<Row> {
+        days.into_iter().map(|d| Row { venue: venue.clone(), date: d.date, tally: d.tally }).collect()
+    }
+}
+
+/// The CSV report of `rows`.
+pub fn csv(rows: &[Row]) -> String {
+    let langs: BTreeSet<String> = rows.iter().flat_map(|r| r.tally.by_lang.keys().cloned()).collect();
     let mut header = fixed_columns();
     header.extend(lang_columns(&langs));
     let mut out = String::from(BOM);
     write_record(&mut out, header.iter().map(String::as_str));
-    for day in days {
-        let t = &day.tally;
+    for r in rows {
+        let (t, venue) = (&r.tally, &r.venue);
         let mut row: Vec<String> =
-            vec![venue.name.clone(), venue.province.clone(), venue.kind.clone(), day.date.to_string()];
+            vec![venue.name.clone(), venue.province.clone(), venue.kind.clone(), r.date.to_string()];
         row.extend(MEASURES.iter().map(|m| measure(&t.total, m).to_string()));
         for m in MEASURES {
             row.extend(PLATFORMS.iter().map(|p| measure(&platform(&t.by_platform, p), m).to_string()));
@@ -131,42 +169,125 @@ pub fn csv(venue: &VenueLabel, days: &[DayCounts]) -> String {
 }
 
 /// One JSON row: the CSV's first columns, then the breakdowns nested.
-#[derive(Serialize)]
-struct JsonRow<'a> {
-    venue: &'a str,
-    province: &'a str,
-    kind: &'a str,
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonRow {
+    #[serde(flatten)]
+    venue: VenueLabel,
     date: Day,
     devices_shown: u64,
     devices_connected: u64,
     devices_returning: u64,
     splash_views: u64,
-    by_platform: &'a ByPlatform,
-    by_lang: &'a std::collections::BTreeMap<String, Measures>,
-    by_hour: &'a [Measures; 24],
+    by_platform: ByPlatform,
+    by_lang: BTreeMap<String, Measures>,
+    by_hour: [Measures; 24],
 }
 
-/// The JSON report of `days`: an array of objects, one per day.
-pub fn json(venue: &VenueLabel, days: &[DayCounts]) -> String {
-    let rows: Vec<JsonRow> = days
+/// The JSON report of `rows`: an array of objects, one per row.
+pub fn json(rows: &[Row]) -> String {
+    let rows: Vec<JsonRow> = rows
         .iter()
-        .map(|d| JsonRow {
-            venue: &venue.name,
-            province: &venue.province,
-            kind: &venue.kind,
-            date: d.date,
-            devices_shown: d.tally.total.shown,
-            devices_connected: d.tally.total.connected,
-            devices_returning: d.tally.total.returning,
-            splash_views: d.tally.total.views,
-            by_platform: &d.tally.by_platform,
-            by_lang: &d.tally.by_lang,
-            by_hour: &d.tally.by_hour,
+        .map(|r| JsonRow {
+            venue: r.venue.clone(),
+            date: r.date,
+            devices_shown: r.tally.total.shown,
+            devices_connected: r.tally.total.connected,
+            devices_returning: r.tally.total.returning,
+            splash_views: r.tally.total.views,
+            by_platform: r.tally.by_platform,
+            by_lang: r.tally.by_lang.clone(),
+            by_hour: r.tally.by_hour,
         })
         .collect();
     let mut text = serde_json::to_string_pretty(&rows).expect("plain data serializes");
     text.push('\n');
     text
+}
+
+/// The rows of a JSON report.
+fn rows_from_json(text: &str) -> Result<Vec<Row>, String> {
+    let rows: Vec<JsonRow> = serde_json::from_str(text).map_err(|e| format!("not a Portico JSON report: {e}"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let total = Measures {
+                shown: r.devices_shown,
+                connected: r.devices_connected,
+                returning: r.devices_returning,
+                views: r.splash_views,
+            };
+            let tally = Tally { total, by_lang: r.by_lang, by_platform: r.by_platform, by_hour: r.by_hour };
+            Row { venue: r.venue, date: r.date, tally }
+        })
+        .collect())
+}
+
+/// The rows of a CSV report: the stable columns first, in their order,
+/// then languages in any order.
+fn rows_from_csv(text: &str) -> Result<Vec<Row>, String> {
+    let fixed = fixed_columns();
+    let mut records = parse_csv(text)?.into_iter();
+    let header = records.next().ok_or("empty, not a report")?;
+    if header.len() < fixed.len() || header[..fixed.len()] != fixed[..] {
+        return Err(format!(
+            "its columns are not a Portico report's (the header must start with {})",
+            FIRST_COLUMNS.join(",")
+        ));
+    }
+    // Each language column: which measure of which tag.
+    let mut langs = Vec::new();
+    for column in &header[fixed.len()..] {
+        let lang = MEASURES
+            .iter()
+            .find_map(|m| column.strip_prefix(m)?.strip_prefix("_lang_").map(|tag| (*m, tag)))
+            .filter(|(_, tag)| !tag.is_empty())
+            .ok_or_else(|| format!("unknown column {column:?}"))?;
+        langs.push(lang);
+    }
+    let mut rows = Vec::new();
+    for (i, record) in records.enumerate() {
+        let line = i + 2;
+        if record.len() != header.len() {
+            return Err(format!("row {line} has {} fields, the header {}", record.len(), header.len()));
+        }
+        let number = |at: usize| {
+            record[at]
+                .parse::<u64>()
+                .map_err(|_| format!("row {line}, column {}: {:?} is not a count", header[at], record[at]))
+        };
+        let date = record[3].parse::<Day>().map_err(|e| format!("row {line}, column date: {e}"))?;
+        let venue = VenueLabel { name: record[0].clone(), province: record[1].clone(), kind: record[2].clone() };
+        let mut tally = Tally::default();
+        let mut at = 4;
+        for m in MEASURES {
+            *measure_mut(&mut tally.total, m) = number(at)?;
+            at += 1;
+        }
+        for m in MEASURES {
+            for p in PLATFORMS {
+                *measure_mut(platform_mut(&mut tally.by_platform, p), m) = number(at)?;
+                at += 1;
+            }
+        }
+        for m in MEASURES {
+            for h in 0..24 {
+                *measure_mut(&mut tally.by_hour[h], m) = number(at)?;
+                at += 1;
+            }
+        }
+        for (m, tag) in &langs {
+            let n = number(at)?;
+            at += 1;
+            // A language the venue never showed that day stays absent, as
+            // in the report it came from.
+            if n > 0 || tally.by_lang.contains_key(*tag) {
+                *measure_mut(tally.by_lang.entry((*tag).to_owned()).or_default(), m) = n;
+            }
+        }
+        rows.push(Row { venue, date, tally });
+    }
+    Ok(rows)
 }
 
 /// Appends one CSV record (RFC 4180: a field with a comma, a quote or a
@@ -228,62 +349,34 @@ pub fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
     Ok(records)
 }
 
-/// Combines CSV reports into one: the same columns (languages united),
-/// every row of every file in the order given.
-pub fn merge(files: &[(String, String)]) -> Result<String, String> {
-    let fixed = fixed_columns();
-    let mut langs = BTreeSet::new();
-    let mut tables = Vec::new();
+/// The rows of many reports, CSV or JSON (told apart by their first
+/// character), in the order given; an error names the file.
+pub fn merge(files: &[(String, String)]) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
     for (name, text) in files {
-        let mut records = parse_csv(text).map_err(|e| format!("{name}: {e}"))?.into_iter();
-        let header = records.next().ok_or_else(|| format!("{name}: empty, not a report"))?;
-        if header.len() < fixed.len() || header[..fixed.len()] != fixed[..] {
-            return Err(format!(
-                "{name}: its columns are not a Portico report's (the header must start with {})",
-                FIRST_COLUMNS.join(",")
-            ));
-        }
-        for column in &header[fixed.len()..] {
-            let tag = MEASURES
-                .iter()
-                .find_map(|m| column.strip_prefix(m).and_then(|c| c.strip_prefix("_lang_")))
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| format!("{name}: unknown column {column:?}"))?;
-            langs.insert(tag.to_owned());
-        }
-        let rows: Vec<Vec<String>> = records.collect();
-        if let Some((i, _)) = rows.iter().enumerate().find(|(_, r)| r.len() != header.len()) {
-            return Err(format!("{name}: row {} has {} fields, the header {}", i + 2, rows[i].len(), header.len()));
-        }
-        tables.push((header, rows));
+        let body = text.strip_prefix(BOM).unwrap_or(text).trim_start();
+        let read = if body.starts_with('[') { rows_from_json(body) } else { rows_from_csv(text) };
+        rows.extend(read.map_err(|e| format!("{name}: {e}"))?);
     }
-    let mut columns = fixed;
-    columns.extend(lang_columns(&langs));
-    let mut out = String::from(BOM);
-    write_record(&mut out, columns.iter().map(String::as_str));
-    for (header, rows) in &tables {
-        let at: Vec<Option<usize>> = columns.iter().map(|c| header.iter().position(|h| h == c)).collect();
-        for row in rows {
-            write_record(&mut out, at.iter().map(|i| i.map_or("0", |i| row[i].as_str())));
-        }
-    }
-    Ok(out)
+    Ok(rows)
 }
 
 /// `portico report --config FILE [--from] [--to] [--format]`.
 pub fn command(config: &Path, from: Option<Day>, to: Option<Day>, format: Format) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
     let days = read_days(&crate::counts::folder(&config.state.dir), from, to);
-    let venue = VenueLabel::of(&config);
-    let text = match format {
-        Format::Csv => csv(&venue, &days),
-        Format::Json => json(&venue, &days),
-    };
-    print_out(&text)
+    print_out(&write(&Row::of_days(&VenueLabel::of(&config), days), format))
 }
 
-/// `portico report --merge FILE...`.
-pub fn merge_command(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn write(rows: &[Row], format: Format) -> String {
+    match format {
+        Format::Csv => csv(rows),
+        Format::Json => json(rows),
+    }
+}
+
+/// `portico report --merge FILE... [--format]`.
+pub fn merge_command(files: &[PathBuf], format: Format) -> anyhow::Result<ExitCode> {
     let texts = files
         .iter()
         .map(|f| {
@@ -291,7 +384,7 @@ pub fn merge_command(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
             Ok((f.display().to_string(), text))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    print_out(&merge(&texts).map_err(anyhow::Error::msg)?)
+    print_out(&write(&merge(&texts).map_err(anyhow::Error::msg)?, format))
 }
 
 fn print_out(text: &str) -> anyhow::Result<ExitCode> {
@@ -325,7 +418,7 @@ mod tests {
 
     #[test]
     fn the_csv_has_a_bom_the_stable_columns_and_parses_back() {
-        let text = csv(&label("Ga \"Buôn\", Ma Thuột"), &[day_of("2026-03-01", &["vi", "en"])]);
+        let text = csv(&Row::of_days(&label("Ga \"Buôn\", Ma Thuột"), vec![day_of("2026-03-01", &["vi", "en"])]));
         assert!(text.starts_with(BOM));
         let records = parse_csv(&text).unwrap();
         assert_eq!(records[0][..8], FIRST_COLUMNS.map(String::from));
@@ -338,9 +431,10 @@ mod tests {
 
     #[test]
     fn merging_unites_the_languages_and_refuses_what_is_not_a_report() {
-        let a = csv(&label("Ga A"), &[day_of("2026-03-01", &["vi"])]);
-        let b = csv(&label("Cảng B"), &[day_of("2026-03-01", &["en"]), day_of("2026-03-02", &[])]);
-        let merged = parse_csv(&merge(&[("a".into(), a), ("b".into(), b)]).unwrap()).unwrap();
+        let a = csv(&Row::of_days(&label("Ga A"), vec![day_of("2026-03-01", &["vi"])]));
+        let b = Row::of_days(&label("Cảng B"), vec![day_of("2026-03-01", &["en"]), day_of("2026-03-02", &[])]);
+        let files = [("a.csv".into(), a), ("b.json".into(), json(&b))];
+        let merged = parse_csv(&csv(&merge(&files).unwrap())).unwrap();
         assert_eq!(merged.len(), 4);
         let col = |name: &str| merged[0].iter().position(|c| c == name).unwrap();
         assert!(col("shown_lang_en") < col("shown_lang_vi"));
@@ -348,6 +442,23 @@ mod tests {
         assert_eq!((merged[2][0].as_str(), merged[2][col("shown_lang_en")].as_str()), ("Cảng B", "1"));
         let e = merge(&[("x.csv".into(), "a,b\r\n1,2\r\n".into())]).unwrap_err();
         assert!(e.starts_with("x.csv: ") && e.contains("venue,province"), "{e}");
+        let e = merge(&[("y.json".into(), "[{\"venue\": 1}]".into())]).unwrap_err();
+        assert!(e.starts_with("y.json: not a Portico JSON report"), "{e}");
+        let mut bad = csv(&b);
+        bad = bad.replacen("Cảng B,Đắk Lắk,station,2026-03-01,1", "Cảng B,Đắk Lắk,station,2026-03-01,x", 1);
+        let e = merge(&[("z.csv".into(), bad)]).unwrap_err();
+        assert_eq!(e, "z.csv: row 2, column devices_shown: \"x\" is not a count");
+    }
+
+    #[test]
+    fn a_report_read_back_is_the_same_report_in_either_form() {
+        let mut busy = day_of("2026-03-01", &["vi", "en", "zh", "vi"]);
+        busy.tally.by_hour[23].connected = 3;
+        busy.tally.by_platform.android.returning = 2;
+        let rows = Row::of_days(&label("Sân bay \"Buôn\", Ma Thuột"), vec![busy, day_of("2026-03-02", &[])]);
+        for text in [csv(&rows), json(&rows)] {
+            assert_eq!(merge(&[("r".into(), text)]).unwrap(), rows);
+        }
     }
 
     #[test]

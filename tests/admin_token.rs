@@ -270,6 +270,16 @@ async fn a_flood_of_wrong_tokens_shuts_out_its_own_address_and_nothing_else() {
     let statuses = flood.await.unwrap();
     assert!(statuses.iter().all(|s| [StatusCode::UNAUTHORIZED, StatusCode::TOO_MANY_REQUESTS].contains(s)));
     assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "320 guesses in a moment are cut off");
+    // The operator sees the guessing in the metrics, by how it was refused.
+    let metrics = portal.get("/metrics", None).await.text();
+    let count = |reason: &str| {
+        let series = format!("portico_rejected_total{{reason=\"{reason}\"}} ");
+        let line = metrics.lines().find(|l| l.starts_with(&series)).unwrap_or_else(|| panic!("{series} in {metrics}"));
+        line[series.len()..].parse::<usize>().unwrap()
+    };
+    let refused = |status| statuses.iter().filter(|s| **s == status).count();
+    assert!(count("admin_token") >= refused(StatusCode::UNAUTHORIZED), "{metrics}");
+    assert!(count("admin_attempts") >= refused(StatusCode::TOO_MANY_REQUESTS), "{metrics}");
 
     // The flooding address is shut out before its token is compared, so a
     // guesser cannot tell a right one; another address is not. (Its budget

@@ -174,3 +174,43 @@ fn kill_9_after_a_second_keeps_the_days_numbers_and_a_restart_its_devices() {
     let row = &report(&config_file)[0];
     assert_eq!((row["devices_shown"].as_str(), row["splash_views"].as_str()), ("3", "5"));
 }
+
+/// A province's one command: two venues' reports, one sent as JSON and
+/// one as CSV, merged into one CSV that holds both venues' rows.
+#[test]
+fn a_province_merges_its_venues_reports_with_one_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reports = Vec::new();
+    for (venue, format, devices) in [("Ga Huế", "json", 2), ("Cảng Chân Mây", "csv", 1)] {
+        let state = dir.path().join(venue);
+        std::fs::create_dir(&state).unwrap();
+        let config_file = state.join("portico.toml");
+        std::fs::write(&config_file, config(&state).replace("Bến xe Đà Lạt", venue)).unwrap();
+        let (mut child, portal, _) = common::start_binary(&config_file);
+        for i in 0..devices {
+            splash_from(&format!("127.0.0.{}", 10 + i), portal);
+        }
+        // SIGTERM: a clean stop writes the day.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM).unwrap();
+        assert!(child.wait().unwrap().success());
+        let out = Command::new(PORTICO).args(["report", "--format", format, "--config"]).arg(&config_file).output();
+        let out = out.unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let file = dir.path().join(format!("{venue}.{format}"));
+        std::fs::write(&file, out.stdout).unwrap();
+        reports.push(file);
+    }
+    let out = Command::new(PORTICO).args(["report", "--merge"]).args(&reports).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let records = parse_csv(text.strip_prefix('\u{feff}').expect("a BOM"));
+    let shown: Vec<(&str, &str)> = records[1..].iter().map(|r| (r[0].as_str(), r[4].as_str())).collect();
+    assert_eq!(shown, [("Ga Huế", "2"), ("Cảng Chân Mây", "1")]);
+
+    // Something that is not a report is named, and nothing is printed.
+    let bad = dir.path().join("notes.csv");
+    std::fs::write(&bad, "date,visitors\r\n2026-03-01,4\r\n").unwrap();
+    let out = Command::new(PORTICO).args(["report", "--merge"]).arg(&reports[0]).arg(&bad).output().unwrap();
+    assert!(!out.status.success() && out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("notes.csv"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -131,11 +131,12 @@ impl Counts {
             (current.today.date, current.ended.iter().map(|d| (d.date, d.tally.clone())).collect())
         };
         let from = today.minus_days(i64::from(days));
-        let mut past: Vec<(Day, Tally)> = day_file::read_days(&self.shared.folder, Some(from), Some(today.minus_days(1)))
-            .into_iter()
-            .map(|d| (d.date, d.tally))
-            .filter(|(day, _)| !unwritten.iter().any(|(u, _)| u == day))
-            .collect();
+        let mut past: Vec<(Day, Tally)> =
+            day_file::read_days(&self.shared.folder, Some(from), Some(today.minus_days(1)))
+                .into_iter()
+                .map(|d| (d.date, d.tally))
+                .filter(|(day, _)| !unwritten.iter().any(|(u, _)| u == day))
+                .collect();
         past.extend(unwritten.into_iter().filter(|(day, _)| *day >= from));
         past.sort_by_key(|(day, _)| *day);
         past
@@ -339,6 +340,29 @@ mod tests {
         assert_eq!((first.tally.total.shown, first.tally.total.views), (1, 2));
         let second = day_file::load_day(&folder, "2026-03-02".parse().unwrap()).unwrap();
         assert_eq!((second.tally.total.shown, second.tally.by_hour[0].shown), (1, 1));
+    }
+
+    #[test]
+    fn a_new_zone_from_a_reload_moves_the_day_to_its_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let phone = Device::Mac(MacAddr([2, 0, 0, 0, 0, 1]));
+        let counts = Counts::open(dir.path(), Zone::named("UTC").unwrap(), 400, at("2026-03-01T20:00:00Z"));
+        counts.splash(&phone, "vi", Platform::Android, at("2026-03-01T20:00:00Z"), || true);
+        assert_eq!(counts.today(at("2026-03-01T20:00:00Z")).0.to_string(), "2026-03-01");
+        // 20:00 UTC is 03:00 the next morning in Hồ Chí Minh City.
+        counts.set_zone(Zone::default());
+        let (day, tally) = counts.today(at("2026-03-01T20:00:01Z"));
+        assert_eq!((day.to_string(), tally.total.views), ("2026-03-02".to_owned(), 0));
+        counts.splash(&phone, "vi", Platform::Android, at("2026-03-01T20:00:02Z"), || true);
+        assert_eq!(counts.today(at("2026-03-01T20:00:03Z")).1.by_hour[3].views, 1);
+        // The day before is ended, and read back with the past days.
+        let past = counts.past(30, at("2026-03-01T20:00:03Z"));
+        assert_eq!(
+            past.iter().map(|(d, t)| (d.to_string(), t.total.views)).collect::<Vec<_>>(),
+            [("2026-03-01".to_owned(), 1)]
+        );
+        counts.write(counts.take(at("2026-03-01T20:00:04Z"), None).unwrap());
+        assert_eq!(counts.past(30, at("2026-03-01T20:00:05Z")).len(), 1, "the same day once written");
     }
 
     /// Issue 12's measures, printed: the cost of one splash view on the

@@ -31,7 +31,10 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
         "/metrics" | "/healthz" | "/" => None,
         _ => match bearer::admit(portal, &conn, req.headers()) {
             Ok(admitted) => Some(admitted),
-            Err(refused) => return refused.response(),
+            Err(refused) => {
+                portal.metrics.rejected(refused.reason());
+                return refused.response();
+            }
         },
     };
     if req.method() == Method::POST {

@@ -35,6 +35,14 @@ pub enum Refused {
 }
 
 impl Refused {
+    /// The label it is counted under in `portico_rejected_total`.
+    pub fn reason(self) -> super::Rejection {
+        match self {
+            Refused::Unauthorized { .. } => super::Rejection::AdminToken,
+            Refused::TooManyAttempts(_) => super::Rejection::AdminAttempts,
+        }
+    }
+
     pub fn response(self) -> Response<Body> {
         match self {
             Refused::Unauthorized { given } => unauthorized(given),

@@ -28,6 +28,10 @@ crate::metrics::labelled! {
         ClientConnections => "client_connections",
         /// A request body (the accept form) that did not arrive in time.
         BodyTimeout => "body_timeout",
+        /// An admin request without the right token (`admin.token_file`).
+        AdminToken => "admin_token",
+        /// An admin request from an address out of token attempts.
+        AdminAttempts => "admin_attempts",
     }
 }
 
