@@ -59,8 +59,16 @@
 # on the 302, ahead of nginx sending Portico's headers, and under 10 MiB RSS
 # idle. The script reports; it does not fail when a goal is missed.
 #
+# Before and after a change: with BASELINE=<git revision>, Portico built at
+# that revision (in a git worktree, its own target dir under target/) runs
+# beside this tree's, same config, same CPU, and every Portico target is
+# measured on both, each baseline run right after this tree's, so that both
+# see the same machine. A last table gives the change in requests/s and in
+# CPU µs/request.
+#
 # Usage:   benches/load.sh            (from anywhere; it finds the repo)
-# Env:     DURATION=10s  CONNECTIONS=64  WARMUP=2s
+#          BASELINE=d23da5f benches/load.sh
+# Env:     DURATION=10s  CONNECTIONS=64  WARMUP=2s  BASELINE=
 # Needs:   cargo, curl, nginx (Debian: nginx-light), wrk, taskset
 #          (util-linux) and two CPUs. It installs nothing. It does not need
 #          root; as root, nginx's workers are told to stay root (`user`)
@@ -73,6 +81,7 @@ set -euo pipefail
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 WARMUP=${WARMUP:-2s}
+BASELINE=${BASELINE:-}
 SERVER_CPU=0
 CLIENT_CPU=1
 ANDROID_UA='Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36'
@@ -111,6 +120,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$REPO/benches/lib.sh"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/portico-bench.XXXXXX")
 PORTICO_PID=
+BASE_PID=
 NGINX_PID=
 
 # Stops everything this script started.
@@ -119,7 +129,9 @@ cleanup() {
     trap - EXIT INT TERM
     stop "$NGINX_PID"
     stop "$PORTICO_PID"
+    stop "$BASE_PID"
     rm -rf -- "$TMP"
+    [[ -z $BASELINE ]] || git -C "$REPO" worktree prune
     exit "$rc"
 }
 trap cleanup EXIT
@@ -175,6 +187,14 @@ echo "== cargo build --release (in $REPO)" >&2
 PORTICO=$REPO/target/release/portico
 [[ -x $PORTICO ]] || die "no binary at $PORTICO"
 BIN_BYTES=$(stat -c %s "$PORTICO")
+if [[ -n $BASELINE ]]; then
+    BASE_REV=$(git -C "$REPO" rev-parse --short "$BASELINE^{commit}") || die "BASELINE=$BASELINE is not a revision"
+    echo "== cargo build --release of $BASE_REV (the baseline)" >&2
+    git -C "$REPO" worktree add --detach --quiet "$TMP/baseline-src" "$BASE_REV" || die "git worktree add failed"
+    (cd "$TMP/baseline-src" && CARGO_TARGET_DIR=$REPO/target/baseline cargo build --release --quiet) \
+        || die "cargo build --release of $BASE_REV failed"
+    BASE_BIN=$REPO/target/baseline/release/portico
+fi
 
 # ---- Portico ----------------------------------------------------------------
 
@@ -218,6 +238,18 @@ PORTICO_PID=$!
 wait_for "http://127.0.0.1:$A_PORT/healthz" "$PORTICO_PID" Portico
 sleep 0.5 # let start-up's transient allocations settle before reading RSS
 P_IDLE_KB=$(status_kb "$PORTICO_PID" VmRSS)
+if [[ -n $BASELINE ]]; then
+    free_port B_PORT
+    free_port BA_PORT
+    mkdir -p "$TMP/base-state"
+    sed -e "s/:$P_PORT/:$B_PORT/g" -e "s/:$A_PORT/:$BA_PORT/" -e "s|$TMP/state|$TMP/base-state|" \
+        "$TMP/portico.toml" >"$TMP/baseline.toml"
+    echo "== starting Portico $BASE_REV on 127.0.0.1:$B_PORT (CPU $SERVER_CPU)" >&2
+    RUST_LOG=warn taskset -c "$SERVER_CPU" "$BASE_BIN" run --config "$TMP/baseline.toml" &
+    BASE_PID=$!
+    wait_for "http://127.0.0.1:$BA_PORT/healthz" "$BASE_PID" "Portico $BASE_REV"
+    B_BASE=http://127.0.0.1:$B_PORT
+fi
 
 P_BASE=http://127.0.0.1:$P_PORT
 N_BASE=http://127.0.0.1:$N_PORT
@@ -444,9 +476,15 @@ run_wrk() {
     fi
 }
 HZ=$(getconf CLK_TCK)
+# The baseline's run of a target, right after this tree's.
+baseline_wrk() {
+    [[ -z $BASELINE ]] || run_wrk "baseline-$1" "$B_BASE$2" "$BASE_PID" "${@:3}"
+}
 run_wrk portico-splash "$P_BASE/" "$PORTICO_PID" "${SPLASH_HDRS[@]}"
+baseline_wrk splash / "${SPLASH_HDRS[@]}"
 run_wrk nginx-splash "$N_BASE/" "$NGINX_WORKER" "${SPLASH_HDRS[@]}"
 run_wrk portico-302 "$P_BASE$PROBE_PATH" "$PORTICO_PID" "${PROBE_HDRS[@]}"
+baseline_wrk 302 "$PROBE_PATH" "${PROBE_HDRS[@]}"
 run_wrk nginx-302 "$N_BASE$PROBE_PATH" "$NGINX_WORKER" "${PROBE_HDRS[@]}"
 run_wrk plain-splash "$NP_BASE/" "$NGINX_WORKER" "${SPLASH_HDRS[@]}"
 run_wrk plain-302 "$NP_BASE$PROBE_PATH" "$NGINX_WORKER" "${PROBE_HDRS[@]}"
@@ -456,11 +494,15 @@ run_wrk plain-302 "$NP_BASE$PROBE_PATH" "$NGINX_WORKER" "${PROBE_HDRS[@]}"
 # one request per connection, every server closing after it.
 CLOSE_HDRS=("${PROBE_HDRS[@]}" -H 'Connection: close')
 run_wrk portico-302-per-conn "$P_BASE$PROBE_PATH" "$PORTICO_PID" "${CLOSE_HDRS[@]}"
+baseline_wrk 302-per-conn "$PROBE_PATH" "${CLOSE_HDRS[@]}"
 run_wrk nginx-302-per-conn "$N_BASE$PROBE_PATH" "$NGINX_WORKER" "${CLOSE_HDRS[@]}"
 run_wrk plain-302-per-conn "$NP_BASE$PROBE_PATH" "$NGINX_WORKER" "${CLOSE_HDRS[@]}"
 
 kill -0 "$PORTICO_PID" 2>/dev/null || die "Portico died under load"
 kill -0 "$NGINX_PID" 2>/dev/null || die "nginx died under load"
+[[ -z $BASELINE ]] || kill -0 "$BASE_PID" 2>/dev/null || die "Portico $BASE_REV died under load"
+SERVERS=(portico nginx plain)
+[[ -z $BASELINE ]] || SERVERS+=(baseline)
 P_PEAK_KB=$(status_kb "$PORTICO_PID" VmHWM)
 N_PEAK_KB=$(status_kb "$NGINX_WORKER" VmHWM)
 
@@ -472,7 +514,7 @@ echo
 echo "| target | server | requests/s | p50 | p99 |"
 echo "|---|---|---|---|---|"
 for target in splash 302 302-per-conn; do
-    for server in portico nginx plain; do
+    for server in "${SERVERS[@]}"; do
         key=$server-$target
         echo "| $target | $server | ${RPS[$key]} | ${P50[$key]} | ${P99[$key]} |"
     done
@@ -484,7 +526,7 @@ echo "| target | server | server CPU | CPU µs/request | CPU $CLIENT_CPU busy (w
 echo "|---|---|---|---|---|---|"
 noisy=
 for target in splash 302 302-per-conn; do
-    for server in portico nginx plain; do
+    for server in "${SERVERS[@]}"; do
         key=$server-$target
         echo "| $target | $server | ${SRV_CPU[$key]} | ${US_PER_REQ[$key]} | ${WRK_CPU[$key]} | ${PSI[$key]} |"
         if [[ ${PSI[$key]} != n/a ]] && awk -v p="${PSI[$key]%\%}" 'BEGIN { exit !(p > 5) }'; then
@@ -545,6 +587,19 @@ done
 awk -v k="$P_IDLE_KB" 'BEGIN { printf "- Portico idle RSS %.1f MiB: %s 10 MiB\n", k / 1024, (k < 10240 ? "under" : "NOT under") }'
 if [[ -n $noisy ]]; then
     echo "- (not a verdict: rows$noisy were disturbed by other work, see the warning above)"
+fi
+if [[ -n $BASELINE ]]; then
+    echo
+    echo "## This tree against $BASE_REV (the baseline), run by run"
+    echo
+    echo "| target | requests/s | $BASE_REV requests/s | change | CPU µs/request | $BASE_REV CPU µs/request | change |"
+    echo "|---|---|---|---|---|---|---|"
+    for target in splash 302 302-per-conn; do
+        awk -v t="$target" -v p="${RPS[portico-$target]}" -v b="${RPS[baseline-$target]}" \
+            -v pu="${US_PER_REQ[portico-$target]}" -v bu="${US_PER_REQ[baseline-$target]}" '
+            function pct(now, before) { return before ? sprintf("%+.1f%%", 100 * (now - before) / before) : "n/a" }
+            BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s |\n", t, p, b, pct(p, b), pu, bu, pct(pu, bu) }'
+    done
 fi
 echo
 awk -v b="$BIN_BYTES" 'BEGIN { printf "Binary: target/release/portico is %d bytes (%.2f MiB)\n", b, b / 1048576 }'
