@@ -158,6 +158,11 @@ impl Campaign {
             CampaignSource::Folder(dir) => {
                 Self::from_files(&dir.display().to_string(), |rel| read_campaign_file(dir, rel))
             }
+            // Fetched and verified at run time; what is loaded is the copy
+            // kept on disk (see `crate::reload`).
+            CampaignSource::Bundle(b) => Err(CampaignError {
+                problems: vec![format!("{}: a bundle is loaded from its last verified copy, not here", b.url)],
+            }),
         }
     }
 

@@ -399,6 +399,21 @@ fn check(path: &Path) -> ExitCode {
             None
         }
     };
+    // Each scheduled campaign is checked as the service will load it; a
+    // bundle is fetched and checked by the running service.
+    let mut scheduled: Vec<Option<String>> = Vec::new();
+    for (i, entry) in config.campaigns.iter().enumerate() {
+        scheduled.push(match &entry.source {
+            CampaignSource::Bundle(_) => None,
+            source => match Campaign::load(source) {
+                Ok(c) => Some(c.name),
+                Err(e) => {
+                    problems.extend(e.problems.into_iter().map(|p| format!("campaigns[{}]: {p}", i + 1)));
+                    None
+                }
+            },
+        });
+    }
     if config.firewall.backend == Backend::Nftables {
         // The same checks `run` makes before touching the kernel.
         if let Err(e) = Nftables::new(&config) {
@@ -434,10 +449,7 @@ fn check(path: &Path) -> ExitCode {
     }
     let campaign = campaign.expect("no problems means the campaign loaded");
     let langs: Vec<&str> = campaign.locales.iter().map(|l| l.tag.as_str()).collect();
-    let source = match &config.portal.campaign {
-        CampaignSource::Builtin(name) => format!("built-in {name}"),
-        CampaignSource::Folder(dir) => dir.display().to_string(),
-    };
+    let source = config.portal.campaign.to_string();
     let mut gate = String::new();
     if let Some(rate) = config.firewall.device_rate {
         gate.push_str(&format!(", {rate} per device"));
@@ -462,5 +474,34 @@ fn check(path: &Path) -> ExitCode {
         config.portal.session,
         config.firewall.backend_name(),
     );
+    if !config.campaigns.is_empty() {
+        print_schedule(&config, &campaign.name, &scheduled);
+    }
     ExitCode::SUCCESS
+}
+
+/// The next 30 of the venue's days, as runs of the same campaigns on the
+/// air, each with its share of the devices.
+fn print_schedule(config: &Config, default: &str, names: &[Option<String>]) {
+    let zone = &config.venue.timezone;
+    let today = zone.day(crate::counts::zone::unix_secs(std::time::SystemTime::now()));
+    println!("on the air at this {} ({}), the next 30 days:", config.venue.kind.as_str(), zone.name());
+    for run in crate::schedule::runs(&config.campaigns, config.venue.kind, today, 30) {
+        let days = if run.first == run.last { run.first.to_string() } else { format!("{} to {}", run.first, run.last) };
+        let total: u32 = run.on_air.iter().map(|&i| config.campaigns[i].weight).sum();
+        let shown: Vec<String> = run
+            .on_air
+            .iter()
+            .map(|&i| {
+                let entry = &config.campaigns[i];
+                let name = match &names[i] {
+                    Some(name) => name.clone(),
+                    None => format!("the bundle {} (the default until it is fetched)", entry.source),
+                };
+                if run.on_air.len() > 1 { format!("{name} ({}/{total} of devices)", entry.weight) } else { name }
+            })
+            .collect();
+        let shown = if shown.is_empty() { format!("{default} (the default)") } else { shown.join(", ") };
+        println!("  {days}: {shown}");
+    }
 }

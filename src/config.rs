@@ -35,6 +35,9 @@ pub struct Config {
     pub walled_garden: WalledGarden,
     /// `[[trusted]]`: devices that pass without a grant.
     pub trusted: Vec<TrustedDevice>,
+    /// `[[campaigns]]`: the scheduled campaigns, in the file's order;
+    /// `portal.campaign` shows on a day none of them is on the air.
+    pub campaigns: Vec<ScheduledCampaign>,
 }
 
 #[derive(Clone, Debug)]
@@ -79,11 +82,49 @@ pub struct Portal {
     pub campaign: CampaignSource,
 }
 
-/// Where the campaign comes from: one built into the binary, or a folder.
+/// Where the campaign comes from: one built into the binary, a folder, or
+/// a signed bundle a province publishes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CampaignSource {
     Builtin(String),
     Folder(PathBuf),
+    Bundle(BundleSource),
+}
+
+/// A campaign bundle at an https URL, its minisign signature at the same
+/// URL plus `.minisig`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BundleSource {
+    pub url: String,
+    /// The minisign public key (`RWQ…`, the second line of `minisign.pub`).
+    pub key: String,
+    /// Extra trusted roots (PEM) for a province's own CA.
+    pub ca: Option<PathBuf>,
+}
+
+impl fmt::Display for CampaignSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CampaignSource::Builtin(name) => write!(f, "built-in {name}"),
+            CampaignSource::Folder(dir) => write!(f, "{}", dir.display()),
+            CampaignSource::Bundle(b) => f.write_str(&b.url),
+        }
+    }
+}
+
+/// One `[[campaigns]]` entry: a campaign and when and where it is on the
+/// air (see [`crate::schedule`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduledCampaign {
+    pub source: CampaignSource,
+    /// The first and last day (the venue's), both included; open-ended
+    /// when absent.
+    pub from: Option<crate::counts::Day>,
+    pub until: Option<crate::counts::Day>,
+    /// The venue kinds it is for; every kind when empty.
+    pub kinds: Vec<VenueKind>,
+    /// Its share among the campaigns on the air the same day.
+    pub weight: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -406,6 +447,7 @@ impl Config {
             limits: Limits::default(),
             walled_garden: WalledGarden::default(),
             trusted: Vec::new(),
+            campaigns: Vec::new(),
         }
     }
 }

@@ -66,7 +66,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::grant::Device;
 pub use crate::views::Platform;
 pub use day_file::{DayFile, folder, load_day, read_days};
-pub use recorder::Counts;
+pub use recorder::{Counts, Seen};
 pub use zone::Zone;
 
 /// A civil date in the venue's time zone, written `YYYY-MM-DD`.
@@ -85,6 +85,11 @@ impl Day {
     /// The day `days` before this one (saturating at the calendar's start).
     pub fn minus_days(self, days: i64) -> Day {
         Day(self.0.checked_sub(jiff::Span::new().days(days)).unwrap_or(jiff::civil::Date::MIN))
+    }
+
+    /// The day after this one (saturating at the calendar's end).
+    pub fn next(self) -> Day {
+        Day(self.0.tomorrow().unwrap_or(jiff::civil::Date::MAX))
     }
 }
 
@@ -133,6 +138,17 @@ pub struct Measures {
     pub views: u64,
 }
 
+impl Measures {
+    pub fn get(&self, measure: Measure) -> u64 {
+        match measure {
+            Measure::Shown => self.shown,
+            Measure::Connected => self.connected,
+            Measure::Returning => self.returning,
+            Measure::Views => self.views,
+        }
+    }
+}
+
 /// One [`Measures`] per platform.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ByPlatform {
@@ -159,9 +175,9 @@ impl ByPlatform {
     }
 }
 
-/// Which of the four numbers an event adds to.
-#[derive(Clone, Copy)]
-enum Measure {
+/// One of the four numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
     Shown,
     Connected,
     Returning,
@@ -176,19 +192,30 @@ pub struct Tally {
     pub total: Measures,
     /// By the language tag of the page shown.
     pub by_lang: BTreeMap<String, Measures>,
+    /// By the name of the campaign shown (see [`crate::schedule`]). A
+    /// device is counted under the campaign it saw first that day, so the
+    /// campaigns' numbers add up to the day's. Absent from a day written
+    /// before campaigns were counted.
+    #[serde(default)]
+    pub by_campaign: BTreeMap<String, Measures>,
     pub by_platform: ByPlatform,
     /// By the hour of the venue's clock, 0 to 23.
     pub by_hour: [Measures; 24],
 }
 
 impl Tally {
-    fn add(&mut self, measure: Measure, lang: &str, platform: Platform, hour: u8) {
-        let by_lang = match self.by_lang.get_mut(lang) {
-            Some(m) => m,
-            None => self.by_lang.entry(lang.to_owned()).or_default(),
-        };
-        let hour = &mut self.by_hour[usize::from(hour.min(23))];
-        for m in [&mut self.total, by_lang, self.by_platform.get_mut(platform), hour] {
+    fn add(&mut self, measure: Measure, at: &At) {
+        // Looked up before inserting: the key is allocated only the first time.
+        fn entry<'a>(map: &'a mut BTreeMap<String, Measures>, key: &str) -> &'a mut Measures {
+            if !map.contains_key(key) {
+                map.insert(key.to_owned(), Measures::default());
+            }
+            map.get_mut(key).expect("just inserted")
+        }
+        let by_lang = entry(&mut self.by_lang, at.lang);
+        let by_campaign = entry(&mut self.by_campaign, at.campaign);
+        let hour = &mut self.by_hour[usize::from(at.hour.min(23))];
+        for m in [&mut self.total, by_lang, by_campaign, self.by_platform.get_mut(at.platform), hour] {
             match measure {
                 Measure::Shown => m.shown += 1,
                 Measure::Connected => m.connected += 1,
@@ -252,6 +279,8 @@ impl Devices {
 pub struct At<'a> {
     /// The language tag of the page.
     pub lang: &'a str,
+    /// The name of the campaign shown.
+    pub campaign: &'a str,
     pub platform: Platform,
     /// The venue's hour, 0 to 23.
     pub hour: u8,
@@ -280,6 +309,12 @@ impl DayCounts {
         self.devices.is_some()
     }
 
+    /// The device's hash under the day's key, while the day is open: what
+    /// picks its campaign for the day (see [`crate::schedule`]).
+    pub fn device_hash(&self, device: &Device) -> Option<u64> {
+        self.devices.as_ref().map(|d| d.hash(device))
+    }
+
     /// The day is over: its key and hashes are dropped, its numbers stay.
     pub fn close(&mut self) {
         self.devices = None;
@@ -288,11 +323,11 @@ impl DayCounts {
     /// A splash view. `still_granted` is asked only for a device whose
     /// grant is recorded as running (it may have been revoked early).
     pub fn splash(&mut self, device: &Device, at: At, still_granted: impl FnOnce() -> bool) {
-        self.tally.add(Measure::Views, at.lang, at.platform, at.hour);
+        self.tally.add(Measure::Views, &at);
         let Some(devices) = &mut self.devices else { return };
         let h = devices.hash(device);
         if devices.shown.insert(h) {
-            self.tally.add(Measure::Shown, at.lang, at.platform, at.hour);
+            self.tally.add(Measure::Shown, &at);
         }
         if devices.returning.contains(&h) {
             return;
@@ -303,7 +338,7 @@ impl DayCounts {
         };
         if ended {
             devices.returning.insert(h);
-            self.tally.add(Measure::Returning, at.lang, at.platform, at.hour);
+            self.tally.add(Measure::Returning, &at);
         }
     }
 
@@ -313,7 +348,7 @@ impl DayCounts {
         let h = devices.hash(device);
         devices.granted.insert(h, until);
         if devices.connected.insert(h) {
-            self.tally.add(Measure::Connected, at.lang, at.platform, at.hour);
+            self.tally.add(Measure::Connected, &at);
         }
     }
 
@@ -337,7 +372,7 @@ mod tests {
     }
 
     fn at(hour: u8, now: i64) -> At<'static> {
-        At { lang: "vi", platform: Platform::Android, hour, now }
+        At { lang: "vi", campaign: "Bluezone", platform: Platform::Android, hour, now }
     }
 
     fn day(s: &str) -> Day {
@@ -350,10 +385,15 @@ mod tests {
         for _ in 0..5 {
             today.splash(&phone(1), at(9, 100), || unreachable!());
         }
-        today.splash(&phone(2), At { lang: "en", platform: Platform::Ios, hour: 10, now: 200 }, || true);
+        today.splash(
+            &phone(2),
+            At { lang: "en", campaign: "PC-Covid", platform: Platform::Ios, hour: 10, now: 200 },
+            || true,
+        );
         let t = &today.tally;
         assert_eq!((t.total.views, t.total.shown), (6, 2));
         assert_eq!((t.by_lang["vi"].views, t.by_lang["vi"].shown, t.by_lang["en"].shown), (5, 1, 1));
+        assert_eq!((t.by_campaign["Bluezone"].views, t.by_campaign["PC-Covid"].shown), (5, 1));
         assert_eq!((t.by_platform.android.shown, t.by_platform.ios.shown, t.by_platform.other.shown), (1, 1, 0));
         assert_eq!((t.by_hour[9].views, t.by_hour[9].shown, t.by_hour[10].shown), (5, 1, 1));
     }

@@ -90,17 +90,56 @@ impl Portal {
     }
 }
 
-/// The reloadable part: the config, the campaign, every page rendered from
+/// The reloadable part: the config, the campaigns, every page rendered from
 /// them, the TLS certificate and the admin token.
 pub struct Live {
     pub config: Config,
+    /// The default campaign (`portal.campaign`): shown when no scheduled
+    /// one is on the air.
     pub campaign: Campaign,
     pub pages: Pages,
+    /// One per `config.campaigns` entry, in its order; `None` for one that
+    /// cannot be shown yet (a bundle never fetched).
+    pub scheduled: Vec<Option<OnAir>>,
     pub tls: Option<TlsAcceptor>,
     /// When the certificate of `tls` expires, for the metrics.
     pub tls_expiry: Option<SystemTime>,
     /// Read from `admin.token_file`, so a reload rotates it.
     pub admin_token: Option<AdminToken>,
+}
+
+/// A scheduled campaign ready to serve: loaded, checked, every page
+/// rendered.
+pub struct OnAir {
+    pub campaign: Campaign,
+    pub pages: Pages,
+}
+
+impl Live {
+    /// The campaign and its pages for the scheduled entry `pick`, or the
+    /// default for `None` (see [`crate::schedule::pick`]).
+    pub fn showing(&self, pick: Option<usize>) -> (&Campaign, &Pages) {
+        match pick.and_then(|i| self.scheduled.get(i)?.as_ref()) {
+            Some(on_air) => (&on_air.campaign, &on_air.pages),
+            None => (&self.campaign, &self.pages),
+        }
+    }
+
+    /// Whether scheduled entry `i` can be shown.
+    pub fn available(&self, i: usize) -> bool {
+        self.scheduled.get(i).is_some_and(Option::is_some)
+    }
+
+    /// The names of the campaigns on the air on `day`: the scheduled ones
+    /// that can be shown, or else the default.
+    pub fn on_air(&self, day: crate::counts::Day) -> Vec<&str> {
+        let kind = self.config.venue.kind;
+        let names: Vec<&str> = (self.config.campaigns.iter().zip(&self.scheduled))
+            .filter(|(entry, _)| crate::schedule::on_air(entry, kind, day))
+            .filter_map(|(_, on_air)| Some(on_air.as_ref()?.campaign.name.as_str()))
+            .collect();
+        if names.is_empty() { vec![self.campaign.name.as_str()] } else { names }
+    }
 }
 
 /// Which handler a listener serves.

@@ -14,8 +14,9 @@
 //! - [`http`]: accept loops, the router, the RFC 8908 API, admin; [`probes`]
 //!   is the operating systems' connectivity probes and their answers.
 //! - [`campaign`] and [`lang`]: the province's content and which language a
-//!   visitor sees; [`views`] renders it and [`pages`] keeps every variant
-//!   pre-rendered; [`qr`] draws the install QR code.
+//!   visitor sees; [`schedule`] which campaign is on the air that day and
+//!   which one a device sees; [`views`] renders it and [`pages`] keeps
+//!   every variant pre-rendered; [`qr`] draws the install QR code.
 //! - [`client`]: who is asking, decided in one place; [`neighbours`] tells
 //!   which MAC is behind an address (the kernel's neighbour table), through
 //!   [`netlink`].
@@ -50,6 +51,7 @@ pub mod probes;
 pub mod qr;
 pub mod reload;
 pub mod report;
+pub mod schedule;
 pub mod server;
 pub mod sessions;
 pub mod store;

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Venue;
-use crate::counts::{Day, Tally};
+use crate::counts::{Day, Measure, Measures, Tally};
 use crate::http::Rejection;
 pub use process::Process;
 use text::{Kind, Text};
@@ -102,11 +102,12 @@ const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 pub struct Metrics {
     started: Instant,
     requests: [AtomicU64; Outcome::ALL.len()],
-    /// Splash views per campaign language, in the campaign's order.
-    /// Keyed by tag, not index, so counts survive a reload that changes the
-    /// campaign's languages. Read-locked per splash view: a handful of
-    /// entries, and the write lock is taken only when a new tag first appears.
-    splash_by_lang: RwLock<Vec<(String, AtomicU64)>>,
+    /// Splash views per campaign and language, the default campaign's
+    /// languages first in its order. Keyed by name and tag, not index, so
+    /// counts survive a reload that changes the campaigns. Read-locked per
+    /// splash view: a handful of entries, and the write lock is taken only
+    /// when a new pair first appears.
+    splash_views: RwLock<Vec<(String, String, AtomicU64)>>,
     rejections: [AtomicU64; Rejection::ALL.len()],
     /// Reloads applied and refused.
     reloads_ok: AtomicU64,
@@ -141,16 +142,20 @@ pub struct Scrape<'a> {
     pub tls_expiry: Option<SystemTime>,
     /// Today's daily counts (see [`crate::counts`]), and the venue's date.
     pub today: (Day, &'a Tally),
+    /// The campaigns on the air today, counted at zero until seen.
+    pub on_air: &'a [&'a str],
 }
 
 impl Metrics {
     /// The counters at zero, just after the config and campaign were
     /// loaded at start-up (which counts as the last load until a reload).
-    pub fn new(languages: &[String]) -> Metrics {
+    pub fn new(campaign: &str, languages: &[String]) -> Metrics {
         Metrics {
             started: Instant::now(),
             requests: Default::default(),
-            splash_by_lang: RwLock::new(languages.iter().map(|l| (l.clone(), AtomicU64::new(0))).collect()),
+            splash_views: RwLock::new(
+                languages.iter().map(|l| (campaign.to_owned(), l.clone(), AtomicU64::new(0))).collect(),
+            ),
             rejections: Default::default(),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
@@ -179,18 +184,19 @@ impl Metrics {
         self.requests[outcome as usize].load(Relaxed)
     }
 
-    pub fn splash_view(&self, lang: &str) {
-        let counts = self.splash_by_lang.read().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, n)) = counts.iter().find(|(tag, _)| tag == lang) {
+    pub fn splash_view(&self, campaign: &str, lang: &str) {
+        let is = |(c, l, _): &&(String, String, AtomicU64)| c == campaign && l == lang;
+        let counts = self.splash_views.read().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, _, n)) = counts.iter().find(is) {
             n.fetch_add(1, Relaxed);
             return;
         }
         drop(counts);
-        let mut counts = self.splash_by_lang.write().unwrap_or_else(|e| e.into_inner());
-        match counts.iter().find(|(tag, _)| tag == lang) {
-            Some((_, n)) => n.fetch_add(1, Relaxed),
+        let mut counts = self.splash_views.write().unwrap_or_else(|e| e.into_inner());
+        match counts.iter().find(is) {
+            Some((_, _, n)) => n.fetch_add(1, Relaxed),
             None => {
-                counts.push((lang.to_owned(), AtomicU64::new(1)));
+                counts.push((campaign.to_owned(), lang.to_owned(), AtomicU64::new(1)));
                 0
             }
         };
@@ -276,9 +282,10 @@ impl Metrics {
         for outcome in Outcome::ALL {
             requests.sample(&[("outcome", outcome.label())], self.requests(outcome));
         }
-        let mut splash = text.family("portico_splash_views_total", Kind::Counter, "Splash pages shown, by language.");
-        for (lang, n) in self.splash_by_lang.read().unwrap_or_else(|e| e.into_inner()).iter() {
-            splash.sample(&[("lang", lang.as_str())], n.load(Relaxed));
+        let mut splash =
+            text.family("portico_splash_views_total", Kind::Counter, "Splash pages shown, by campaign and language.");
+        for (campaign, lang, n) in self.splash_views.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            splash.sample(&[("campaign", campaign.as_str()), ("lang", lang.as_str())], n.load(Relaxed));
         }
         text.family("portico_accepts_total", Kind::Counter, "Connect taps, by result.")
             .sample(&[("result", "ok")], self.accepts_ok.load(Relaxed))
@@ -340,7 +347,7 @@ impl Metrics {
             )
             .sample(&[], unix_seconds(expiry));
         }
-        write_today(&mut text, scrape.today);
+        write_today(&mut text, scrape.today, scrape.on_air);
 
         write_process(&mut text, process);
         text.finish()
@@ -371,25 +378,34 @@ impl Metrics {
 }
 
 /// The report's numbers for today, as gauges labelled with the venue's
-/// date: each day is its own series, so the last sample of a date is
-/// that day's total, whatever the scrape times and the venue's zone
-/// (the dashboard's per-day panels read them that way). A new date starts
-/// at zero; the day before keeps its final value in Prometheus.
-fn write_today(text: &mut Text, (day, tally): (Day, &Tally)) {
+/// date and the campaign: each day is its own series, so the last sample
+/// of a date is that day's total, whatever the scrape times and the
+/// venue's zone (the dashboard's per-day panels read them that way). A new
+/// date starts at zero; the day before keeps its final value in
+/// Prometheus. A device counts under one campaign a day, so the sum over
+/// `campaign` is the venue's day.
+fn write_today(text: &mut Text, (day, tally): (Day, &Tally), on_air: &[&str]) {
     let date = day.to_string();
-    let date = [("date", date.as_str())];
-    let m = &tally.total;
-    for (name, help, n) in [
-        ("portico_day_devices_shown", "Devices shown the notice today (the venue's day), each once.", m.shown),
-        ("portico_day_devices_connected", "Devices that tapped Connect today, each once.", m.connected),
+    let mut campaigns: Vec<(&str, Measures)> = tally.by_campaign.iter().map(|(c, m)| (c.as_str(), *m)).collect();
+    for name in on_air {
+        if !campaigns.iter().any(|(c, _)| c == name) {
+            campaigns.push((name, Measures::default()));
+        }
+    }
+    for (name, help, measure) in [
+        ("portico_day_devices_shown", "Devices shown the notice today (the venue's day), each once.", Measure::Shown),
+        ("portico_day_devices_connected", "Devices that tapped Connect today, each once.", Measure::Connected),
         (
             "portico_day_devices_returning",
             "Devices shown the notice again today after a session of theirs ended.",
-            m.returning,
+            Measure::Returning,
         ),
-        ("portico_day_splash_views", "Splash pages shown today, every view.", m.views),
+        ("portico_day_splash_views", "Splash pages shown today, every view.", Measure::Views),
     ] {
-        text.family(name, Kind::Gauge, help).sample(&date, n);
+        let mut family = text.family(name, Kind::Gauge, help);
+        for (campaign, m) in &campaigns {
+            family.sample(&[("date", date.as_str()), ("campaign", campaign)], m.get(measure));
+        }
     }
 }
 
@@ -437,7 +453,14 @@ mod tests {
 
     fn scrape(venue: &Venue) -> Scrape<'_> {
         let today = Day::new(2026, 3, 1).unwrap();
-        Scrape { venue, grants_active: 7, store_degraded: false, tls_expiry: None, today: (today, &*NOBODY) }
+        Scrape {
+            venue,
+            grants_active: 7,
+            store_degraded: false,
+            tls_expiry: None,
+            today: (today, &*NOBODY),
+            on_air: &["Bluezone"],
+        }
     }
 
     /// The value of the sample whose name and labels are exactly `series`.
@@ -463,7 +486,7 @@ mod tests {
         assert_eq!(Rejection::BodyTimeout.label(), "body_timeout");
 
         // Each outcome counted once is counted under its own label only.
-        let m = Metrics::new(&[]);
+        let m = Metrics::new("Bluezone", &[]);
         for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
             for _ in 0..=i {
                 m.request(outcome);
@@ -479,10 +502,10 @@ mod tests {
 
     #[test]
     fn render_counts_with_the_venue_on_its_own_series() {
-        let m = Metrics::new(&["vi".into(), "en".into()]);
+        let m = Metrics::new("Bluezone", &["vi".into(), "en".into()]);
         m.request(Outcome::ProbeRedirect);
         m.request(Outcome::ProbeRedirect);
-        m.splash_view("en");
+        m.splash_view("Bluezone", "en");
         m.accept_latency(Duration::from_millis(3));
         m.rejected(Rejection::GlobalRate);
         m.reloaded(false);
@@ -495,7 +518,8 @@ mod tests {
         has(&format!("portico_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")), "1");
         has("portico_requests_total{outcome=\"probe_redirect\"}", "2");
         has("portico_requests_total{outcome=\"splash\"}", "0");
-        has("portico_splash_views_total{lang=\"en\"}", "1");
+        has("portico_splash_views_total{campaign=\"Bluezone\",lang=\"en\"}", "1");
+        has("portico_splash_views_total{campaign=\"Bluezone\",lang=\"vi\"}", "0");
         has("portico_rejected_total{reason=\"global_rate\"}", "1");
         has("portico_rejected_total{reason=\"client_rate\"}", "0");
         has("portico_reloads_total{result=\"refused\"}", "1");
@@ -507,7 +531,7 @@ mod tests {
         has("portico_accept_duration_seconds_bucket{le=\"+Inf\"}", "1");
         has("portico_accept_duration_seconds_count", "1");
         has("portico_accept_duration_seconds_sum", "0.003");
-        has("portico_day_devices_shown{date=\"2026-03-01\"}", "0");
+        has("portico_day_devices_shown{date=\"2026-03-01\",campaign=\"Bluezone\"}", "0");
         assert!(!text.contains("portico_tls_certificate_expiry_seconds"), "no [tls], no expiry: {text}");
         // The venue is only on its info series.
         assert_eq!(text.matches("venue=").count(), 1, "{text}");
@@ -518,23 +542,27 @@ mod tests {
     }
 
     #[test]
-    fn today_is_a_series_of_its_date() {
-        let m = Metrics::new(&[]);
+    fn today_is_a_series_of_its_date_and_campaign() {
+        let m = Metrics::new("Bluezone", &[]);
         let v = venue("Ga");
-        let total = crate::counts::Measures { shown: 5, connected: 3, returning: 1, views: 9 };
-        let tally = Tally { total, ..Tally::default() };
+        let shown = |shown, views| crate::counts::Measures { shown, connected: 1, returning: 0, views };
+        let by_campaign = [("PC-Covid".to_owned(), shown(3, 5)), ("Tiêm chủng".to_owned(), shown(2, 4))];
+        let tally = Tally { by_campaign: by_campaign.into_iter().collect(), ..Tally::default() };
         let today = (Day::new(2026, 12, 31).unwrap(), &tally);
-        let text = m.render(&Scrape { today, ..scrape(&v) });
-        for (name, value) in [("shown", "5"), ("connected", "3"), ("returning", "1")] {
-            let series = format!("portico_day_devices_{name}{{date=\"2026-12-31\"}}");
-            assert_eq!(sample(&text, &series), Some(value), "{text}");
+        // On the air but not seen yet: at zero.
+        let text = m.render(&Scrape { today, on_air: &["PC-Covid", "Bão số 3"], ..scrape(&v) });
+        for (campaign, shown, views) in [("PC-Covid", "3", "5"), ("Tiêm chủng", "2", "4"), ("Bão số 3", "0", "0")]
+        {
+            let labels = format!("{{date=\"2026-12-31\",campaign=\"{campaign}\"}}");
+            assert_eq!(sample(&text, &format!("portico_day_devices_shown{labels}")), Some(shown), "{text}");
+            assert_eq!(sample(&text, &format!("portico_day_splash_views{labels}")), Some(views), "{text}");
         }
-        assert_eq!(sample(&text, "portico_day_splash_views{date=\"2026-12-31\"}"), Some("9"));
+        assert_eq!(text.matches("portico_day_devices_connected{").count(), 3, "{text}");
     }
 
     #[test]
     fn each_family_is_typed_once_and_its_samples_follow_it() {
-        let m = Metrics::new(&["vi".into()]);
+        let m = Metrics::new("Bluezone", &["vi".into()]);
         let v = venue("Ga");
         let expiry = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let process = Process {

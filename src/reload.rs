@@ -14,8 +14,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::campaign::Campaign;
-use crate::config::{AdminToken, Config};
-use crate::http::{self, Live, Portal};
+use crate::config::{AdminToken, CampaignSource, Config};
+use crate::http::{self, Live, OnAir, Portal};
 use crate::pages::Pages;
 
 /// Where a reload reads the configuration from.
@@ -56,6 +56,20 @@ pub fn build_live(config: Config) -> anyhow::Result<Live> {
     };
     let campaign = Campaign::load(&config.portal.campaign).context("loading the campaign")?;
     let pages = Pages::build(&config, &campaign)?;
+    let mut scheduled = Vec::with_capacity(config.campaigns.len());
+    for (i, entry) in config.campaigns.iter().enumerate() {
+        let on_air = match &entry.source {
+            // Shown once fetched and verified.
+            CampaignSource::Bundle(_) => None,
+            source => {
+                let campaign =
+                    Campaign::load(source).with_context(|| format!("campaigns[{}]: loading {source}", i + 1))?;
+                let pages = Pages::build(&config, &campaign)?;
+                Some(OnAir { campaign, pages })
+            }
+        };
+        scheduled.push(on_air);
+    }
     let (tls, tls_expiry) = match &config.tls {
         Some(t) => {
             let (acceptor, expiry) = http::tls::load(&t.cert, &t.key)?;
@@ -63,7 +77,7 @@ pub fn build_live(config: Config) -> anyhow::Result<Live> {
         }
         None => (None, None),
     };
-    Ok(Live { config, campaign, pages, tls, tls_expiry, admin_token })
+    Ok(Live { config, campaign, pages, scheduled, tls, tls_expiry, admin_token })
 }
 
 /// Reads the source again and swaps in the result, or keeps the old

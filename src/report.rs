@@ -18,9 +18,13 @@
 //!   three for `connected_`, `returning_` and `views_`;
 //! - by the venue's hour: `shown_h00` … `shown_h23`, then the same 24 for
 //!   `connected_`, `returning_` and `views_`;
-//! - by language, last because the set depends on the campaign: for each
-//!   language tag in alphabetical order, `shown_lang_<tag>`,
-//!   `connected_lang_<tag>`, `returning_lang_<tag>`, `views_lang_<tag>`.
+//! - by language, after the fixed columns because the set depends on the
+//!   campaign: for each language tag in alphabetical order,
+//!   `shown_lang_<tag>`, `connected_lang_<tag>`, `returning_lang_<tag>`,
+//!   `views_lang_<tag>`;
+//! - by campaign, last: for each campaign name in alphabetical order, the
+//!   same four as `<measure>_campaign_<name>` (a device counts under the
+//!   campaign it saw first that day, so these add up to the day's).
 //!
 //! The JSON report is an array of one object per row: the first columns
 //! above as keys, then `by_platform`, `by_lang` and `by_hour` nested.
@@ -102,8 +106,10 @@ fn fixed_columns() -> Vec<String> {
     columns
 }
 
-fn lang_columns(langs: &BTreeSet<String>) -> Vec<String> {
-    langs.iter().flat_map(|l| MEASURES.iter().map(move |m| format!("{m}_lang_{l}"))).collect()
+/// The columns of a breakdown by name: `<measure>_<what>_<name>`, the
+/// names in alphabetical order.
+fn named_columns(what: &str, names: &BTreeSet<String>) -> Vec<String> {
+    names.iter().flat_map(|n| MEASURES.iter().map(move |m| format!("{m}_{what}_{n}"))).collect()
 }
 
 /// The venue as the report names it.
@@ -144,8 +150,10 @@ impl Row {
 /// The CSV report of `rows`.
 pub fn csv(rows: &[Row]) -> String {
     let langs: BTreeSet<String> = rows.iter().flat_map(|r| r.tally.by_lang.keys().cloned()).collect();
+    let campaigns: BTreeSet<String> = rows.iter().flat_map(|r| r.tally.by_campaign.keys().cloned()).collect();
     let mut header = fixed_columns();
-    header.extend(lang_columns(&langs));
+    header.extend(named_columns("lang", &langs));
+    header.extend(named_columns("campaign", &campaigns));
     let mut out = String::from(BOM);
     write_record(&mut out, header.iter().map(String::as_str));
     for r in rows {
@@ -159,9 +167,11 @@ pub fn csv(rows: &[Row]) -> String {
         for m in MEASURES {
             row.extend(t.by_hour.iter().map(|h| measure(h, m).to_string()));
         }
-        for lang in &langs {
-            let counts = t.by_lang.get(lang).copied().unwrap_or_default();
-            row.extend(MEASURES.iter().map(|m| measure(&counts, m).to_string()));
+        for (names, map) in [(&langs, &t.by_lang), (&campaigns, &t.by_campaign)] {
+            for name in names {
+                let counts = map.get(name).copied().unwrap_or_default();
+                row.extend(MEASURES.iter().map(|m| measure(&counts, m).to_string()));
+            }
         }
         write_record(&mut out, row.iter().map(String::as_str));
     }
@@ -181,6 +191,8 @@ struct JsonRow {
     splash_views: u64,
     by_platform: ByPlatform,
     by_lang: BTreeMap<String, Measures>,
+    #[serde(default)]
+    by_campaign: BTreeMap<String, Measures>,
     by_hour: [Measures; 24],
 }
 
@@ -197,6 +209,7 @@ pub fn json(rows: &[Row]) -> String {
             splash_views: r.tally.total.views,
             by_platform: r.tally.by_platform,
             by_lang: r.tally.by_lang.clone(),
+            by_campaign: r.tally.by_campaign.clone(),
             by_hour: r.tally.by_hour,
         })
         .collect();
@@ -217,7 +230,8 @@ fn rows_from_json(text: &str) -> Result<Vec<Row>, String> {
                 returning: r.devices_returning,
                 views: r.splash_views,
             };
-            let tally = Tally { total, by_lang: r.by_lang, by_platform: r.by_platform, by_hour: r.by_hour };
+            let (by_lang, by_campaign, by_platform, by_hour) = (r.by_lang, r.by_campaign, r.by_platform, r.by_hour);
+            let tally = Tally { total, by_lang, by_campaign, by_platform, by_hour };
             Row { venue: r.venue, date: r.date, tally }
         })
         .collect())
@@ -235,15 +249,22 @@ fn rows_from_csv(text: &str) -> Result<Vec<Row>, String> {
             FIRST_COLUMNS.join(",")
         ));
     }
-    // Each language column: which measure of which tag.
-    let mut langs = Vec::new();
+    // Each named column: which measure of which language or campaign.
+    let mut named = Vec::new();
     for column in &header[fixed.len()..] {
         let lang = MEASURES
             .iter()
-            .find_map(|m| column.strip_prefix(m)?.strip_prefix("_lang_").map(|tag| (*m, tag)))
-            .filter(|(_, tag)| !tag.is_empty())
+            .find_map(|m| {
+                let rest = column.strip_prefix(m)?;
+                let (campaign, name) = match rest.strip_prefix("_lang_") {
+                    Some(tag) => (false, tag),
+                    None => (true, rest.strip_prefix("_campaign_")?),
+                };
+                Some((*m, campaign, name))
+            })
+            .filter(|(_, _, name)| !name.is_empty())
             .ok_or_else(|| format!("unknown column {column:?}"))?;
-        langs.push(lang);
+        named.push(lang);
     }
     let mut rows = Vec::new();
     for (i, record) in records.enumerate() {
@@ -276,13 +297,14 @@ fn rows_from_csv(text: &str) -> Result<Vec<Row>, String> {
                 at += 1;
             }
         }
-        for (m, tag) in &langs {
+        for (m, campaign, name) in &named {
             let n = number(at)?;
             at += 1;
-            // A language the venue never showed that day stays absent, as
-            // in the report it came from.
-            if n > 0 || tally.by_lang.contains_key(*tag) {
-                *measure_mut(tally.by_lang.entry((*tag).to_owned()).or_default(), m) = n;
+            let map = if *campaign { &mut tally.by_campaign } else { &mut tally.by_lang };
+            // A language or campaign the venue never showed that day stays
+            // absent, as in the report it came from.
+            if n > 0 || map.contains_key(*name) {
+                *measure_mut(map.entry((*name).to_owned()).or_default(), m) = n;
             }
         }
         rows.push(Row { venue, date, tally });
@@ -405,7 +427,7 @@ mod tests {
     fn day_of(date: &str, langs: &[&str]) -> DayCounts {
         let mut d = DayCounts::open(date.parse().unwrap(), [1, 2]);
         for (i, lang) in langs.iter().enumerate() {
-            let at = At { lang, platform: Platform::Ios, hour: 7, now: 0 };
+            let at = At { lang, campaign: "Bluezone", platform: Platform::Ios, hour: 7, now: 0 };
             d.splash(&Device::Mac(MacAddr([2, 0, 0, 0, 0, i as u8])), at, || true);
         }
         d.close();
@@ -422,11 +444,13 @@ mod tests {
         assert!(text.starts_with(BOM));
         let records = parse_csv(&text).unwrap();
         assert_eq!(records[0][..8], FIRST_COLUMNS.map(String::from));
-        assert_eq!(records[0].len(), 8 + 12 + 96 + 8);
+        // The fixed columns, then two languages and one campaign, four each.
+        assert_eq!(records[0].len(), 8 + 12 + 96 + 8 + 4);
         assert_eq!(records[1][..8], ["Ga \"Buôn\", Ma Thuột", "Đắk Lắk", "station", "2026-03-01", "2", "0", "0", "2"]);
         let col = |name: &str| records[0].iter().position(|c| c == name).unwrap();
         assert_eq!((records[1][col("shown_ios")].as_str(), records[1][col("shown_h07")].as_str()), ("2", "2"));
         assert_eq!(records[1][col("views_lang_vi")], "1");
+        assert_eq!(records[1][col("shown_campaign_Bluezone")], "2");
     }
 
     #[test]
@@ -453,6 +477,7 @@ mod tests {
     #[test]
     fn a_report_read_back_is_the_same_report_in_either_form() {
         let mut busy = day_of("2026-03-01", &["vi", "en", "zh", "vi"]);
+        busy.tally.by_campaign.insert("Tiêm chủng, mùa xuân".into(), Measures { shown: 2, ..Measures::default() });
         busy.tally.by_hour[23].connected = 3;
         busy.tally.by_platform.android.returning = 2;
         let rows = Row::of_days(&label("Sân bay \"Buôn\", Ma Thuột"), vec![busy, day_of("2026-03-02", &[])]);

@@ -147,7 +147,7 @@ pub async fn run_on<F: Future<Output = ()>>(
     let live = build_live(config)?;
     let config = &live.config;
     let tags: Vec<String> = live.campaign.locales.iter().map(|l| l.tag.clone()).collect();
-    let metrics = Arc::new(Metrics::new(&tags));
+    let metrics = Arc::new(Metrics::new(&live.campaign.name, &tags));
     let journal = journal
         .await?
         .with_context(|| format!("state.dir: cannot open the grant store in {}", config.state.dir.display()))?;

@@ -1,6 +1,8 @@
 //! The operator's commands, run as the built binary: `check` names every bad
 //! key, `firewall print` prints, and `run` stops cleanly on SIGTERM.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -256,17 +258,7 @@ fn a_missing_interface_stops_start_up_with_what_to_fix() {
 
 /// A copy of the built-in campaign folder and a config that uses it.
 fn campaign_config(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/campaigns/bluezone");
-    let campaign = dir.join("campaign");
-    for sub in ["", "locales", "images"] {
-        std::fs::create_dir_all(campaign.join(sub)).unwrap();
-        for entry in std::fs::read_dir(source.join(sub)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, campaign.join(sub).join(path.file_name().unwrap())).unwrap();
-            }
-        }
-    }
+    let campaign = common::campaign_folder(dir, "campaign");
     let config = dir.join("portico.toml");
     let text = good(&dir.join("state")).replace("campaign = \"bluezone\"", "campaign = \"./campaign\"");
     std::fs::write(&config, text).unwrap();

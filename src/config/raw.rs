@@ -12,8 +12,8 @@ use serde::Deserialize;
 
 use super::limits::RawLimits;
 use super::{
-    Admin, Backend, CampaignSource, Config, Firewall, Portal, Problem, PublicUrl, Rate, State, Tls, Venue, VenueKind,
-    WalledGarden,
+    Admin, Backend, CampaignSource, Config, Firewall, Portal, Problem, PublicUrl, Rate, ScheduledCampaign, State, Tls,
+    Venue, VenueKind, WalledGarden,
 };
 use crate::trusted::{self, TrustedDevice};
 
@@ -35,6 +35,21 @@ struct RawConfig {
     walled_garden: RawGarden,
     #[serde(default)]
     trusted: Vec<RawTrusted>,
+    #[serde(default)]
+    campaigns: Vec<RawCampaign>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCampaign {
+    source: String,
+    from: Option<String>,
+    until: Option<String>,
+    #[serde(default)]
+    kinds: Vec<String>,
+    weight: Option<i64>,
+    key: Option<String>,
+    ca: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,6 +90,8 @@ struct RawPortal {
     session: Option<String>,
     #[serde(default)]
     campaign: Option<String>,
+    campaign_key: Option<String>,
+    campaign_ca: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -164,15 +181,11 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
             Duration::ZERO
         }
     };
-    let campaign = match raw.portal.campaign.as_deref().unwrap_or("bluezone") {
-        "" => {
-            c.bad("portal.campaign", "is empty; use \"bluezone\" or a path to a campaign folder");
-            CampaignSource::Builtin(String::new())
-        }
-        name if !name.contains(['/', '.']) => CampaignSource::Builtin(name.to_owned()),
-        path => CampaignSource::Folder(base.join(path)),
-    };
+    let keys = SourceKeys { source: "portal.campaign", key: "portal.campaign_key", ca: "portal.campaign_ca" };
+    let shorthand = raw.portal.campaign.as_deref().unwrap_or("bluezone");
+    let campaign = campaign_source(&mut c, &keys, shorthand, raw.portal.campaign_key, raw.portal.campaign_ca, base);
     let portal = Portal { listen, public_url, session, campaign };
+    let campaigns = validate_campaigns(&mut c, raw.campaigns, base);
 
     let tls = raw.tls.map(|t| Tls {
         listen: c.addr("tls.listen", Some(&t.listen), "0.0.0.0:8443"),
@@ -211,10 +224,114 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     }
 
     if c.problems.is_empty() {
-        Ok(Config { venue, portal, tls, firewall, state, admin, limits, walled_garden, trusted })
+        Ok(Config { venue, portal, tls, firewall, state, admin, limits, walled_garden, trusted, campaigns })
     } else {
         Err(c.problems)
     }
+}
+
+/// The keys a campaign source is read from, for the problems.
+struct SourceKeys<'a> {
+    source: &'a str,
+    key: &'a str,
+    ca: &'a str,
+}
+
+/// A built-in name, a folder (relative to the config), or an https bundle
+/// URL with its key (and optionally extra roots).
+fn campaign_source(
+    c: &mut Checker,
+    keys: &SourceKeys,
+    source: &str,
+    key: Option<String>,
+    ca: Option<PathBuf>,
+    base: &Path,
+) -> CampaignSource {
+    let source = source.trim();
+    let is_url = source.contains("://");
+    if !is_url {
+        if key.is_some() {
+            c.bad(keys.key, "is only for a campaign bundle at an https:// URL");
+        }
+        if ca.is_some() {
+            c.bad(keys.ca, "is only for a campaign bundle at an https:// URL");
+        }
+    }
+    match source {
+        "" => {
+            c.bad(keys.source, "is empty; use \"bluezone\", a path to a campaign folder, or an https:// bundle URL");
+            CampaignSource::Builtin(String::new())
+        }
+        url if is_url => {
+            if !url.starts_with("https://") || url.len() <= "https://".len() || url.contains(char::is_whitespace) {
+                c.bad(keys.source, format!("{url:?}: a campaign bundle is fetched over https:// only"));
+            }
+            let key = match key.map(|k| k.trim().to_owned()) {
+                Some(k) if !k.is_empty() => k,
+                _ => {
+                    c.bad(
+                        keys.key,
+                        format!(
+                            "is required for the bundle {url:?}: the minisign public key that signs it \
+                             (the RW… line of minisign.pub)"
+                        ),
+                    );
+                    String::new()
+                }
+            };
+            let ca = ca.map(|p| base.join(p));
+            CampaignSource::Bundle(crate::config::BundleSource { url: url.to_owned(), key, ca })
+        }
+        name if !name.contains(['/', '.']) => CampaignSource::Builtin(name.to_owned()),
+        path => CampaignSource::Folder(base.join(path)),
+    }
+}
+
+fn validate_campaigns(c: &mut Checker, raw: Vec<RawCampaign>, base: &Path) -> Vec<ScheduledCampaign> {
+    let mut campaigns = Vec::new();
+    for (i, entry) in raw.into_iter().enumerate() {
+        // Counted from 1, as an operator counts the entries in the file.
+        let key = |k: &str| format!("campaigns[{}].{k}", i + 1);
+        let (source_key, key_key, ca_key) = (key("source"), key("key"), key("ca"));
+        let keys = SourceKeys { source: &source_key, key: &key_key, ca: &ca_key };
+        let source = campaign_source(c, &keys, &entry.source, entry.key, entry.ca, base);
+        let mut day = |k: &str, value: Option<String>| {
+            value.and_then(|v| match v.parse::<crate::counts::Day>() {
+                Ok(day) => Some(day),
+                Err(e) => {
+                    c.bad(&key(k), e);
+                    None
+                }
+            })
+        };
+        let (from, until) = (day("from", entry.from), day("until", entry.until));
+        if let (Some(f), Some(u)) = (from, until)
+            && u < f
+        {
+            c.bad(&key("until"), format!("{u} is before from = {f}"));
+        }
+        let mut kinds = Vec::new();
+        for kind in &entry.kinds {
+            match VenueKind::ALL.iter().find(|(s, _)| s == kind) {
+                Some((_, k)) if !kinds.contains(k) => kinds.push(*k),
+                Some(_) => c.bad(&key("kinds"), format!("{kind:?} is listed twice")),
+                None => {
+                    let names: Vec<&str> = VenueKind::ALL.iter().map(|(s, _)| *s).collect();
+                    c.bad(&key("kinds"), format!("{kind:?} is not one of {}", names.join(" | ")));
+                }
+            }
+        }
+        let weight = match entry.weight {
+            None => 1,
+            Some(w @ 1..=1000) => w as u32,
+            Some(w) => {
+                c.bad(&key("weight"), format!("{w} is not from 1 to 1000"));
+                1
+            }
+        };
+        campaigns.push(ScheduledCampaign { source, from, until, kinds, weight });
+    }
+    campaigns
 }
 
 fn validate_admin(c: &mut Checker, raw: RawAdmin, base: &Path) -> Admin {

@@ -167,7 +167,7 @@ mod tests {
     fn a_day_reads_back_as_written() {
         let dir = tempfile::tempdir().unwrap();
         let mut today = DayCounts::open(day("2026-03-01"), [7, 8]);
-        let at = At { lang: "vi", platform: Platform::Ios, hour: 13, now: 10 };
+        let at = At { lang: "vi", campaign: "Bluezone", platform: Platform::Ios, hour: 13, now: 10 };
         today.splash(&Device::Mac(MacAddr([2, 0, 0, 0, 0, 1])), at, || true);
         DayFile::save(dir.path(), &today).unwrap();
         assert_eq!(load_day(dir.path(), today.date), Some(today.clone()));
@@ -194,7 +194,7 @@ mod tests {
         let mac = MacAddr([0x02, 0x5e, 0x10, 0xaa, 0xbb, 0xcc]);
         let ip: std::net::IpAddr = "10.23.45.67".parse().unwrap();
         let mut past = DayCounts::open(day("2026-03-01"), [0x1234_5678_9abc, 42]);
-        let at = At { lang: "vi", platform: Platform::Android, hour: 8, now: 10 };
+        let at = At { lang: "vi", campaign: "Bluezone", platform: Platform::Android, hour: 8, now: 10 };
         past.splash(&Device::Mac(mac), at, || true);
         past.splash(&Device::Addr(ip), at, || true);
         past.connected(&Device::Mac(mac), at, 100);

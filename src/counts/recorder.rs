@@ -26,6 +26,20 @@ use crate::sessions::Sessions;
 /// How often today's file is rewritten when something changed.
 pub const WRITE_EVERY: Duration = Duration::from_secs(1);
 
+/// What a page showed: its language, campaign and the phone's platform.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen<'a> {
+    pub lang: &'a str,
+    pub campaign: &'a str,
+    pub platform: Platform,
+}
+
+impl<'a> Seen<'a> {
+    fn at(self, hour: u8, now: i64) -> At<'a> {
+        At { lang: self.lang, campaign: self.campaign, platform: self.platform, hour, now }
+    }
+}
+
 #[derive(Clone)]
 pub struct Counts {
     shared: Arc<Shared>,
@@ -86,28 +100,33 @@ impl Counts {
 
     /// A splash view by `device`. `still_granted` is asked (under the
     /// counts' lock) only for a device recorded as granted until later.
-    pub fn splash(
-        &self,
-        device: &Device,
-        lang: &str,
-        platform: Platform,
-        now: SystemTime,
-        still_granted: impl FnOnce() -> bool,
-    ) {
+    pub fn splash(&self, device: &Device, seen: Seen, now: SystemTime, still_granted: impl FnOnce() -> bool) {
         let secs = unix_secs(now);
         let mut current = self.current(secs);
-        let hour = current.hour(secs);
-        current.today.splash(device, At { lang, platform, hour, now: secs }, still_granted);
+        let at = seen.at(current.hour(secs), secs);
+        current.today.splash(device, at, still_granted);
         current.dirty = true;
     }
 
     /// A grant made for `device` until `until`.
-    pub fn connected(&self, device: &Device, lang: &str, platform: Platform, now: SystemTime, until: SystemTime) {
+    pub fn connected(&self, device: &Device, seen: Seen, now: SystemTime, until: SystemTime) {
         let secs = unix_secs(now);
         let mut current = self.current(secs);
-        let hour = current.hour(secs);
-        current.today.connected(device, At { lang, platform, hour, now: secs }, unix_secs(until));
+        let at = seen.at(current.hour(secs), secs);
+        current.today.connected(device, at, unix_secs(until));
         current.dirty = true;
+    }
+
+    /// The venue's day at `now`.
+    pub fn day(&self, now: SystemTime) -> Day {
+        self.current(unix_secs(now)).today.date
+    }
+
+    /// The device's hash under the key of the venue's day at `now`.
+    pub fn device_hash(&self, device: &Device, now: SystemTime) -> u64 {
+        let current = self.current(unix_secs(now));
+        // Today is always open: it is closed only as the next day opens.
+        current.today.device_hash(device).unwrap_or_default()
     }
 
     /// Whether the last write of the counts failed.
@@ -311,6 +330,8 @@ mod tests {
     use super::*;
     use crate::grant::MacAddr;
 
+    const SEEN: Seen = Seen { lang: "vi", campaign: "Bluezone", platform: Platform::Android };
+
     fn at(utc: &str) -> SystemTime {
         let secs = utc.parse::<jiff::Timestamp>().unwrap().as_second();
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs as u64)
@@ -321,16 +342,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let phone = Device::Mac(MacAddr([2, 0, 0, 0, 0, 1]));
         let counts = Counts::open(dir.path(), Zone::default(), 400, at("2026-03-01T10:00:00Z"));
-        counts.splash(&phone, "vi", Platform::Android, at("2026-03-01T10:00:00Z"), || true);
+        counts.splash(&phone, SEEN, at("2026-03-01T10:00:00Z"), || true);
         let snapshot = counts.take(at("2026-03-01T10:00:01Z"), None).unwrap();
         counts.write(snapshot);
         assert!(counts.take(at("2026-03-01T10:00:02Z"), None).is_none(), "nothing new");
 
         // Restarted the same local day: the same device is not new.
         let counts = Counts::open(dir.path(), Zone::default(), 400, at("2026-03-01T16:59:00Z"));
-        counts.splash(&phone, "vi", Platform::Android, at("2026-03-01T16:59:59Z"), || true);
+        counts.splash(&phone, SEEN, at("2026-03-01T16:59:59Z"), || true);
         // 17:00Z is midnight in Hồ Chí Minh City: a new day.
-        counts.splash(&phone, "vi", Platform::Android, at("2026-03-01T17:00:00Z"), || true);
+        counts.splash(&phone, SEEN, at("2026-03-01T17:00:00Z"), || true);
         let snapshot = counts.take(at("2026-03-01T17:00:01Z"), None).unwrap();
         assert_eq!(snapshot.ended.len(), 1);
         counts.write(snapshot);
@@ -347,13 +368,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let phone = Device::Mac(MacAddr([2, 0, 0, 0, 0, 1]));
         let counts = Counts::open(dir.path(), Zone::named("UTC").unwrap(), 400, at("2026-03-01T20:00:00Z"));
-        counts.splash(&phone, "vi", Platform::Android, at("2026-03-01T20:00:00Z"), || true);
+        counts.splash(&phone, SEEN, at("2026-03-01T20:00:00Z"), || true);
         assert_eq!(counts.today(at("2026-03-01T20:00:00Z")).0.to_string(), "2026-03-01");
         // 20:00 UTC is 03:00 the next morning in Hồ Chí Minh City.
         counts.set_zone(Zone::default());
         let (day, tally) = counts.today(at("2026-03-01T20:00:01Z"));
         assert_eq!((day.to_string(), tally.total.views), ("2026-03-02".to_owned(), 0));
-        counts.splash(&phone, "vi", Platform::Android, at("2026-03-01T20:00:02Z"), || true);
+        counts.splash(&phone, SEEN, at("2026-03-01T20:00:02Z"), || true);
         assert_eq!(counts.today(at("2026-03-01T20:00:03Z")).1.by_hour[3].views, 1);
         // The day before is ended, and read back with the past days.
         let past = counts.past(30, at("2026-03-01T20:00:03Z"));
@@ -379,7 +400,8 @@ mod tests {
         for i in 0..n {
             let device = Device::Mac(MacAddr([2, 0, 0, 0, (i % 3000 / 256) as u8, (i % 256) as u8]));
             let now = start + Duration::from_millis(u64::from(i) * 20);
-            counts.splash(&device, ["vi", "en", "zh"][i as usize % 3], Platform::Android, now, || true);
+            let seen = Seen { lang: ["vi", "en", "zh"][i as usize % 3], ..SEEN };
+            counts.splash(&device, seen, now, || true);
         }
         let per = began.elapsed() / n;
         let folder = day_file::folder(dir.path());
@@ -403,7 +425,7 @@ mod tests {
         std::fs::write(&blocker, b"a file where the folder should be").unwrap();
         let counts = Counts::open(&blocker, Zone::default(), 400, at("2026-03-01T10:00:00Z"));
         let phone = Device::Mac(MacAddr([2, 0, 0, 0, 0, 1]));
-        counts.splash(&phone, "vi", Platform::Other, at("2026-03-01T10:00:00Z"), || true);
+        counts.splash(&phone, SEEN, at("2026-03-01T10:00:00Z"), || true);
         counts.write(counts.take(at("2026-03-01T10:00:01Z"), None).unwrap());
         assert!(counts.degraded());
         std::fs::remove_file(&blocker).unwrap();

@@ -812,7 +812,7 @@ mod tests {
             firewall: firewall.clone(),
             applied: applied.clone(),
             trusted: trusted.clone(),
-            metrics: Arc::new(Metrics::new(&["vi".to_string()])),
+            metrics: Arc::new(Metrics::new("Bluezone", &["vi".to_string()])),
             repair: Arc::clone(&repair),
             missing: missing.clone(),
             stopped: Arc::clone(&stopped),
@@ -989,7 +989,7 @@ mod tests {
     #[tokio::test]
     async fn trusted_devices_are_installed_changed_and_kept_through_a_rebuild() {
         let fake = Arc::new(Fake::default());
-        let metrics = Arc::new(Metrics::new(&["vi".to_string()]));
+        let metrics = Arc::new(Metrics::new("Bluezone", &["vi".to_string()]));
         let screen = MacAddr([2, 0, 0, 0, 0, 0xaa]);
         let kiosk = MacAddr([2, 0, 0, 0, 0, 0xbb]);
         let gate = Gate::start(fake.clone(), vec![], vec![screen], metrics, None).unwrap();
@@ -1012,7 +1012,7 @@ mod tests {
     #[tokio::test]
     async fn a_start_installs_before_any_grant_unless_the_last_stop_left_it_as_it_is() {
         let fake = Arc::new(Fake::default());
-        let metrics = Arc::new(Metrics::new(&["vi".to_string()]));
+        let metrics = Arc::new(Metrics::new("Bluezone", &["vi".to_string()]));
         let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], vec![], metrics.clone(), None).unwrap();
         gate.allow(phone(2, 30)).await.unwrap();
         assert_eq!(*fake.calls.lock().unwrap(), ["install", "allow"]);
@@ -1043,7 +1043,7 @@ mod tests {
     async fn a_stop_waits_for_the_install_in_hand_before_saying_where_it_left_the_kernel() {
         let fake = Arc::new(Fake::default());
         fake.install_ms.store(300, Relaxed);
-        let metrics = Arc::new(Metrics::new(&["vi".to_string()]));
+        let metrics = Arc::new(Metrics::new("Bluezone", &["vi".to_string()]));
         let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], vec![], metrics, None).unwrap();
         assert_eq!(gate.left_at(), None, "the install is still running");
         gate.settle(Duration::from_secs(10)).await;
@@ -1056,7 +1056,7 @@ mod tests {
         let fake = Arc::new(Fake::default());
         fake.intact.store(true, Relaxed);
         fake.check_ms.store(300, Relaxed);
-        let metrics = Arc::new(Metrics::new(&["vi".to_string()]));
+        let metrics = Arc::new(Metrics::new("Bluezone", &["vi".to_string()]));
         let gate = Gate::start(fake.clone(), vec![], vec![], metrics, None).unwrap();
         gate.settle(Duration::from_secs(10)).await;
         // Someone else's change makes the checker list the kernel.

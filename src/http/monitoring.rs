@@ -47,12 +47,14 @@ fn problems(portal: &Portal) -> Vec<&'static str> {
 pub fn metrics(portal: &Portal, now: SystemTime) -> Response<Body> {
     let live = portal.live.load();
     let (day, tally) = portal.counts.today(now);
+    let on_air = live.on_air(day);
     let scrape = Scrape {
         venue: &live.config.venue,
         grants_active: portal.sessions.active(now),
         store_degraded: portal.sessions.degraded(),
         tls_expiry: live.tls_expiry,
         today: (day, &tally),
+        on_air: &on_air,
     };
     body::response(StatusCode::OK, metrics::CONTENT_TYPE, Bytes::from(portal.metrics.render(&scrape)))
 }

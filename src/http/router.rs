@@ -28,9 +28,13 @@ use hyper::{Method, Request, Response, StatusCode, Version};
 
 use super::body::{self, Body};
 use super::{Live, Portal, ProxiedSlot, Rejection, captive};
+use crate::campaign::Campaign;
 use crate::client::Client;
+use crate::counts::Seen;
 use crate::metrics::Outcome;
+use crate::pages::Pages;
 use crate::probes::{self, ProbeAnswer};
+use crate::schedule;
 use crate::views::Platform;
 
 /// Facts about the connection a request arrived on.
@@ -154,18 +158,18 @@ async fn own_page(
 ) -> (Response<Body>, Outcome) {
     let query_lang = query_param(req.uri().query(), "lang");
     let accept_language = header_str(&req, header::ACCEPT_LANGUAGE);
-    let lang = content.campaign.negotiate(query_lang, accept_language);
-    let tag = content.campaign.locales[lang].tag.as_str();
+    let (campaign, pages) = showing(portal, content, client, now);
+    let lang = campaign.negotiate(query_lang, accept_language);
+    let tag = campaign.locales[lang].tag.as_str();
     let platform = Platform::from_user_agent(header_str(&req, header::USER_AGENT).unwrap_or(""));
-    let pages = &content.pages;
     let method = req.method().clone();
     let readable = method == Method::GET || method == Method::HEAD;
 
     match (readable, req.uri().path()) {
         (true, "/") => {
-            portal.metrics.splash_view(tag);
+            portal.metrics.splash_view(&campaign.name, tag);
             if method == Method::GET {
-                count_splash(portal, client, tag, platform, now);
+                count_splash(portal, client, Seen { lang: tag, campaign: &campaign.name, platform }, now);
             }
             (body::page(StatusCode::OK, pages.splash(lang, platform), tag), Outcome::Splash)
         }
@@ -179,7 +183,7 @@ async fn own_page(
         // Only a file the campaign declared is ever served: the name is
         // looked up, never joined to a path.
         (true, path) if path.starts_with("/assets/campaign/") => {
-            match content.campaign.image(&path["/assets/campaign/".len()..]) {
+            match campaign.image(&path["/assets/campaign/".len()..]) {
                 Some(image) => {
                     let mut res = body::response(StatusCode::OK, image.content_type, image.bytes.clone());
                     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
@@ -190,7 +194,7 @@ async fn own_page(
             }
         }
         (false, "/") if method == Method::POST => {
-            accept(portal, content, portal.client_at(client), lang, platform, req).await
+            accept(portal, (campaign, pages), portal.client_at(client), lang, platform, req).await
         }
         (false, "/" | "/welcome" | "/api/captive") => {
             let mut res = body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -202,13 +206,30 @@ async fn own_page(
     }
 }
 
+/// The campaign a request from `ip` is served (see [`crate::schedule`]).
+/// The device is looked up only when the choice depends on it.
+fn showing<'a>(portal: &Portal, live: &'a Live, ip: IpAddr, now: SystemTime) -> (&'a Campaign, &'a Pages) {
+    let entries = &live.config.campaigns;
+    if entries.is_empty() {
+        return live.showing(None);
+    }
+    let (day, kind) = (portal.counts.day(now), live.config.venue.kind);
+    let available = |i| live.available(i);
+    let hash = if schedule::depends_on_device(entries, kind, day, available) {
+        portal.counts.device_hash(&portal.client_at(ip).device(), now)
+    } else {
+        0
+    };
+    live.showing(schedule::pick(entries, kind, day, hash, available))
+}
+
 /// Counts a splash view by the device at `ip` (see [`crate::counts`]).
-fn count_splash(portal: &Portal, ip: IpAddr, tag: &str, platform: Platform, now: SystemTime) {
+fn count_splash(portal: &Portal, ip: IpAddr, seen: Seen, now: SystemTime) {
     let device = portal.client_at(ip).device();
     // Asked only of a device the counts saw granted until later: whether
     // its grant was revoked.
     let still_granted = || portal.sessions.get(device, now).is_some();
-    portal.counts.splash(&device, tag, platform, now, still_granted);
+    portal.counts.splash(&device, seen, now, still_granted);
 }
 
 /// 429 with the seconds until the client's bucket has room again.
@@ -231,13 +252,12 @@ fn stylesheet(css: Bytes) -> Response<Body> {
 /// the next page; who is granted is the TCP peer.
 async fn accept(
     portal: &Portal,
-    live: &Live,
+    (campaign, pages): (&Campaign, &Pages),
     client: Client,
     lang: usize,
     platform: Platform,
     req: Request<Incoming>,
 ) -> (Response<Body>, Outcome) {
-    let campaign = &live.campaign;
     // The head had a deadline; the body gets the same one, or a client
     // that announces a body and never sends it holds a connection for ever.
     let limits = &portal.limits;
@@ -263,7 +283,8 @@ async fn accept(
     let also = client.mac.map(|mac| portal.neighbours.addresses_of(mac)).unwrap_or_default();
     match portal.sessions.accept(&client, &also).await {
         Ok(grant) => {
-            portal.counts.connected(&grant.device, tag, platform, SystemTime::now(), grant.expires);
+            let seen = Seen { lang: tag, campaign: &campaign.name, platform };
+            portal.counts.connected(&grant.device, seen, SystemTime::now(), grant.expires);
             let closed = portal.intercepts.close(grant.device);
             if closed > 0 {
                 tracing::debug!(device = %grant.device, closed, "closing connections intercepted before the grant");
@@ -275,7 +296,7 @@ async fn accept(
         }
         Err(e) => {
             tracing::error!(client = %client.ip, error = %e, "grant failed; the phone is asked to retry");
-            let mut res = body::page(StatusCode::SERVICE_UNAVAILABLE, live.pages.retry(lang), tag);
+            let mut res = body::page(StatusCode::SERVICE_UNAVAILABLE, pages.retry(lang), tag);
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             (res, Outcome::Unavailable)
         }

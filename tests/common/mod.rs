@@ -40,6 +40,26 @@ pub struct TestPortal {
 /// their own (tests/limits.rs), so elsewhere they are off.
 pub const NO_RATE_LIMITS: &str = "per_client_rps = 0\nglobal_rps = 0";
 
+/// A copy of the built-in campaign's folder in `dir`, its name changed to
+/// `name`: a province's own campaign.
+pub fn campaign_folder(dir: &Path, name: &str) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/campaigns/bluezone");
+    let campaign = dir.join(name.replace(' ', "-"));
+    for sub in ["", "locales", "images"] {
+        std::fs::create_dir_all(campaign.join(sub)).unwrap();
+        for entry in std::fs::read_dir(source.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, campaign.join(sub).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let toml = campaign.join("campaign.toml");
+    let text = std::fs::read_to_string(&toml).unwrap().replacen("name = \"Bluezone\"", &format!("name = {name:?}"), 1);
+    std::fs::write(&toml, text).unwrap();
+    campaign
+}
+
 /// A config for a portal on `port`, with extra TOML lines appended to
 /// `[portal]` and `[limits]`.
 pub fn config_text(port: u16, state: &Path, portal_extra: &str, limits: &str) -> String {
@@ -75,6 +95,7 @@ pub struct Builder {
     state: PathBuf,
     portal_extra: String,
     limits: String,
+    tables: String,
     neighbours: Neighbours,
 }
 
@@ -88,6 +109,12 @@ impl Builder {
     /// The TOML lines of `[limits]` (rate limits are off unless given).
     pub fn limits(mut self, lines: &str) -> Builder {
         self.limits = lines.to_owned();
+        self
+    }
+
+    /// Tables appended to the config (`[[campaigns]]`).
+    pub fn tables(mut self, text: &str) -> Builder {
+        self.tables = text.to_owned();
         self
     }
 
@@ -116,7 +143,7 @@ impl Builder {
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = portal.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
-        let text = config_text(addr.port(), &state, &self.portal_extra, &self.limits);
+        let text = config_text(addr.port(), &state, &self.portal_extra, &self.limits) + "\n" + &self.tables;
         std::fs::create_dir_all(&state).unwrap();
         let config_file = state.join("portico.toml");
         std::fs::write(&config_file, &text).unwrap();
@@ -145,6 +172,7 @@ impl TestPortal {
             state: state.to_owned(),
             portal_extra: "session = \"12h\"".into(),
             limits: NO_RATE_LIMITS.into(),
+            tables: String::new(),
             neighbours: Neighbours::none(),
         }
     }
