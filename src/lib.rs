@@ -37,6 +37,7 @@ pub mod client;
 pub mod config;
 pub mod counts;
 pub mod dhcp;
+pub mod durable;
 pub mod firewall;
 pub mod garden;
 pub mod grant;

@@ -13,7 +13,6 @@
 //! A device trusted in the config cannot be untrusted at run time: the
 //! next reload would trust it again, so the refusal says to edit the file.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -139,14 +138,7 @@ impl TrustedList {
             self.added.iter().map(|d| Entry { mac: d.mac.to_string(), name: d.name.clone() }).collect();
         let mut text = serde_json::to_vec_pretty(&entries).map_err(std::io::Error::other)?;
         text.push(b'\n');
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let fresh = dir.join(format!("{FILE}.new"));
-        let mut file = std::fs::File::create(&fresh)?;
-        file.write_all(&text)?;
-        file.sync_all()?;
-        std::fs::rename(&fresh, &self.path)?;
-        // The rename itself is durable once the folder is.
-        std::fs::File::open(dir)?.sync_all()
+        crate::durable::replace(&self.path, &text)
     }
 }
 

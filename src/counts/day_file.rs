@@ -10,7 +10,6 @@
 //!   logged and the day starts again from zero, never a failed start.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{Day, DayCounts};
@@ -30,19 +29,9 @@ impl DayFile {
 
     /// Writes the day atomically.
     pub fn save(folder: &Path, counts: &DayCounts) -> std::io::Result<()> {
-        fs::create_dir_all(folder)?;
-        let path = DayFile::path(folder, counts.date);
-        let temp = path.with_extension("json.tmp");
-        let text = serde_json::to_vec(counts).map_err(std::io::Error::other)?;
-        {
-            let mut file = fs::File::create(&temp)?;
-            file.write_all(&text)?;
-            file.write_all(b"\n")?;
-            file.sync_all()?;
-        }
-        fs::rename(&temp, &path)?;
-        // The rename itself is durable once the folder is synced.
-        fs::File::open(folder)?.sync_all()
+        let mut text = serde_json::to_vec(counts).map_err(std::io::Error::other)?;
+        text.push(b'\n');
+        crate::durable::replace(&DayFile::path(folder, counts.date), &text)
     }
 }
 
