@@ -13,7 +13,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub mod bundle;
+pub mod fetch;
 mod image;
+pub mod store;
 
 use std::collections::BTreeMap;
 
@@ -52,6 +55,10 @@ struct RawCampaign {
     /// Image name → path inside the folder (`logo = "images/logo.svg"`).
     #[serde(default)]
     images: BTreeMap<String, String>,
+    /// Whether `/welcome` asks "already installed?" as one tap (each
+    /// locale then needs the three `installed_` texts).
+    #[serde(default)]
+    ask_installed: bool,
 }
 
 /// Every text of one language. `deny_unknown_fields` and the absence of
@@ -89,6 +96,14 @@ pub struct LocaleText {
     pub short_line: String,
     /// Three short steps for signage and the poster.
     pub poster_steps: Vec<String>,
+    /// "Already have the app?", its one-tap answer, and the thanks after
+    /// it: required when the campaign sets `ask_installed`.
+    #[serde(default)]
+    pub installed_question: Option<String>,
+    #[serde(default)]
+    pub installed_button: Option<String>,
+    #[serde(default)]
+    pub installed_thanks: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -120,6 +135,8 @@ pub struct Campaign {
     tags: Vec<String>,
     pub links: Links,
     pub images: Vec<Image>,
+    /// Whether `/welcome` asks "already installed?".
+    pub ask_installed: bool,
 }
 
 /// Every problem found in a campaign, one per file and key.
@@ -217,6 +234,20 @@ impl Campaign {
             {
                 Ok(text) => {
                     check_locale(&text, &file(&rel), &mut problems);
+                    if raw.ask_installed {
+                        for (key, value) in [
+                            ("installed_question", &text.installed_question),
+                            ("installed_button", &text.installed_button),
+                            ("installed_thanks", &text.installed_thanks),
+                        ] {
+                            if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                                problems.push(format!(
+                                    "{}: {key}: missing, and campaign.toml sets ask_installed",
+                                    file(&rel)
+                                ));
+                            }
+                        }
+                    }
                     locales.push(Locale { tag: tag.clone(), text });
                 }
                 Err(e) => problems.push(format!("{}: {e}", file(&rel))),
@@ -245,7 +276,8 @@ impl Campaign {
             return Err(CampaignError { problems });
         }
         let tags = locales.iter().map(|l| l.tag.clone()).collect();
-        Ok(Campaign { name: raw.name, default: default.unwrap_or(0), locales, tags, links, images })
+        let ask_installed = raw.ask_installed;
+        Ok(Campaign { name: raw.name, default: default.unwrap_or(0), locales, tags, links, images, ask_installed })
     }
 
     /// The index of the language to show: `?lang=` beats `Accept-Language`

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 mod admin_client;
+mod alert;
 
 use crate::campaign::Campaign;
 use crate::config::{AdminToken, Backend, CampaignSource, Config};
@@ -46,6 +47,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ClientsAction,
     },
+    /// An emergency notice on every page, board and poster at once.
+    Alert {
+        #[command(subcommand)]
+        action: alert::AlertAction,
+    },
     /// What the venue's DHCP server announces (RFC 8910).
     Dhcp {
         #[command(subcommand)]
@@ -67,6 +73,11 @@ pub enum Command {
         /// Combine these reports (of many venues, CSV or JSON) into one.
         #[arg(long, value_name = "REPORT", num_args = 1.., conflicts_with_all = ["config", "from", "to"])]
         merge: Vec<PathBuf>,
+    },
+    /// Campaign bundles, for a fleet of gateways to fetch.
+    Campaign {
+        #[command(subcommand)]
+        action: CampaignAction,
     },
 }
 
@@ -178,6 +189,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Clients { action: ClientsAction::Revoke { target, config } } => {
             clients_revoke(config.as_deref(), &target)
         }
+        Command::Alert { action } => alert::run(action),
         Command::Report { merge, format, .. } if !merge.is_empty() => crate::report::merge_command(&merge, format),
         Command::Report { config, from, to, format, .. } => {
             let config = config.expect("clap requires --config without --merge");
@@ -191,6 +203,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crate::dhcp::dnsmasq(&config));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Campaign { action: CampaignAction::Pack { dir, out } } => campaign_pack(&dir, &out),
     }
 }
 
@@ -392,19 +405,32 @@ fn check(path: &Path) -> ExitCode {
         }
     };
     let mut problems = Vec::new();
-    let campaign = match Campaign::load(&config.portal.campaign) {
+    let campaign = match &config.portal.campaign {
+        // The service fetches it; until then it shows the kept copy, or
+        // the built-in campaign.
+        CampaignSource::Bundle(b) => {
+            problems.extend(bundle_ca_problem("portal.campaign_ca", b));
+            let kept = crate::campaign::store::campaign(&config.state.dir, b);
+            Some(kept.map_or_else(|| Campaign::load(&CampaignSource::Builtin("bluezone".into())), Ok))
+        }
+        source => Some(Campaign::load(source)),
+    }
+    .and_then(|loaded| match loaded {
         Ok(c) => Some(c),
         Err(e) => {
             problems.extend(e.problems);
             None
         }
-    };
+    });
     // Each scheduled campaign is checked as the service will load it; a
     // bundle is fetched and checked by the running service.
     let mut scheduled: Vec<Option<String>> = Vec::new();
     for (i, entry) in config.campaigns.iter().enumerate() {
         scheduled.push(match &entry.source {
-            CampaignSource::Bundle(_) => None,
+            CampaignSource::Bundle(b) => {
+                problems.extend(bundle_ca_problem(&format!("campaigns[{}].ca", i + 1), b));
+                crate::campaign::store::campaign(&config.state.dir, b).map(|c| c.name)
+            }
             source => match Campaign::load(source) {
                 Ok(c) => Some(c.name),
                 Err(e) => {
@@ -480,6 +506,12 @@ fn check(path: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A bundle's `ca` file that cannot be read, as `check` reports it.
+fn bundle_ca_problem(key: &str, b: &crate::config::BundleSource) -> Option<String> {
+    let ca = b.ca.as_ref()?;
+    crate::campaign::fetch::read_ca(ca).err().map(|e| format!("{key}: {}: {e}", ca.display()))
+}
+
 /// The next 30 of the venue's days, as runs of the same campaigns on the
 /// air, each with its share of the devices.
 fn print_schedule(config: &Config, default: &str, names: &[Option<String>]) {
@@ -496,7 +528,7 @@ fn print_schedule(config: &Config, default: &str, names: &[Option<String>]) {
                 let entry = &config.campaigns[i];
                 let name = match &names[i] {
                     Some(name) => name.clone(),
-                    None => format!("the bundle {} (the default until it is fetched)", entry.source),
+                    None => format!("the bundle {} (not fetched yet: the default until it is)", entry.source),
                 };
                 if run.on_air.len() > 1 { format!("{name} ({}/{total} of devices)", entry.weight) } else { name }
             })
@@ -504,4 +536,57 @@ fn print_schedule(config: &Config, default: &str, names: &[Option<String>]) {
         let shown = if shown.is_empty() { format!("{default} (the default)") } else { shown.join(", ") };
         println!("  {days}: {shown}");
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CampaignAction {
+    /// Pack a campaign folder into a bundle, checked as `check` checks it,
+    /// to sign with `minisign -S` and publish.
+    Pack {
+        /// The campaign folder: campaign.toml, locales/, images.
+        dir: PathBuf,
+        /// The bundle to write (outside the folder).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+/// `portico campaign pack`: one line per problem and exit 1, or the bundle
+/// written whole (beside, then renamed) and what to do with it next.
+fn campaign_pack(dir: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+    // Inside the folder, the bundle would be packed into the next one.
+    let folder = std::fs::canonicalize(dir).with_context(|| format!("{}", dir.display()))?;
+    let out_folder = std::path::absolute(out)?.ancestors().skip(1).find_map(|a| std::fs::canonicalize(a).ok());
+    if out_folder.is_some_and(|f| f.starts_with(&folder)) {
+        anyhow::bail!("--out {}: is inside the campaign folder; write the bundle elsewhere", out.display());
+    }
+    let bundle = match crate::campaign::bundle::pack(dir) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            for problem in e.problems {
+                eprintln!("{problem}");
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let campaign =
+        crate::campaign::bundle::load(&bundle, &dir.display().to_string()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::durable::replace(out, &bundle).with_context(|| format!("writing {}", out.display()))?;
+    let name = out.file_name().map_or_else(|| out.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let langs: Vec<&str> = campaign.locales.iter().map(|l| l.tag.as_str()).collect();
+    println!(
+        "wrote {}: campaign {:?} ({}), {} bytes of at most {}",
+        out.display(),
+        campaign.name,
+        langs.join(", "),
+        bundle.len(),
+        crate::campaign::bundle::MAX_BUNDLE_BYTES
+    );
+    println!(
+        "next: sign it with `minisign -Sm {}`, then publish {name} and {name}.minisig side by side over https: \
+         the gateways fetch URL and URL.minisig (source = \"https://…/{name}\", key = the second line of \
+         your minisign.pub)",
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -100,6 +100,8 @@ pub struct BundleSource {
     pub key: String,
     /// Extra trusted roots (PEM) for a province's own CA.
     pub ca: Option<PathBuf>,
+    /// How often it is asked for again (a conditional request).
+    pub poll: Duration,
 }
 
 impl fmt::Display for CampaignSource {

@@ -201,6 +201,62 @@ pub struct Tally {
     pub by_platform: ByPlatform,
     /// By the hour of the venue's clock, 0 to 23.
     pub by_hour: [Measures; 24],
+    /// What devices did on `/welcome`, each device once a day per action.
+    #[serde(default)]
+    pub actions: Actions,
+    /// The same, by the campaign shown.
+    #[serde(default)]
+    pub actions_by_campaign: BTreeMap<String, Actions>,
+}
+
+/// What a device did once online (see [`Action`]), in devices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actions {
+    /// Went to the Google Play listing through `/welcome`'s button.
+    pub google_play: u64,
+    /// Went to the App Store listing.
+    pub app_store: u64,
+    /// Answered "already installed?" with yes.
+    pub installed: u64,
+}
+
+impl Actions {
+    pub fn get(&self, action: Action) -> u64 {
+        match action {
+            Action::GooglePlay => self.google_play,
+            Action::AppStore => self.app_store,
+            Action::Installed => self.installed,
+        }
+    }
+
+    pub fn get_mut(&mut self, action: Action) -> &mut u64 {
+        match action {
+            Action::GooglePlay => &mut self.google_play,
+            Action::AppStore => &mut self.app_store,
+            Action::Installed => &mut self.installed,
+        }
+    }
+}
+
+/// The outcome, not only the notice: what a device did on `/welcome`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    GooglePlay,
+    AppStore,
+    Installed,
+}
+
+impl Action {
+    pub const ALL: [Action; 3] = [Action::GooglePlay, Action::AppStore, Action::Installed];
+
+    /// Its name in the report's columns and the metrics' labels.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::GooglePlay => "google_play",
+            Action::AppStore => "app_store",
+            Action::Installed => "installed",
+        }
+    }
 }
 
 impl Tally {
@@ -238,6 +294,9 @@ pub struct Devices {
     /// When the grant of each device that had one live today ends (Unix
     /// seconds): what tells a returning device.
     granted: HashMap<u64, i64>,
+    /// The devices that did each [`Action`] today, in its order.
+    #[serde(default)]
+    acted: [HashSet<u64>; 3],
 }
 
 impl Devices {
@@ -248,6 +307,7 @@ impl Devices {
             connected: HashSet::new(),
             returning: HashSet::new(),
             granted: HashMap::new(),
+            acted: Default::default(),
         }
     }
 
@@ -352,6 +412,20 @@ impl DayCounts {
         }
     }
 
+    /// An action on `/welcome`: counted once per device and day.
+    pub fn acted(&mut self, device: &Device, action: Action, campaign: &str) {
+        let Some(devices) = &mut self.devices else { return };
+        let h = devices.hash(device);
+        if devices.acted[action as usize].insert(h) {
+            *self.tally.actions.get_mut(action) += 1;
+            let by_campaign = match self.tally.actions_by_campaign.get_mut(campaign) {
+                Some(a) => a,
+                None => self.tally.actions_by_campaign.entry(campaign.to_owned()).or_default(),
+            };
+            *by_campaign.get_mut(action) += 1;
+        }
+    }
+
     /// A grant that was already running when the day began (or when the
     /// service started): its end will make the device a returning one.
     pub fn carry_grant(&mut self, device: &Device, until: i64) {
@@ -396,6 +470,26 @@ mod tests {
         assert_eq!((t.by_campaign["Bluezone"].views, t.by_campaign["PC-Covid"].shown), (5, 1));
         assert_eq!((t.by_platform.android.shown, t.by_platform.ios.shown, t.by_platform.other.shown), (1, 1, 0));
         assert_eq!((t.by_hour[9].views, t.by_hour[9].shown, t.by_hour[10].shown), (5, 1, 1));
+    }
+
+    #[test]
+    fn an_action_counts_each_device_once_a_day_under_its_campaign() {
+        let mut today = DayCounts::open(day("2026-03-01"), [1, 2]);
+        for _ in 0..3 {
+            today.acted(&phone(1), Action::GooglePlay, "Bluezone");
+        }
+        today.acted(&phone(2), Action::GooglePlay, "PC-Covid");
+        today.acted(&phone(2), Action::Installed, "PC-Covid");
+        let t = &today.tally;
+        assert_eq!((t.actions.google_play, t.actions.app_store, t.actions.installed), (2, 0, 1));
+        assert_eq!(t.actions_by_campaign["Bluezone"].google_play, 1);
+        assert_eq!(
+            (t.actions_by_campaign["PC-Covid"].google_play, t.actions_by_campaign["PC-Covid"].installed),
+            (1, 1)
+        );
+        today.close();
+        today.acted(&phone(3), Action::AppStore, "Bluezone");
+        assert_eq!(today.tally.actions.app_store, 0, "a closed day counts nothing");
     }
 
     #[test]

@@ -72,6 +72,14 @@ pub trait Firewall: Send + Sync + 'static {
     /// timeout.
     fn trust(&self, trusted: &[MacAddr]) -> Result<(), FirewallError>;
 
+    /// Lets every client through with no grant (`open`), or holds those
+    /// without one at the gate again, grants and trusted devices
+    /// untouched. The backend keeps the state, so a later `install` (a
+    /// rebuild) keeps it too. Backends that gate nothing have nothing to do.
+    fn set_open(&self, _open: bool) -> Result<(), FirewallError> {
+        Ok(())
+    }
+
     /// Checks, without changing anything, that `install` would be taken
     /// (the tool is there, the kernel has what the rules need, Portico may
     /// change them), so that start-up can fail at once with the reason.

@@ -15,6 +15,7 @@
 //! its device and closed when that device is granted.
 
 mod admin;
+mod alerting;
 mod bearer;
 mod body;
 mod captive;
@@ -73,6 +74,9 @@ pub struct Portal {
     pub intercepts: Arc<Intercepts>,
     /// The daily counts the splash and the accept add to.
     pub counts: crate::counts::Counts,
+    /// Held by whatever replaces `live` from what it holds (a reload, an
+    /// alert set or cleared), so that one change never undoes another.
+    pub changing: tokio::sync::Mutex<()>,
 }
 
 impl Portal {
@@ -101,6 +105,8 @@ pub struct Live {
     /// One per `config.campaigns` entry, in its order; `None` for one that
     /// cannot be shown yet (a bundle never fetched).
     pub scheduled: Vec<Option<OnAir>>,
+    /// The emergency notice in force, whose pages replace the campaigns'.
+    pub alert: Option<crate::alert::Alert>,
     pub tls: Option<TlsAcceptor>,
     /// When the certificate of `tls` expires, for the metrics.
     pub tls_expiry: Option<SystemTime>,
@@ -123,6 +129,11 @@ impl Live {
             Some(on_air) => (&on_air.campaign, &on_air.pages),
             None => (&self.campaign, &self.pages),
         }
+    }
+
+    /// Whether an alert has opened the gate for every device.
+    pub fn gate_open(&self) -> bool {
+        self.alert.as_ref().is_some_and(|a| a.open_gate)
     }
 
     /// Whether scheduled entry `i` can be shown.

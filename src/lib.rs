@@ -31,6 +31,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod campaign;
 pub mod cli;
 pub mod client;
@@ -39,6 +40,7 @@ pub mod counts;
 pub mod dhcp;
 pub mod durable;
 pub mod firewall;
+pub mod fleet;
 pub mod garden;
 pub mod grant;
 pub mod http;

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Venue;
-use crate::counts::{Day, Measure, Measures, Tally};
+use crate::counts::{Action, Day, Measure, Measures, Tally};
 use crate::http::Rejection;
 pub use process::Process;
 use text::{Kind, Text};
@@ -84,6 +84,10 @@ labelled! {
         Api => "api",
         Asset => "asset",
         Accept => "accept",
+        /// A store button on `/welcome`, sent on to the store.
+        Store => "store",
+        /// "Already installed?" answered.
+        Installed => "installed",
         /// A client without a grant, sent to the portal.
         ProbeRedirect => "probe_redirect",
         /// A known probe from a granted client, answered "online".
@@ -93,6 +97,19 @@ labelled! {
         NotFound => "not_found",
         BadRequest => "bad_request",
         Unavailable => "unavailable",
+    }
+}
+
+labelled! {
+    /// How a fetch of a campaign bundle ended (see [`crate::fleet`]).
+    pub enum Fetch {
+        /// A new bundle, verified, checked and swapped in.
+        New => "new",
+        NotModified => "not_modified",
+        /// Fetched, and refused: its signature, size or campaign.
+        Refused => "refused",
+        /// Not fetched: the server, the network, the trust roots.
+        Failed => "failed",
     }
 }
 
@@ -118,6 +135,7 @@ pub struct Metrics {
     last_reload_at: AtomicU64,
     pub accepts_ok: AtomicU64,
     pub accepts_failed: AtomicU64,
+    fetches: [AtomicU64; Fetch::ALL.len()],
     pub store_errors: AtomicU64,
     pub connections: AtomicU64,
     pub tls_handshake_failures: AtomicU64,
@@ -138,12 +156,18 @@ pub struct Scrape<'a> {
     pub grants_active: usize,
     /// Whether the grant store refuses writes (see [`crate::sessions`]).
     pub store_degraded: bool,
+    /// Whether the daily counts cannot be written (see [`crate::counts`]).
+    pub counts_degraded: bool,
+    /// Whether the firewall refused the last install of the rules.
+    pub firewall_refused: bool,
     /// When the served TLS certificate expires; `None` without `[tls]`.
     pub tls_expiry: Option<SystemTime>,
     /// Today's daily counts (see [`crate::counts`]), and the venue's date.
     pub today: (Day, &'a Tally),
     /// The campaigns on the air today, counted at zero until seen.
     pub on_air: &'a [&'a str],
+    /// The alert in force: whether it opened the gate, and since when.
+    pub alert: Option<(bool, SystemTime)>,
 }
 
 impl Metrics {
@@ -163,6 +187,7 @@ impl Metrics {
             last_reload_at: AtomicU64::new(unix_seconds(SystemTime::now())),
             accepts_ok: AtomicU64::new(0),
             accepts_failed: AtomicU64::new(0),
+            fetches: Default::default(),
             store_errors: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
@@ -200,6 +225,10 @@ impl Metrics {
                 0
             }
         };
+    }
+
+    pub fn fetched(&self, how: Fetch) {
+        self.fetches[how as usize].fetch_add(1, Relaxed);
     }
 
     pub fn rejected(&self, why: Rejection) {
@@ -287,6 +316,14 @@ impl Metrics {
         for (campaign, lang, n) in self.splash_views.read().unwrap_or_else(|e| e.into_inner()).iter() {
             splash.sample(&[("campaign", campaign.as_str()), ("lang", lang.as_str())], n.load(Relaxed));
         }
+        let mut fetches = text.family(
+            "portico_campaign_bundle_fetches_total",
+            Kind::Counter,
+            "Fetches of the campaign bundles, by result.",
+        );
+        for how in Fetch::ALL {
+            fetches.sample(&[("result", how.label())], self.fetches[how as usize].load(Relaxed));
+        }
         text.family("portico_accepts_total", Kind::Counter, "Connect taps, by result.")
             .sample(&[("result", "ok")], self.accepts_ok.load(Relaxed))
             .sample(&[("result", "failed")], self.accepts_failed.load(Relaxed));
@@ -339,6 +376,18 @@ impl Metrics {
             "Whether the grant store refuses writes; grants are kept in memory meanwhile.",
         )
         .sample(&[], scrape.store_degraded);
+        text.family(
+            "portico_counts_degraded",
+            Kind::Gauge,
+            "Whether the daily counts cannot be written; they are kept in memory meanwhile.",
+        )
+        .sample(&[], scrape.counts_degraded);
+        text.family(
+            "portico_firewall_refused",
+            Kind::Gauge,
+            "Whether the firewall refused the last install of the rules; retried until it takes them.",
+        )
+        .sample(&[], scrape.firewall_refused);
         if let Some(expiry) = scrape.tls_expiry {
             text.family(
                 "portico_tls_certificate_expiry_seconds",
@@ -346,6 +395,26 @@ impl Metrics {
                 "When the served TLS certificate expires (its notAfter), in Unix time.",
             )
             .sample(&[], unix_seconds(expiry));
+        }
+        text.family(
+            "portico_alert_active",
+            Kind::Gauge,
+            "Whether an emergency notice is shown in the campaigns' place.",
+        )
+        .sample(&[], scrape.alert.is_some());
+        text.family(
+            "portico_alert_open_gate",
+            Kind::Gauge,
+            "Whether the alert lets every device online without a tap.",
+        )
+        .sample(&[], scrape.alert.is_some_and(|(open, _)| open));
+        if let Some((_, since)) = scrape.alert {
+            text.family(
+                "portico_alert_since_timestamp_seconds",
+                Kind::Gauge,
+                "When the alert in force was set, in Unix time.",
+            )
+            .sample(&[], unix_seconds(since));
         }
         write_today(&mut text, scrape.today, scrape.on_air);
 
@@ -407,6 +476,18 @@ fn write_today(text: &mut Text, (day, tally): (Day, &Tally), on_air: &[&str]) {
             family.sample(&[("date", date.as_str()), ("campaign", campaign)], m.get(measure));
         }
     }
+    let mut family = text.family(
+        "portico_day_devices_acted",
+        Kind::Gauge,
+        "Devices that went to a store from /welcome, or said the app is installed, today, each once.",
+    );
+    for (campaign, _) in &campaigns {
+        let actions = tally.actions_by_campaign.get(*campaign).copied().unwrap_or_default();
+        for action in Action::ALL {
+            let labels = [("date", date.as_str()), ("campaign", campaign), ("action", action.label())];
+            family.sample(&labels, actions.get(action));
+        }
+    }
 }
 
 /// The standard process families, each only if it could be read.
@@ -457,9 +538,12 @@ mod tests {
             venue,
             grants_active: 7,
             store_degraded: false,
+            counts_degraded: false,
+            firewall_refused: true,
             tls_expiry: None,
             today: (today, &*NOBODY),
             on_air: &["Bluezone"],
+            alert: None,
         }
     }
 
@@ -525,6 +609,10 @@ mod tests {
         has("portico_reloads_total{result=\"refused\"}", "1");
         has("portico_grants_active", "7");
         has("portico_store_degraded", "1");
+        has("portico_alert_active", "0");
+        has("portico_counts_degraded", "0");
+        has("portico_firewall_refused", "1");
+        has("portico_alert_open_gate", "0");
         has("portico_last_reload_success", "0");
         has("portico_accept_duration_seconds_bucket{le=\"0.0025\"}", "0");
         has("portico_accept_duration_seconds_bucket{le=\"0.005\"}", "1");

@@ -7,6 +7,7 @@
 use anyhow::Context as _;
 use bytes::Bytes;
 
+use crate::alert::Alert;
 use crate::campaign::Campaign;
 use crate::config::Config;
 use crate::qr;
@@ -23,6 +24,7 @@ pub struct Pages {
     welcome: Vec<[Bytes; 3]>,
     retry: Vec<Bytes>,
     not_found: Vec<Bytes>,
+    installed: Vec<Bytes>,
     signage: Vec<Bytes>,
     poster: Vec<Bytes>,
     /// Where a client without a grant is sent, and the body sent with it.
@@ -38,12 +40,16 @@ pub struct Pages {
 }
 
 impl Pages {
-    pub fn build(config: &Config, campaign: &Campaign) -> anyhow::Result<Pages> {
+    /// Every page of `campaign`, or of the alert's notice in its place.
+    pub fn build(config: &Config, campaign: &Campaign, alert: Option<&Alert>) -> anyhow::Result<Pages> {
+        let notice = alert.map(|a| &a.notice);
+        let boards = notice.map_or(campaign.locales.len(), |n| n.texts.len());
         let mut pages = Pages {
             splash: Vec::new(),
             welcome: Vec::new(),
             retry: Vec::new(),
             not_found: Vec::new(),
+            installed: Vec::new(),
             signage: Vec::new(),
             poster: Vec::new(),
             portal_url: config.portal.public_url.url.clone(),
@@ -52,7 +58,7 @@ impl Pages {
             welcome_redirect_body: Bytes::new(),
             stylesheet: Bytes::from_static(STYLESHEET.as_bytes()),
             boards_stylesheet: Bytes::from_static(BOARDS_STYLESHEET.as_bytes()),
-            signage_cycle: Bytes::from(views::cycle_css(campaign.locales.len())),
+            signage_cycle: Bytes::from(views::cycle_css(boards)),
         };
         pages.portal_redirect_body = bytes(views::redirect_body(&pages.portal_url));
         pages.welcome_redirect_body = bytes(views::redirect_body(&pages.welcome_url));
@@ -60,11 +66,12 @@ impl Pages {
             let label = format!("{} – {}", campaign.name, locale.text.qr_caption);
             let qr_svg = qr::svg(&campaign.links.install_url, &label)
                 .with_context(|| format!("making the QR code for {}", campaign.links.install_url))?;
-            let page = Page { campaign, lang, venue: &config.venue, qr_svg: &qr_svg };
+            let page = Page { campaign, lang, venue: &config.venue, qr_svg: &qr_svg, alert: notice };
             pages.splash.push(Platform::ALL.map(|p| bytes(views::splash(&page, p))));
             pages.welcome.push(Platform::ALL.map(|p| bytes(views::welcome(&page, p))));
             pages.retry.push(bytes(views::retry(&page)));
             pages.not_found.push(bytes(views::not_found(&page)));
+            pages.installed.push(bytes(views::installed(&page)));
             pages.signage.push(bytes(views::signage(&page)));
             pages.poster.push(bytes(views::poster(&page)));
         }
@@ -85,6 +92,10 @@ impl Pages {
 
     pub fn not_found(&self, lang: usize) -> Bytes {
         self.not_found[lang].clone()
+    }
+
+    pub fn installed(&self, lang: usize) -> Bytes {
+        self.installed[lang].clone()
     }
 
     pub fn signage(&self, lang: usize) -> Bytes {

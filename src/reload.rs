@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use crate::campaign::Campaign;
+use crate::alert::Alert;
+use crate::campaign::{Campaign, store};
 use crate::config::{AdminToken, CampaignSource, Config};
 use crate::http::{self, Live, OnAir, Portal};
 use crate::pages::Pages;
@@ -35,9 +36,10 @@ impl ConfigSource {
     }
 }
 
-/// Everything that is rebuilt from a config: the campaign, the pages, the
-/// TLS acceptor and the admin token.
-pub fn build_live(config: Config) -> anyhow::Result<Live> {
+/// Everything that is rebuilt from a config: the campaigns, the pages (with
+/// `alert`'s notice in the campaigns' place, if one is in force), the TLS
+/// acceptor and the admin token.
+pub fn build_live(config: Config, alert: Option<Alert>) -> anyhow::Result<Live> {
     // Again here, after a reload put back the bound `admin.listen`: a file
     // that moved it to loopback and dropped the token must not leave the
     // listener still bound elsewhere open.
@@ -54,22 +56,28 @@ pub fn build_live(config: Config) -> anyhow::Result<Live> {
         }
         None => None,
     };
-    let campaign = Campaign::load(&config.portal.campaign).context("loading the campaign")?;
-    let pages = Pages::build(&config, &campaign)?;
+    let state = &config.state.dir;
+    let campaign = match &config.portal.campaign {
+        // Until its first fetch, a gateway shows the built-in campaign.
+        CampaignSource::Bundle(b) => store::campaign(state, b).map_or_else(
+            || {
+                tracing::warn!(url = %b.url, "no verified copy of the campaign bundle yet; showing the built-in campaign");
+                Campaign::load(&CampaignSource::Builtin("bluezone".into()))
+            },
+            Ok,
+        ),
+        source => Campaign::load(source),
+    }
+    .context("loading the campaign")?;
     let mut scheduled = Vec::with_capacity(config.campaigns.len());
     for (i, entry) in config.campaigns.iter().enumerate() {
-        let on_air = match &entry.source {
-            // Shown once fetched and verified.
-            CampaignSource::Bundle(_) => None,
-            source => {
-                let campaign =
-                    Campaign::load(source).with_context(|| format!("campaigns[{}]: loading {source}", i + 1))?;
-                let pages = Pages::build(&config, &campaign)?;
-                Some(OnAir { campaign, pages })
-            }
-        };
-        scheduled.push(on_air);
+        scheduled.push(match &entry.source {
+            // On the air once fetched and verified.
+            CampaignSource::Bundle(b) => store::campaign(state, b),
+            source => Some(Campaign::load(source).with_context(|| format!("campaigns[{}]: loading {source}", i + 1))?),
+        });
     }
+    let (pages, scheduled) = render(&config, &campaign, scheduled, alert.as_ref())?;
     let (tls, tls_expiry) = match &config.tls {
         Some(t) => {
             let (acceptor, expiry) = http::tls::load(&t.cert, &t.key)?;
@@ -77,18 +85,67 @@ pub fn build_live(config: Config) -> anyhow::Result<Live> {
         }
         None => (None, None),
     };
-    Ok(Live { config, campaign, pages, scheduled, tls, tls_expiry, admin_token })
+    Ok(Live { config, campaign, pages, scheduled, alert, tls, tls_expiry, admin_token })
+}
+
+/// The pages of every campaign, with the alert's notice if one is given.
+fn render(
+    config: &Config,
+    default: &Campaign,
+    scheduled: Vec<Option<Campaign>>,
+    alert: Option<&Alert>,
+) -> anyhow::Result<(Pages, Vec<Option<OnAir>>)> {
+    let pages = Pages::build(config, default, alert)?;
+    let scheduled = scheduled
+        .into_iter()
+        .map(|c| c.map(|campaign| Ok(OnAir { pages: Pages::build(config, &campaign, alert)?, campaign })).transpose())
+        .collect::<anyhow::Result<_>>()?;
+    Ok((pages, scheduled))
+}
+
+/// `live` with another alert (or none): the same config and campaigns,
+/// every page rendered again. Nothing is read from disk.
+pub fn with_alert(live: &Live, alert: Option<Alert>) -> anyhow::Result<Live> {
+    let scheduled = live.scheduled.iter().map(|s| s.as_ref().map(|on_air| on_air.campaign.clone())).collect();
+    let (pages, scheduled) = render(&live.config, &live.campaign, scheduled, alert.as_ref())?;
+    Ok(Live {
+        config: live.config.clone(),
+        campaign: live.campaign.clone(),
+        pages,
+        scheduled,
+        alert,
+        tls: live.tls.clone(),
+        tls_expiry: live.tls_expiry,
+        admin_token: live.admin_token.clone(),
+    })
+}
+
+/// Builds `live` again from the same config, with the kept campaign
+/// bundles as they are now: after a new bundle was kept (see
+/// [`crate::fleet`]). Like a reload, a failure keeps the version serving.
+pub async fn refresh(portal: &Portal) {
+    let _changing = portal.changing.lock().await;
+    let old = portal.live.load_full();
+    let built = tokio::task::spawn_blocking(move || build_live(old.config.clone(), old.alert.clone())).await;
+    match built.map_err(anyhow::Error::from).and_then(|r| r) {
+        Ok(live) => {
+            tracing::info!(campaign = %live.campaign.name, "campaigns refreshed from the kept bundles");
+            portal.live.store(Arc::new(live));
+        }
+        Err(e) => tracing::error!("the campaigns were not refreshed, still serving the previous version: {e:#}"),
+    }
 }
 
 /// Reads the source again and swaps in the result, or keeps the old
 /// version and logs why.
 pub async fn reload(portal: &Portal, source: &ConfigSource) {
+    let _changing = portal.changing.lock().await;
     let old = portal.live.load_full();
     let source = source.clone();
     let built = tokio::task::spawn_blocking(move || {
         let mut config = source.load()?;
         let changed = keep_start_up_keys(&old.config, &mut config);
-        build_live(config).map(|live| (live, changed))
+        build_live(config, old.alert.clone()).map(|live| (live, changed))
     })
     .await
     .map_err(anyhow::Error::from)

@@ -18,13 +18,18 @@
 //!   three for `connected_`, `returning_` and `views_`;
 //! - by the venue's hour: `shown_h00` … `shown_h23`, then the same 24 for
 //!   `connected_`, `returning_` and `views_`;
+//! - what devices did on `/welcome`, each device once a day:
+//!   `google_play` and `app_store` (went to the store through its button),
+//!   `installed` (answered "already installed?" with yes);
 //! - by language, after the fixed columns because the set depends on the
 //!   campaign: for each language tag in alphabetical order,
 //!   `shown_lang_<tag>`, `connected_lang_<tag>`, `returning_lang_<tag>`,
 //!   `views_lang_<tag>`;
 //! - by campaign, last: for each campaign name in alphabetical order, the
 //!   same four as `<measure>_campaign_<name>` (a device counts under the
-//!   campaign it saw first that day, so these add up to the day's).
+//!   campaign it saw first that day, so these add up to the day's), then
+//!   `google_play_campaign_<name>`, `app_store_campaign_<name>` and
+//!   `installed_campaign_<name>`.
 //!
 //! The JSON report is an array of one object per row: the first columns
 //! above as keys, then `by_platform`, `by_lang` and `by_hour` nested.
@@ -43,13 +48,14 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::counts::{ByPlatform, Day, DayCounts, Measures, Tally, read_days};
+use crate::counts::{Action, Actions, ByPlatform, Day, DayCounts, Measures, Tally, read_days};
 
 /// The columns every report starts with: the stable surface of issue 12.
 pub const FIRST_COLUMNS: [&str; 8] =
     ["venue", "province", "kind", "date", "devices_shown", "devices_connected", "devices_returning", "splash_views"];
 
 const MEASURES: [&str; 4] = ["shown", "connected", "returning", "views"];
+const ACTIONS: [&str; 3] = ["google_play", "app_store", "installed"];
 const PLATFORMS: [&str; 3] = ["android", "ios", "other"];
 /// Excel reads a file that starts with it as UTF-8.
 const BOM: &str = "\u{feff}";
@@ -103,13 +109,15 @@ fn fixed_columns() -> Vec<String> {
     for m in MEASURES {
         columns.extend((0..24).map(|h| format!("{m}_h{h:02}")));
     }
+    columns.extend(Action::ALL.map(|a| a.label().to_owned()));
     columns
 }
 
 /// The columns of a breakdown by name: `<measure>_<what>_<name>`, the
-/// names in alphabetical order.
+/// names in alphabetical order; a campaign's also `<action>_campaign_<name>`.
 fn named_columns(what: &str, names: &BTreeSet<String>) -> Vec<String> {
-    names.iter().flat_map(|n| MEASURES.iter().map(move |m| format!("{m}_{what}_{n}"))).collect()
+    let actions: &[&str] = if what == "campaign" { &ACTIONS } else { &[] };
+    names.iter().flat_map(|n| MEASURES.iter().chain(actions).map(move |m| format!("{m}_{what}_{n}"))).collect()
 }
 
 /// The venue as the report names it.
@@ -150,7 +158,10 @@ impl Row {
 /// The CSV report of `rows`.
 pub fn csv(rows: &[Row]) -> String {
     let langs: BTreeSet<String> = rows.iter().flat_map(|r| r.tally.by_lang.keys().cloned()).collect();
-    let campaigns: BTreeSet<String> = rows.iter().flat_map(|r| r.tally.by_campaign.keys().cloned()).collect();
+    let campaigns: BTreeSet<String> = rows
+        .iter()
+        .flat_map(|r| r.tally.by_campaign.keys().chain(r.tally.actions_by_campaign.keys()).cloned())
+        .collect();
     let mut header = fixed_columns();
     header.extend(named_columns("lang", &langs));
     header.extend(named_columns("campaign", &campaigns));
@@ -167,11 +178,16 @@ pub fn csv(rows: &[Row]) -> String {
         for m in MEASURES {
             row.extend(t.by_hour.iter().map(|h| measure(h, m).to_string()));
         }
-        for (names, map) in [(&langs, &t.by_lang), (&campaigns, &t.by_campaign)] {
-            for name in names {
-                let counts = map.get(name).copied().unwrap_or_default();
-                row.extend(MEASURES.iter().map(|m| measure(&counts, m).to_string()));
-            }
+        row.extend(Action::ALL.map(|a| t.actions.get(a).to_string()));
+        for lang in &langs {
+            let counts = t.by_lang.get(lang).copied().unwrap_or_default();
+            row.extend(MEASURES.iter().map(|m| measure(&counts, m).to_string()));
+        }
+        for campaign in &campaigns {
+            let counts = t.by_campaign.get(campaign).copied().unwrap_or_default();
+            row.extend(MEASURES.iter().map(|m| measure(&counts, m).to_string()));
+            let actions = t.actions_by_campaign.get(campaign).copied().unwrap_or_default();
+            row.extend(Action::ALL.map(|a| actions.get(a).to_string()));
         }
         write_record(&mut out, row.iter().map(String::as_str));
     }
@@ -194,6 +210,10 @@ struct JsonRow {
     #[serde(default)]
     by_campaign: BTreeMap<String, Measures>,
     by_hour: [Measures; 24],
+    #[serde(default)]
+    actions: Actions,
+    #[serde(default)]
+    actions_by_campaign: BTreeMap<String, Actions>,
 }
 
 /// The JSON report of `rows`: an array of objects, one per row.
@@ -211,6 +231,8 @@ pub fn json(rows: &[Row]) -> String {
             by_lang: r.tally.by_lang.clone(),
             by_campaign: r.tally.by_campaign.clone(),
             by_hour: r.tally.by_hour,
+            actions: r.tally.actions,
+            actions_by_campaign: r.tally.actions_by_campaign.clone(),
         })
         .collect();
     let mut text = serde_json::to_string_pretty(&rows).expect("plain data serializes");
@@ -231,7 +253,8 @@ fn rows_from_json(text: &str) -> Result<Vec<Row>, String> {
                 views: r.splash_views,
             };
             let (by_lang, by_campaign, by_platform, by_hour) = (r.by_lang, r.by_campaign, r.by_platform, r.by_hour);
-            let tally = Tally { total, by_lang, by_campaign, by_platform, by_hour };
+            let (actions, actions_by_campaign) = (r.actions, r.actions_by_campaign);
+            let tally = Tally { total, by_lang, by_campaign, by_platform, by_hour, actions, actions_by_campaign };
             Row { venue: r.venue, date: r.date, tally }
         })
         .collect())
@@ -254,11 +277,12 @@ fn rows_from_csv(text: &str) -> Result<Vec<Row>, String> {
     for column in &header[fixed.len()..] {
         let lang = MEASURES
             .iter()
+            .chain(&ACTIONS)
             .find_map(|m| {
                 let rest = column.strip_prefix(m)?;
                 let (campaign, name) = match rest.strip_prefix("_lang_") {
-                    Some(tag) => (false, tag),
-                    None => (true, rest.strip_prefix("_campaign_")?),
+                    Some(tag) if MEASURES.contains(m) => (false, tag),
+                    _ => (true, rest.strip_prefix("_campaign_")?),
                 };
                 Some((*m, campaign, name))
             })
@@ -297,9 +321,19 @@ fn rows_from_csv(text: &str) -> Result<Vec<Row>, String> {
                 at += 1;
             }
         }
+        for action in Action::ALL {
+            *tally.actions.get_mut(action) = number(at)?;
+            at += 1;
+        }
         for (m, campaign, name) in &named {
             let n = number(at)?;
             at += 1;
+            if let Some(action) = Action::ALL.into_iter().find(|a| a.label() == *m) {
+                if n > 0 || tally.actions_by_campaign.contains_key(*name) {
+                    *tally.actions_by_campaign.entry((*name).to_owned()).or_default().get_mut(action) = n;
+                }
+                continue;
+            }
             let map = if *campaign { &mut tally.by_campaign } else { &mut tally.by_lang };
             // A language or campaign the venue never showed that day stays
             // absent, as in the report it came from.
@@ -444,8 +478,9 @@ mod tests {
         assert!(text.starts_with(BOM));
         let records = parse_csv(&text).unwrap();
         assert_eq!(records[0][..8], FIRST_COLUMNS.map(String::from));
-        // The fixed columns, then two languages and one campaign, four each.
-        assert_eq!(records[0].len(), 8 + 12 + 96 + 8 + 4);
+        // The fixed columns, the three actions, two languages (four
+        // columns each) and one campaign (four and three).
+        assert_eq!(records[0].len(), 8 + 12 + 96 + 3 + 8 + 4 + 3);
         assert_eq!(records[1][..8], ["Ga \"Buôn\", Ma Thuột", "Đắk Lắk", "station", "2026-03-01", "2", "0", "0", "2"]);
         let col = |name: &str| records[0].iter().position(|c| c == name).unwrap();
         assert_eq!((records[1][col("shown_ios")].as_str(), records[1][col("shown_h07")].as_str()), ("2", "2"));
@@ -478,6 +513,10 @@ mod tests {
     fn a_report_read_back_is_the_same_report_in_either_form() {
         let mut busy = day_of("2026-03-01", &["vi", "en", "zh", "vi"]);
         busy.tally.by_campaign.insert("Tiêm chủng, mùa xuân".into(), Measures { shown: 2, ..Measures::default() });
+        busy.tally.actions = Actions { google_play: 3, app_store: 1, installed: 2 };
+        let spring = Actions { google_play: 0, app_store: 1, installed: 2 };
+        busy.tally.actions_by_campaign.insert("Tiêm chủng, mùa xuân".into(), spring);
+        busy.tally.actions_by_campaign.insert("Bluezone".into(), Actions { google_play: 3, ..Actions::default() });
         busy.tally.by_hour[23].connected = 3;
         busy.tally.by_platform.android.returning = 2;
         let rows = Row::of_days(&label("Sân bay \"Buôn\", Ma Thuột"), vec![busy, day_of("2026-03-02", &[])]);

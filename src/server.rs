@@ -144,7 +144,12 @@ pub async fn run_on<F: Future<Output = ()>>(
     // The grants are read while the pages are rendered.
     let dir = config.state.dir.clone();
     let journal = tokio::task::spawn_blocking(move || Journal::load(&dir, SystemTime::now()));
-    let live = build_live(config)?;
+    // An alert set before a restart (or a crash) is shown again at once.
+    let alert = crate::alert::load(&config.state.dir);
+    if let Some(alert) = &alert {
+        tracing::warn!(title = %alert.notice.texts[0].title, open_gate = alert.open_gate, "an alert is in force");
+    }
+    let live = build_live(config, alert)?;
     let config = &live.config;
     let tags: Vec<String> = live.campaign.locales.iter().map(|l| l.tag.clone()).collect();
     let metrics = Arc::new(Metrics::new(&live.campaign.name, &tags));
@@ -162,6 +167,15 @@ pub async fn run_on<F: Future<Output = ()>>(
             .await?
             .with_context(|| format!("firewall ({backend}): installing the rules"))?
     };
+    // The alert's open gate, queued after the install; also closed when the
+    // alert is gone (a clean stop may have left the kernel open).
+    let open = live.alert.as_ref().is_some_and(|a| a.open_gate);
+    let opening = gate.clone();
+    tokio::spawn(async move {
+        if let Err(e) = opening.set_open(open).await {
+            tracing::error!(error = %e, open, "the firewall refused the alert's open gate at start-up");
+        }
+    });
     let sessions = Sessions::new(journal, gate.clone(), trusted, config.portal.session, metrics.clone());
     // For the note a clean stop leaves (see `firewall_left_at`).
     let (state_dir, ruleset) = (config.state.dir.clone(), gate.ruleset());
@@ -187,8 +201,10 @@ pub async fn run_on<F: Future<Output = ()>>(
         neighbours,
         intercepts: Arc::new(Intercepts::default()),
         counts,
+        changing: tokio::sync::Mutex::new(()),
     });
     let counts_writer = portal.counts.spawn_writer(sessions.clone());
+    let fetching = crate::fleet::spawn(portal.clone());
 
     // systemd hears READY=1 once the firewall's rules are in (the
     // listeners were bound before this was called), and WATCHDOG=1 while
@@ -248,6 +264,7 @@ pub async fn run_on<F: Future<Output = ()>>(
         tracing::warn!("some connections were still open after {DRAIN_DEADLINE:?}; closing them");
     }
     drop(purge);
+    drop(fetching);
     drop(counts_writer);
     portal.counts.flush(&sessions).await;
     sessions.compact().await;

@@ -8,6 +8,8 @@
 //! These functions run at start-up (see `pages`), never per request. The
 //! signage boards and the printed poster are in their own files.
 
+mod alert;
+pub mod operator;
 mod poster;
 mod signage;
 
@@ -57,6 +59,8 @@ pub struct Page<'a> {
     pub venue: &'a Venue,
     /// The campaign's QR code, an SVG document made at start-up.
     pub qr_svg: &'a str,
+    /// The emergency notice in force, which takes the campaign's place.
+    pub alert: Option<&'a crate::alert::Notice>,
 }
 
 /// The campaign's logo, decorative (the title beside it says the name).
@@ -136,13 +140,25 @@ impl Render for LanguageSwitcher<'_> {
     }
 }
 
+/// Where a store button goes: on the splash straight to the store; on
+/// `/welcome`, online by then, through Portico's counted redirect.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StoreLinks {
+    Direct,
+    Counted,
+}
+
 /// Install steps and store button for one platform.
-fn install_block(page: &Page, platform: Platform) -> Markup {
+fn install_block(page: &Page, platform: Platform, links: StoreLinks) -> Markup {
     let t = &page.locale().text;
-    let links = &page.campaign.links;
-    let (label, steps, href, button) = match platform {
-        Platform::Ios => (&t.ios_label, &t.steps_ios, &links.app_store, &t.app_store),
-        _ => (&t.android_label, &t.steps_android, &links.google_play, &t.google_play),
+    let tag = &page.locale().tag;
+    let (label, steps, direct, counted, button) = match platform {
+        Platform::Ios => (&t.ios_label, &t.steps_ios, &page.campaign.links.app_store, "/go/app-store", &t.app_store),
+        _ => (&t.android_label, &t.steps_android, &page.campaign.links.google_play, "/go/google-play", &t.google_play),
+    };
+    let href = match links {
+        StoreLinks::Direct => direct.clone(),
+        StoreLinks::Counted => format!("{counted}?lang={tag}"),
     };
     html! {
         section.platform {
@@ -154,7 +170,7 @@ fn install_block(page: &Page, platform: Platform) -> Markup {
 }
 
 /// Install steps for both platforms, the visitor's first, then the QR code.
-fn install(page: &Page, platform: Platform) -> Markup {
+fn install(page: &Page, platform: Platform, links: StoreLinks) -> Markup {
     let t = &page.locale().text;
     let order = match platform {
         Platform::Ios => [Platform::Ios, Platform::Android],
@@ -163,7 +179,7 @@ fn install(page: &Page, platform: Platform) -> Markup {
     html! {
         section.install {
             h2 { (t.steps_title) }
-            @for p in order { (install_block(page, p)) }
+            @for p in order { (install_block(page, p, links)) }
             p.note { (t.battery_note) }
             figure.qr {
                 (PreEscaped(page.qr_svg))
@@ -174,12 +190,15 @@ fn install(page: &Page, platform: Platform) -> Markup {
 }
 
 pub fn splash(page: &Page, platform: Platform) -> Markup {
+    if let Some(notice) = page.alert {
+        return alert::splash(page, notice);
+    }
     let t = &page.locale().text;
     let body = html! {
         div.title { (logo(page)) h1 { (t.title) } }
         p.slogan { (t.slogan) }
         p { (t.intro) }
-        (install(page, platform))
+        (install(page, platform, StoreLinks::Direct))
         form.connect method="post" action="/" {
             input type="hidden" name="lang" value=(page.locale().tag);
             button type="submit" { (t.connect) }
@@ -190,14 +209,43 @@ pub fn splash(page: &Page, platform: Platform) -> Markup {
 }
 
 pub fn welcome(page: &Page, platform: Platform) -> Markup {
+    if let Some(notice) = page.alert {
+        return alert::welcome(page, notice);
+    }
     let t = &page.locale().text;
     let body = html! {
         div.title { (logo(page)) h1 { (t.welcome_title) } }
         p.slogan { (t.slogan) }
         p { (t.welcome_text) }
-        (install(page, platform))
+        (installed_question(page))
+        (install(page, platform, StoreLinks::Counted))
     };
     layout(page, &t.welcome_title, "/welcome", body)
+}
+
+/// "Already installed?" as one tap, if the campaign asks it.
+fn installed_question(page: &Page) -> Markup {
+    let t = &page.locale().text;
+    match (page.campaign.ask_installed, &t.installed_question, &t.installed_button) {
+        (true, Some(question), Some(button)) => html! {
+            form.installed method="post" action={ "/installed?lang=" (page.locale().tag) } {
+                p { (question) }
+                button type="submit" { (button) }
+            }
+        },
+        _ => html! {},
+    }
+}
+
+/// The thanks after "already installed?".
+pub fn installed(page: &Page) -> Markup {
+    let t = &page.locale().text;
+    let thanks = t.installed_thanks.as_deref().unwrap_or(&t.welcome_title);
+    let body = html! {
+        h1 { (thanks) }
+        p { a href={ "/welcome?lang=" (page.locale().tag) } { (t.back_to_start) } }
+    };
+    layout(page, thanks, "/installed", body)
 }
 
 /// Shown with 503 when a grant could not be applied: the phone is told to

@@ -1,9 +1,11 @@
 //! The browser test of issue 4: every page in every language, in Debian's
 //! headless chromium, through `tests/browser/pages.mjs` (playwright-core and
-//! axe-core from npm, pinned in `tests/browser/package-lock.json`).
+//! axe-core from npm, pinned in `tests/browser/package-lock.json`), and the
+//! operator's page on the admin listener in both its languages (issue 12).
 //!
 //! This file starts the built `portico` binary on a free loopback port with
-//! the `none` firewall backend, runs the node script against it, prints what
+//! the `none` firewall backend (its admin listener on another, read from its
+//! start-up line), runs the node script against it, prints what
 //! the script prints (page weights, failures, the screenshot folder) and
 //! stops Portico again, even when the script fails. Where node, chromium,
 //! the CJK fonts or the npm packages are missing the test says SKIPPED, and
@@ -58,6 +60,8 @@ fn missing_tool() -> Option<String> {
 struct Portico {
     child: Child,
     base: String,
+    /// The admin listener's base URL: the operator's page.
+    admin: String,
     /// Every line Portico logs, for the failure message.
     log: Receiver<String>,
 }
@@ -105,9 +109,10 @@ impl Portico {
             match log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                 // "Portico serving portal=127.0.0.1:PORT admin=… …"
                 Ok(line) if line.contains("Portico serving") => {
-                    let addr = line.split("portal=").nth(1).and_then(|s| s.split_whitespace().next());
-                    assert_eq!(addr, Some(format!("127.0.0.1:{port}").as_str()), "{line}");
-                    break Portico { child, base: format!("http://127.0.0.1:{port}/"), log };
+                    let addr = |key: &str| line.split(key).nth(1).and_then(|s| s.split_whitespace().next());
+                    assert_eq!(addr("portal="), Some(format!("127.0.0.1:{port}").as_str()), "{line}");
+                    let admin = format!("http://{}/", addr("admin=").expect("the admin address"));
+                    break Portico { child, base: format!("http://127.0.0.1:{port}/"), admin, log };
                 }
                 Ok(line) => seen.push_str(&line),
                 Err(RecvTimeoutError::Disconnected) => {
@@ -202,6 +207,7 @@ fn every_page_in_every_language_passes_in_chromium() {
         .arg(repo().join("tests/browser/pages.mjs"))
         .arg(&portico.base)
         .arg(&out)
+        .arg(&portico.admin)
         .current_dir(repo())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -214,3 +214,39 @@ fn a_province_merges_its_venues_reports_with_one_command() {
     assert!(!out.status.success() && out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("notes.csv"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Issue 13's outcome: on `/welcome` the store buttons go through counted
+/// redirects and "already installed?" is one tap; each device counts once
+/// a day, under the campaign it was shown, in the report.
+#[tokio::test]
+async fn store_buttons_and_already_installed_are_counted_per_device_and_campaign() {
+    let dir = tempfile::tempdir().unwrap();
+    let portal = TestPortal::start(dir.path()).await;
+    let host = format!("127.0.0.1:{}", portal.addr.port());
+    let phone: IpAddr = "127.0.0.5".parse().unwrap();
+    let welcome = portal.get_from(phone, &host, "/welcome?lang=en").await.text();
+    assert!(welcome.contains("href=\"/go/google-play?lang=en\"") && welcome.contains("href=\"/go/app-store?lang=en\""));
+    assert!(welcome.contains("action=\"/installed?lang=en\"") && welcome.contains("Already have Bluezone?"));
+    for _ in 0..2 {
+        let store = portal.get_from(phone, &host, "/go/google-play?lang=en").await;
+        assert_eq!(store.status, StatusCode::FOUND);
+        assert_eq!(store.header("location"), "https://play.google.com/store/apps/details?id=com.mic.bluezone");
+    }
+    let other: IpAddr = "127.0.0.6".parse().unwrap();
+    assert_eq!(
+        portal.get_from(other, &host, "/go/app-store").await.header("location"),
+        "https://apps.apple.com/app/id1508062685"
+    );
+    let tapped =
+        common::send_from(phone, portal.addr, "POST", &host, "/installed?lang=en", &[], bytes::Bytes::new()).await;
+    assert_eq!((tapped.status, tapped.header("location")), (StatusCode::SEE_OTHER, "/installed?lang=en"));
+    let thanks = portal.get_from(phone, &host, "/installed?lang=en").await;
+    assert!(thanks.text().contains("Thank you! Keep Bluetooth on."), "{}", thanks.text());
+    let config = portal.config_file.clone();
+    portal.stop().await;
+
+    let row = &report(&config)[0];
+    let n = |c: &str| row[c].parse::<u64>().unwrap_or_else(|_| panic!("{c}: {:?}", row.get(c)));
+    assert_eq!((n("google_play"), n("app_store"), n("installed")), (1, 1, 1));
+    assert_eq!((n("google_play_campaign_Bluezone"), n("installed_campaign_Bluezone")), (1, 1));
+}

@@ -176,7 +176,7 @@ async fn a_scrape_is_lint_clean_and_counts_what_was_asked() {
     has(&text, r#"portico_requests_total{outcome="probe_redirect"}"#, "1");
     has(&text, r#"portico_requests_total{outcome="accept"}"#, "1");
     has(&text, r#"portico_requests_total{outcome="https_redirect"}"#, "0");
-    has(&text, r#"portico_splash_views_total{lang="vi"}"#, "2");
+    has(&text, r#"portico_splash_views_total{campaign="Bluezone",lang="vi"}"#, "2");
     has(&text, r#"portico_accepts_total{result="ok"}"#, "1");
     has(&text, r#"portico_accepts_total{result="failed"}"#, "0");
     has(&text, r#"portico_accept_duration_seconds_count"#, "1");

@@ -123,8 +123,11 @@ async fn accept_flow_end_to_end() {
     assert_eq!(welcome.status, StatusCode::OK);
     let html = welcome.text();
     assert!(html.contains("You are online"));
-    assert!(html.contains("https://play.google.com/store/apps/details?id=com.mic.bluezone"));
-    assert!(html.contains("https://apps.apple.com/app/id1508062685"));
+    // Online by now: the store buttons go through the counted redirects.
+    assert!(html.contains("href=\"/go/google-play?lang=en\""), "{html}");
+    assert!(html.contains("href=\"/go/app-store?lang=en\""), "{html}");
+    let store = portal.page("/go/google-play?lang=en", &[]).await;
+    assert_eq!(store.header("location"), "https://play.google.com/store/apps/details?id=com.mic.bluezone");
     assert!(html.contains("<svg"), "the QR code is repeated");
 
     // A second tap extends the session rather than failing.
@@ -292,7 +295,7 @@ async fn admin_serves_health_metrics_and_status() {
     assert!(metrics.contains("portico_grants_active 1"), "{metrics}");
     assert!(metrics.contains("outcome=\"probe_redirect\"} 1"), "{metrics}");
     assert!(metrics.contains("portico_accepts_total{result=\"ok\"} 1"), "{metrics}");
-    assert!(metrics.contains("portico_splash_views_total{lang=\"vi\"} 2"), "{metrics}");
+    assert!(metrics.contains("portico_splash_views_total{campaign=\"Bluezone\",lang=\"vi\"} 2"), "{metrics}");
     let status = admin("/").await.text();
     assert!(status.contains("Devices online now"));
     portal.stop().await;

@@ -42,6 +42,8 @@ mod gateway;
 mod internet;
 #[path = "venue/netns.rs"]
 mod netns;
+#[path = "venue/open_gate.rs"]
+mod open_gate;
 #[path = "venue/openwrt.rs"]
 mod openwrt;
 #[path = "venue/phone.rs"]

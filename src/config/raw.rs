@@ -50,6 +50,7 @@ struct RawCampaign {
     weight: Option<i64>,
     key: Option<String>,
     ca: Option<PathBuf>,
+    poll: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -92,6 +93,7 @@ struct RawPortal {
     campaign: Option<String>,
     campaign_key: Option<String>,
     campaign_ca: Option<PathBuf>,
+    campaign_poll: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -181,9 +183,15 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
             Duration::ZERO
         }
     };
-    let keys = SourceKeys { source: "portal.campaign", key: "portal.campaign_key", ca: "portal.campaign_ca" };
+    let keys = SourceKeys {
+        source: "portal.campaign",
+        key: "portal.campaign_key",
+        ca: "portal.campaign_ca",
+        poll: "portal.campaign_poll",
+    };
     let shorthand = raw.portal.campaign.as_deref().unwrap_or("bluezone");
-    let campaign = campaign_source(&mut c, &keys, shorthand, raw.portal.campaign_key, raw.portal.campaign_ca, base);
+    let (key, ca, poll) = (raw.portal.campaign_key, raw.portal.campaign_ca, raw.portal.campaign_poll);
+    let campaign = campaign_source(&mut c, &keys, shorthand, BundleKeys { key, ca, poll }, base);
     let portal = Portal { listen, public_url, session, campaign };
     let campaigns = validate_campaigns(&mut c, raw.campaigns, base);
 
@@ -235,26 +243,36 @@ struct SourceKeys<'a> {
     source: &'a str,
     key: &'a str,
     ca: &'a str,
+    poll: &'a str,
 }
 
+/// What only a bundle source has, as written.
+struct BundleKeys {
+    key: Option<String>,
+    ca: Option<PathBuf>,
+    poll: Option<String>,
+}
+
+/// How often a bundle is asked for again unless `poll` says otherwise.
+const DEFAULT_POLL: Duration = Duration::from_secs(15 * 60);
+
 /// A built-in name, a folder (relative to the config), or an https bundle
-/// URL with its key (and optionally extra roots).
+/// URL with its key (and optionally extra roots and its poll interval).
 fn campaign_source(
     c: &mut Checker,
     keys: &SourceKeys,
     source: &str,
-    key: Option<String>,
-    ca: Option<PathBuf>,
+    bundle: BundleKeys,
     base: &Path,
 ) -> CampaignSource {
+    let BundleKeys { key, ca, poll } = bundle;
     let source = source.trim();
     let is_url = source.contains("://");
     if !is_url {
-        if key.is_some() {
-            c.bad(keys.key, "is only for a campaign bundle at an https:// URL");
-        }
-        if ca.is_some() {
-            c.bad(keys.ca, "is only for a campaign bundle at an https:// URL");
+        for (name, given) in [(keys.key, key.is_some()), (keys.ca, ca.is_some()), (keys.poll, poll.is_some())] {
+            if given {
+                c.bad(name, "is only for a campaign bundle at an https:// URL");
+            }
         }
     }
     match source {
@@ -267,7 +285,12 @@ fn campaign_source(
                 c.bad(keys.source, format!("{url:?}: a campaign bundle is fetched over https:// only"));
             }
             let key = match key.map(|k| k.trim().to_owned()) {
-                Some(k) if !k.is_empty() => k,
+                Some(k) if !k.is_empty() => {
+                    if let Err(e) = k.parse::<crate::campaign::bundle::BundleKey>() {
+                        c.bad(keys.key, e);
+                    }
+                    k
+                }
                 _ => {
                     c.bad(
                         keys.key,
@@ -280,7 +303,19 @@ fn campaign_source(
                 }
             };
             let ca = ca.map(|p| base.join(p));
-            CampaignSource::Bundle(crate::config::BundleSource { url: url.to_owned(), key, ca })
+            let poll = match poll.as_deref().map(parse_duration) {
+                None => DEFAULT_POLL,
+                Some(Ok(d)) if d >= Duration::from_secs(1) && d <= Duration::from_secs(7 * 86_400) => d,
+                Some(Ok(_)) => {
+                    c.bad(keys.poll, "must be from 1s to 7d");
+                    DEFAULT_POLL
+                }
+                Some(Err(e)) => {
+                    c.bad(keys.poll, e);
+                    DEFAULT_POLL
+                }
+            };
+            CampaignSource::Bundle(crate::config::BundleSource { url: url.to_owned(), key, ca, poll })
         }
         name if !name.contains(['/', '.']) => CampaignSource::Builtin(name.to_owned()),
         path => CampaignSource::Folder(base.join(path)),
@@ -292,9 +327,10 @@ fn validate_campaigns(c: &mut Checker, raw: Vec<RawCampaign>, base: &Path) -> Ve
     for (i, entry) in raw.into_iter().enumerate() {
         // Counted from 1, as an operator counts the entries in the file.
         let key = |k: &str| format!("campaigns[{}].{k}", i + 1);
-        let (source_key, key_key, ca_key) = (key("source"), key("key"), key("ca"));
-        let keys = SourceKeys { source: &source_key, key: &key_key, ca: &ca_key };
-        let source = campaign_source(c, &keys, &entry.source, entry.key, entry.ca, base);
+        let (source_key, key_key, ca_key, poll_key) = (key("source"), key("key"), key("ca"), key("poll"));
+        let keys = SourceKeys { source: &source_key, key: &key_key, ca: &ca_key, poll: &poll_key };
+        let bundle = BundleKeys { key: entry.key, ca: entry.ca, poll: entry.poll };
+        let source = campaign_source(c, &keys, &entry.source, bundle, base);
         let mut day = |k: &str, value: Option<String>| {
             value.and_then(|v| match v.parse::<crate::counts::Day>() {
                 Ok(day) => Some(day),

@@ -117,6 +117,13 @@ impl Counts {
         current.dirty = true;
     }
 
+    /// `device` did `action` on `/welcome` of `campaign`.
+    pub fn acted(&self, device: &Device, action: super::Action, campaign: &str, now: SystemTime) {
+        let mut current = self.current(unix_secs(now));
+        current.today.acted(device, action, campaign);
+        current.dirty = true;
+    }
+
     /// The venue's day at `now`.
     pub fn day(&self, now: SystemTime) -> Day {
         self.current(unix_secs(now)).today.date

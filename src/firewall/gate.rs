@@ -83,6 +83,8 @@ enum Job {
     Change(Request),
     /// Makes these exactly the trusted devices.
     Trust(Vec<MacAddr>, oneshot::Sender<Result<(), FirewallError>>),
+    /// Opens the gate for every device, or closes it again.
+    Open(bool, oneshot::Sender<Result<(), FirewallError>>),
     /// Answered once everything sent before it is done.
     Settle(oneshot::Sender<()>),
 }
@@ -347,6 +349,16 @@ impl Gate {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// Lets every device through with no grant (an alert's open gate), or
+    /// holds them at the gate again; returns once the kernel does so.
+    /// Grants are not touched either way.
+    pub async fn set_open(&self, open: bool) -> Result<(), FirewallError> {
+        let (done, answer) = oneshot::channel();
+        let stopped = || FirewallError::Failed("the firewall thread has stopped".into());
+        self.tx.send(Job::Open(open, done)).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
     /// Ends the drift checker, waiting at most `within` for a comparison it
     /// is making (reading the table back), so that it does not outlive
     /// the stop.
@@ -416,7 +428,7 @@ impl Worker {
             self.reinstall(true);
         }
         loop {
-            let (mut batch, mut settled, mut trusts) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut batch, mut settled, mut trusts, mut opens) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             match rx.recv_timeout(IDLE_POLL) {
                 Ok(first) => {
                     let mut next = Some(first);
@@ -425,6 +437,7 @@ impl Worker {
                             Job::Change(request) => batch.push(request),
                             Job::Settle(done) => settled.push(done),
                             Job::Trust(trusted, done) => trusts.push((trusted, done)),
+                            Job::Open(open, done) => opens.push((open, done)),
                         }
                         if batch.len() < MAX_BATCH {
                             next = rx.try_recv().ok();
@@ -437,6 +450,10 @@ impl Worker {
                     if let Some((trusted, _)) = trusts.last() {
                         let result = self.trust(trusted.clone());
                         trusts.into_iter().for_each(|(_, done)| _ = done.send(result.clone()));
+                    }
+                    if let Some(&(open, _)) = opens.last() {
+                        let result = self.open(open);
+                        opens.into_iter().for_each(|(_, done)| _ = done.send(result.clone()));
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -508,6 +525,18 @@ impl Worker {
         match &result {
             Ok(()) => *self.trusted.lock().unwrap_or_else(|e| e.into_inner()) = trusted,
             Err(e) => tracing::error!(error = %e, "could not change the trusted devices in the firewall"),
+        }
+        result
+    }
+
+    /// Opens the gate for every device, or closes it. The backend keeps
+    /// the state even when the kernel refuses it, so a refusal asks for a
+    /// rebuild, which installs it.
+    fn open(&self, open: bool) -> Result<(), FirewallError> {
+        let result = self.transaction(|| self.firewall.set_open(open));
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, open, "the firewall refused to change the open gate; rebuilding the table");
+            self.repair.store(true, Ordering::Release);
         }
         result
     }
@@ -716,6 +745,11 @@ mod tests {
         trusted: Mutex<Vec<Vec<MacAddr>>>,
         /// What `rules_intact` answers.
         rules: Mutex<Option<bool>>,
+        /// Whether the gate is open, as the backend keeps it.
+        open: AtomicBool,
+        /// Each install's grants (by device) and whether it installed the
+        /// gate open.
+        installs: Mutex<Vec<(Vec<Device>, bool)>>,
     }
 
     impl Fake {
@@ -737,11 +771,14 @@ mod tests {
         fn name(&self) -> &'static str {
             "fake"
         }
-        fn install(&self, _: &[Allowed], trusted: &[MacAddr], _: SystemTime) -> Result<(), FirewallError> {
+        fn install(&self, live: &[Allowed], trusted: &[MacAddr], _: SystemTime) -> Result<(), FirewallError> {
             std::thread::sleep(Duration::from_millis(self.install_ms.load(Relaxed)));
             self.calls.lock().unwrap().push("install");
             self.change()?;
             self.trusted.lock().unwrap().push(trusted.to_vec());
+            let mut devices: Vec<Device> = live.iter().map(|a| a.device).collect();
+            devices.sort_by_key(|d| d.to_string());
+            self.installs.lock().unwrap().push((devices, self.open.load(Relaxed)));
             if self.interloper.load(Relaxed) {
                 self.someone_else();
             }
@@ -768,6 +805,12 @@ mod tests {
             }
             self.trusted.lock().unwrap().push(trusted.to_vec());
             Ok(())
+        }
+        fn set_open(&self, open: bool) -> Result<(), FirewallError> {
+            self.calls.lock().unwrap().push("set_open");
+            // As nftables: the state is kept even if the kernel refuses.
+            self.open.store(open, Relaxed);
+            self.change()
         }
         fn generation(&self) -> Option<u32> {
             (!self.blind).then(|| self.generation.load(Relaxed))
@@ -1127,5 +1170,57 @@ mod tests {
         assert!(!worker.applied.lock().unwrap().contains_key(&phone(2, 30).device), "not recorded as applied");
         checker.check_once();
         assert_eq!(fake.checks.load(Relaxed), 0, "a refused transaction changed nothing");
+    }
+
+    #[tokio::test]
+    async fn an_open_gate_reaches_the_backend_once_and_a_rebuild_keeps_it_and_every_grant() {
+        let fake = Arc::new(Fake::default());
+        fake.intact.store(true, Relaxed);
+        let metrics = Arc::new(Metrics::new("Bluezone", &["vi".to_string()]));
+        let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], vec![], metrics, None).unwrap();
+        gate.allow(phone(2, 30)).await.unwrap();
+        gate.set_open(true).await.unwrap();
+        assert_eq!(*fake.calls.lock().unwrap(), ["install", "allow", "set_open"], "once, and no grant changed");
+        assert!(fake.open.load(Relaxed));
+        assert_eq!(gate.left_at(), fake.generation(), "Portico's own change is not drift");
+
+        // Someone deletes the table: the rebuild has the gate open and both grants.
+        fake.intact.store(false, Relaxed);
+        fake.someone_else();
+        let rebuilt = |n: usize| {
+            let fake = fake.clone();
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while fake.installs.lock().unwrap().len() < n {
+                    assert!(Instant::now() < deadline, "no rebuild after the table was found broken");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                fake.intact.store(true, Relaxed);
+                fake.installs.lock().unwrap()[n - 1].clone()
+            }
+        };
+        let both = vec![phone(1, 30).device, phone(2, 30).device];
+        assert_eq!(rebuilt(2).await, (both.clone(), true));
+        assert_eq!(fake.calls.lock().unwrap().iter().filter(|c| **c == "set_open").count(), 1);
+
+        // Closed again: the grants stay, through the next rebuild too.
+        gate.set_open(false).await.unwrap();
+        fake.intact.store(false, Relaxed);
+        fake.someone_else();
+        assert_eq!(rebuilt(3).await, (both, false));
+    }
+
+    #[test]
+    fn a_refused_open_gate_is_installed_by_the_rebuild_it_asks_for() {
+        let fake = Arc::new(Fake::default());
+        let (worker, _checker) = parts(fake.clone());
+        allow(&worker, phone(1, 30)).unwrap();
+        fake.fail.store(true, Relaxed);
+        assert!(worker.open(true).is_err());
+        assert!(worker.repair.load(Ordering::Acquire), "a rebuild is asked for");
+        fake.fail.store(false, Relaxed);
+        worker.reinstall(false);
+        let installs = fake.installs.lock().unwrap().clone();
+        assert_eq!(installs.last(), Some(&(vec![phone(1, 30).device], true)));
     }
 }

@@ -67,6 +67,28 @@
 //! bypasses the forward hook for them; there the device's offloaded flows
 //! end only when their conntrack entry does.
 //!
+//! An alert's open gate (`portico alert set --open-gate`) is one set,
+//! `gate_open`, of interface names: empty, the gate is closed; holding
+//! `firewall.interface`'s names, every device arriving on them passes as
+//! if granted, `iifname @gate_open return` in the NAT chain (no redirect
+//! to the portal) and `iifname @gate_open accept` in the forward chain,
+//! IPv4 and IPv6, after the grants and the walled garden. Opening is one
+//! transaction (`flush set` then `add element`), closing another (`flush
+//! set`); neither touches a grant's or a trusted device's set, so closing
+//! holds exactly the devices without a grant again. Why a set and not a
+//! rule added and deleted by handle: the rules are the same in both
+//! states, so the chains and rules the drift check expects (and the
+//! ruleset `firewall print` shows, and the crc a clean stop notes) do not
+//! depend on it; the state is one element list that `check` compares and
+//! that `install` writes with the rest, so a rebuild while open stays
+//! open. The backend remembers the state it was last asked for, even when
+//! the kernel refused it, so the rebuild that follows puts it in. Fair use
+//! still applies while open: a device with a grant is metered as always;
+//! one without is metered by its address, in the same meters a routed
+//! client's grant uses (by its MAC, every client behind a downstream
+//! router would share one device's rate; by address, a phone with an IPv4
+//! and an IPv6 address has a share on each, the lesser harm).
+//!
 //! The table only hooks `prerouting` (nat) and `forward` (filter), at a
 //! priority just before the standard ones, and never `input`: the gateway's
 //! own services (DHCP, DNS, SSH, the portal) are left to the distribution's
@@ -76,6 +98,7 @@ use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use super::{Allowed, Firewall, FirewallError, Found};
@@ -94,6 +117,9 @@ pub struct Nftables {
     limit_trusted: bool,
     /// What [`Nftables::definition`] holds: how many chains and rules.
     expected: (usize, usize),
+    /// Whether an alert opened the gate: what `gate_open` holds, and what
+    /// `install` puts back.
+    open: AtomicBool,
 }
 
 /// The parts of a [`Nftables`] that decide its ruleset.
@@ -137,6 +163,8 @@ const LEARNED_FOR: &str = "10m";
 /// or used: longer than dnsmasq keeps a cached answer, which it gives
 /// without adding the address again.
 const GARDEN_FOR: &str = "1d";
+/// The set whose elements open the gate: Portico's interfaces, or none.
+const OPEN_SET: &str = "gate_open";
 /// How long a device's rate meter is kept after its last packet.
 const METER_FOR: &str = "1m";
 /// The most devices metered at once (100,000 grants fit with room).
@@ -223,6 +251,7 @@ impl Nftables {
             up: parts.device_upload_rate.map(Rate::bytes_per_second),
             limit_trusted: parts.limit_trusted,
             expected: (0, 0),
+            open: AtomicBool::new(false),
         };
         let chains = nft.chains();
         nft.expected = (chains.len(), chains.iter().map(|c| c.rules.len()).sum());
@@ -248,6 +277,8 @@ impl Nftables {
             ("allowed_v4", timed("ipv4_addr")),
             ("allowed_v6", timed("ipv6_addr")),
             ("trusted_mac", "type ether_addr;".to_owned()),
+            // An alert's open gate: see the module's note.
+            (OPEN_SET, "type ifname;".to_owned()),
         ];
         if self.learns_trusted() {
             sets.push(("trusted_v4", dynamic("ipv4_addr", 65_536, LEARNED_FOR)));
@@ -280,6 +311,7 @@ impl Nftables {
             "ether saddr @allowed_mac return".to_owned(),
             "ip saddr @allowed_v4 return".to_owned(),
             "ip6 saddr @allowed_v6 return".to_owned(),
+            format!("iifname @{OPEN_SET} return"),
             "fib daddr type local return".to_owned(),
         ];
         // Port 80 of a garden host is reached, not redirected to the page.
@@ -319,6 +351,11 @@ impl Nftables {
                 ));
             }
         }
+        if let Some(up) = self.up {
+            forward.push(format!("iifname @{OPEN_SET} update @up_v4 {{ ip saddr {} }} drop", limit(up)));
+            forward.push(format!("iifname @{OPEN_SET} update @up_v6 {{ ip6 saddr {} }} drop", limit(up)));
+        }
+        forward.push(format!("iifname @{OPEN_SET} accept"));
         forward.push("meta l4proto { tcp, udp } th dport 53 accept".to_owned());
         forward.push("meta l4proto tcp reject with tcp reset".to_owned());
         forward.push("reject with icmpx admin-prohibited".to_owned());
@@ -360,6 +397,9 @@ impl Nftables {
         let mut out = format!("table inet {} {{\n", self.table);
         // Writing to a String cannot fail.
         for (name, declaration) in self.sets() {
+            if name == OPEN_SET {
+                let _ = writeln!(out, "\t# Empty: the gate is closed. An alert's --open-gate adds the interfaces.");
+            }
             let _ = writeln!(out, "\tset {name} {{ {declaration} }}");
         }
         for chain in self.chains() {
@@ -423,6 +463,14 @@ impl Nftables {
         }
     }
 
+    /// The keys `gate_open` holds in the kernel in the state last asked for.
+    fn open_keys(&self) -> foldhash::HashSet<super::shape::Key> {
+        match self.open.load(Ordering::Acquire) {
+            true => self.interfaces.iter().map(|i| super::shape::key(i.as_bytes())).collect(),
+            false => foldhash::HashSet::default(),
+        }
+    }
+
     /// `add element … trusted_mac { … }`, or nothing for no device.
     fn trusted_elements(&self, trusted: &[MacAddr]) -> String {
         if trusted.is_empty() {
@@ -430,6 +478,28 @@ impl Nftables {
         }
         let macs = trusted.iter().map(MacAddr::to_string).collect::<Vec<_>>().join(", ");
         format!("add element inet {} trusted_mac {{ {macs} }}\n", self.table)
+    }
+
+    /// What an install writes before the grants: the table, the trusted
+    /// devices, and the open gate if an alert opened it.
+    fn install_head(&self, trusted: &[MacAddr]) -> String {
+        let mut script = self.ruleset();
+        script.push_str(&self.trusted_elements(trusted));
+        if self.open.load(Ordering::Acquire) {
+            script.push_str(&self.open_elements(true));
+        }
+        script
+    }
+
+    /// What makes `gate_open` hold the gate's state: emptied, then, when
+    /// open, given every interface.
+    fn open_elements(&self, open: bool) -> String {
+        let mut script = format!("flush set inet {} {OPEN_SET}\n", self.table);
+        if open {
+            let ifaces = self.interfaces.iter().map(|i| format!("\"{i}\"")).collect::<Vec<_>>().join(", ");
+            script.push_str(&format!("add element inet {} {OPEN_SET} {{ {ifaces} }}\n", self.table));
+        }
+        script
     }
 
     /// Runs a script as one transaction.
@@ -458,8 +528,7 @@ impl Firewall for Nftables {
     /// kept afterwards. It is still one script, so one transaction.
     fn install(&self, live: &[Allowed], trusted: &[MacAddr], now: SystemTime) -> Result<(), FirewallError> {
         nft_fed(&["-f", "-"], true, |pipe| {
-            pipe.write_all(self.ruleset().as_bytes())?;
-            pipe.write_all(self.trusted_elements(trusted).as_bytes())?;
+            pipe.write_all(self.install_head(trusted).as_bytes())?;
             let mut piece = String::new();
             for grants in live.chunks(4096) {
                 piece.clear();
@@ -496,6 +565,13 @@ impl Firewall for Nftables {
         self.run(&script).map(|_| ())
     }
 
+    /// One transaction on `gate_open` alone. The state is kept first: if
+    /// the kernel refuses, the rebuild that follows installs it.
+    fn set_open(&self, open: bool) -> Result<(), FirewallError> {
+        self.open.store(open, Ordering::Release);
+        self.run(&self.open_elements(open)).map(|_| ())
+    }
+
     fn revoke(&self, grants: &[Allowed]) -> Result<(), FirewallError> {
         let mut script = String::new();
         self.remove_elements(grants, &mut script);
@@ -530,6 +606,11 @@ impl Firewall for Nftables {
         }
         let held = super::shape::elements(&self.table, "trusted_mac").map_err(unreadable)?;
         if !trusted.iter().all(|mac| held.contains(&super::shape::key(&mac.0))) {
+            return Ok(Found::Broken);
+        }
+        // A gate opened or closed by someone else: the rebuild puts back
+        // the state the alert asked for.
+        if super::shape::elements(&self.table, OPEN_SET).map_err(unreadable)? != self.open_keys() {
             return Ok(Found::Broken);
         }
         let mut sets = std::collections::HashMap::new();
@@ -641,7 +722,7 @@ mod tests {
     fn ruleset_counts_match_what_check_expects() {
         let plain = backend();
         assert_eq!(counted(&plain), plain.expected);
-        assert_eq!(plain.expected, (4, 15), "{}", plain.definition());
+        assert_eq!(plain.expected, (4, 17), "{}", plain.definition());
         let text = plain.definition();
         assert!(text.contains("iifname { \"br-lan\", \"wlan0\" } jump gate_nat"));
         assert!(text.contains("redirect to :8080"));
@@ -754,5 +835,58 @@ mod tests {
              delete element inet portico allowed_v4 { 10.0.0.8 }\n\
              delete element inet portico allowed_v6 { fd00::9 }\n"
         );
+    }
+
+    #[test]
+    fn the_open_gate_is_one_set_the_rules_test_after_the_grants_and_print_shows_it_closed() {
+        let nft = backend();
+        let text = nft.ruleset();
+        assert!(text.contains("\tset gate_open { type ifname; }\n"), "{text}");
+        assert!(!text.contains("add element"), "printed closed: {text}");
+        let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} missing:\n{text}"));
+        // Held devices on the gate's interfaces are neither redirected
+        // nor rejected while it is open; granted ones match first.
+        assert!(at("ip6 saddr @allowed_v6 return") < at("iifname @gate_open return"));
+        assert!(at("iifname @gate_open return") < at("tcp dport 80 redirect to :8080"));
+        assert!(at("ip6 saddr @allowed_v6 accept") < at("iifname @gate_open accept"));
+        assert!(at("iifname @gate_open accept") < at("meta l4proto tcp reject with tcp reset"));
+        assert_eq!(text.matches("@gate_open").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn opening_and_closing_change_the_gate_open_set_alone_and_a_rebuild_keeps_the_state() {
+        let nft = backend();
+        assert_eq!(
+            nft.open_elements(true),
+            "flush set inet portico gate_open\nadd element inet portico gate_open { \"br-lan\", \"wlan0\" }\n"
+        );
+        assert_eq!(nft.open_elements(false), "flush set inet portico gate_open\n");
+        let mac: MacAddr = "02:00:00:00:00:01".parse().unwrap();
+        let (closed, printed, expected) = (nft.install_head(&[mac]), nft.ruleset(), nft.expected);
+        assert!(closed.ends_with("trusted_mac { 02:00:00:00:00:01 }\n"), "{closed}");
+        // What `set_open(true)` keeps before it runs its script.
+        nft.open.store(true, Ordering::Release);
+        let open = nft.install_head(&[mac]);
+        assert_eq!(open, format!("{closed}{}", nft.open_elements(true)), "a rebuild while open stays open");
+        assert_eq!((nft.ruleset(), nft.expected), (printed, expected), "the rules are the same in both states");
+        let keys = nft.open_keys();
+        assert!(keys.len() == 2 && keys.contains(&super::super::shape::key(b"wlan0")), "{keys:?}");
+        nft.open.store(false, Ordering::Release);
+        assert!(nft.open_keys().is_empty());
+    }
+
+    #[test]
+    fn while_open_a_device_without_a_grant_is_metered_by_its_address() {
+        let rate = Rate::parse("4mbit").ok();
+        let nft = Nftables::from_parts(Parts { device_rate: rate, device_upload_rate: rate, ..parts() });
+        let text = nft.definition();
+        let limit = "limit rate over 500000 bytes/second burst 125000 bytes";
+        let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} missing:\n{text}"));
+        let v4 = at(&format!("iifname @gate_open update @up_v4 {{ ip saddr {limit} }} drop"));
+        let v6 = at(&format!("iifname @gate_open update @up_v6 {{ ip6 saddr {limit} }} drop"));
+        assert!(v4 < at("iifname @gate_open accept") && v6 < at("iifname @gate_open accept"));
+        // Downloads are metered for every device already, open or not.
+        assert!(text.contains("oifname { \"br-lan\", \"wlan0\" } jump gate_down"), "{text}");
+        assert_eq!(counted(&nft), nft.expected);
     }
 }

@@ -39,6 +39,14 @@ impl Firewall for NoFirewall {
         Ok(())
     }
 
+    fn set_open(&self, open: bool) -> Result<(), FirewallError> {
+        match open {
+            true => tracing::info!("firewall none: would open the gate for every device, no grant needed"),
+            false => tracing::info!("firewall none: would hold devices without a grant at the gate"),
+        }
+        Ok(())
+    }
+
     fn can_drift(&self) -> bool {
         false
     }

@@ -7,23 +7,25 @@
 //! counts, never a device, so it stays open like `/metrics`. Without a
 //! token, a change is only taken from loopback.
 
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
-use maud::{DOCTYPE, html};
 
 use serde::Serialize;
 
 use super::bearer::{self, Admitted};
 use super::body::{self, Body};
-use super::{Conn, Portal, monitoring};
+use super::{Conn, Portal, alerting, monitoring};
 use crate::client;
+use crate::config::Backend;
 use crate::grant::{Device, Grant, MacAddr, to_unix_ms};
-use crate::metrics::Outcome;
 use crate::sessions::{Sessions, TrustError};
 use crate::trusted::{self, Source, TrustedDevice, UntrustError};
+use crate::views::operator::{self, CampaignLanguage, Certificate, FirewallHealth, Health, LocalTime, OperatorFacts};
 
 pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Response<Body> {
     let admitted = match req.uri().path() {
@@ -39,7 +41,7 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
     };
     if req.method() == Method::POST {
         let path = req.uri().path();
-        if !["/clients/revoke", "/clients/trust", "/clients/untrust"].contains(&path) {
+        if !["/clients/revoke", "/clients/trust", "/clients/untrust", "/alert", "/alert/clear"].contains(&path) {
             return body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
         if admitted != Some(Admitted::Token) && !conn.peer.ip().to_canonical().is_loopback() {
@@ -48,6 +50,8 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
         return match path {
             "/clients/revoke" => revoke(portal, req.uri().query()).await,
             "/clients/trust" => trust(portal, req).await,
+            "/alert" => alerting::set(portal, req).await,
+            "/alert/clear" => alerting::clear(portal).await,
             _ => untrust(portal, req.uri().query()).await,
         };
     }
@@ -62,9 +66,10 @@ pub async fn handle(portal: &Portal, conn: Conn, req: Request<Incoming>) -> Resp
             res
         }
         "/clients/trusted" => json(StatusCode::OK, &trusted_json(&portal.sessions)),
+        "/alert" => alerting::show(portal),
         "/healthz" => monitoring::health(portal),
         "/metrics" => monitoring::metrics(portal, now),
-        "/" => body::response(StatusCode::OK, body::HTML, Bytes::from(status_page(portal, now))),
+        "/" => operator_page(portal, &req, now),
         _ => body::text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
@@ -260,36 +265,63 @@ async fn untrust(portal: &Portal, query: Option<&str>) -> Response<Body> {
     }
 }
 
-fn status_page(portal: &Portal, now: SystemTime) -> String {
-    let m = &portal.metrics;
+/// `GET /`: the operator's page (see [`operator`]), in the language asked
+/// for, from the numbers as they are at `now`.
+fn operator_page(portal: &Portal, req: &Request<Incoming>, now: SystemTime) -> Response<Body> {
+    let accept_language = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    let lang = operator::Lang::choose(req.uri().query(), accept_language);
     let live = portal.live.load();
-    let venue = &live.config.venue;
-    let rows = [
-        ("Devices online now", portal.sessions.active(now) as u64),
-        ("Splash pages shown", m.requests(Outcome::Splash)),
-        ("Connect taps answered", m.accepts_ok.load(std::sync::atomic::Ordering::Relaxed)),
-        ("Connect taps failed", m.accepts_failed.load(std::sync::atomic::Ordering::Relaxed)),
-        ("Probes sent to the portal", m.requests(Outcome::ProbeRedirect)),
-        ("Probes answered online", m.requests(Outcome::ProbeSuccess)),
-    ];
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head { meta charset="utf-8"; title { "Portico – " (venue.name) } }
-            body {
-                h1 { "Portico – " (venue.name) }
-                p {
-                    "Campaign " strong { (live.campaign.name) }
-                    ", firewall " strong { (live.config.firewall.backend_name()) }
-                    ", up " (m.uptime().as_secs()) " s"
-                    @if portal.sessions.degraded() { ", " strong { "grant store degraded (see the log)" } }
-                }
-                table {
-                    @for (label, value) in rows { tr { th scope="row" { (label) } td { (value) } } }
-                }
-                p { a href="/metrics" { "Prometheus metrics" } }
-            }
-        }
-    }
-    .into_string()
+    let zone = &live.config.venue.timezone;
+    let m = &portal.metrics;
+    let campaign = &live.campaign;
+    let (today, tally) = portal.counts.today(now);
+    let past = portal.counts.past(operator::DAYS - 1, now);
+    let (applied, reloaded) = m.last_reload();
+    let facts = OperatorFacts {
+        venue: &live.config.venue,
+        now: LocalTime::at(zone, now),
+        uptime: m.uptime(),
+        health: Health {
+            firewall: FirewallHealth {
+                backend: live.config.firewall.backend_name(),
+                logs_only: live.config.firewall.backend == Backend::None,
+                installed: !portal.gate.refused(),
+                repairs: m.firewall_repairs.load(Ordering::Relaxed),
+                last_repair: m.last_firewall_repair().map(|t| LocalTime::at(zone, t)),
+            },
+            grants_degraded: portal.sessions.degraded(),
+            counts_degraded: portal.counts.degraded(),
+            certificate: live.tls_expiry.map(|expiry| Certificate::new(zone, expiry, now)),
+            campaign: &campaign.name,
+            languages: (campaign.locales.iter().enumerate())
+                .map(|(i, l)| CampaignLanguage {
+                    tag: &l.tag,
+                    name: &l.text.language_name,
+                    default: i == campaign.default,
+                })
+                .collect(),
+            on_air: Some(live.on_air(today)).filter(|names| *names != [campaign.name.as_str()]).unwrap_or_default(),
+            alert: live.alert.as_ref().map(|a| {
+                let title = &a.notice.text_for(lang.tag()).title;
+                (title.as_str(), a.open_gate, LocalTime::at(zone, a.since))
+            }),
+            last_reload: (applied, LocalTime::at(zone, reloaded)),
+        },
+        online_now: portal.sessions.active(now) as u64,
+        today,
+        today_total: tally.total,
+        by_hour: tally.by_hour,
+        days: operator::last_days(today, tally.total, &past),
+    };
+    let html = operator::page(&facts, lang).into_string();
+    let mut res = body::response(StatusCode::OK, body::HTML, Bytes::from(html));
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_LANGUAGE, HeaderValue::from_static(lang.tag()));
+    // Nothing but its own inline style: no script, no other origin.
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(OPERATOR_CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    res
 }
+
+const OPERATOR_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";

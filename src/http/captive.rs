@@ -34,8 +34,9 @@ struct CaptiveState<'a> {
 
 pub fn api(portal: &Portal, live: &Live, client: Client, now: SystemTime) -> Response<Body> {
     let grant = portal.sessions.lookup(&client, now);
-    // A trusted device is online with no session to count down.
-    let trusted = grant.is_none() && portal.sessions.is_trusted(&client);
+    // A trusted device (or any, with the gate open) is online with no
+    // session to count down.
+    let trusted = grant.is_none() && (live.gate_open() || portal.sessions.is_trusted(&client));
     let pages = &live.pages;
     let state = CaptiveState {
         captive: grant.is_none() && !trusted,

@@ -52,9 +52,12 @@ pub fn metrics(portal: &Portal, now: SystemTime) -> Response<Body> {
         venue: &live.config.venue,
         grants_active: portal.sessions.active(now),
         store_degraded: portal.sessions.degraded(),
+        counts_degraded: portal.counts.degraded(),
+        firewall_refused: portal.gate.refused(),
         tls_expiry: live.tls_expiry,
         today: (day, &tally),
         on_air: &on_air,
+        alert: live.alert.as_ref().map(|a| (a.open_gate, a.since)),
     };
     body::response(StatusCode::OK, metrics::CONTENT_TYPE, Bytes::from(portal.metrics.render(&scrape)))
 }

@@ -30,7 +30,7 @@ use super::body::{self, Body};
 use super::{Live, Portal, ProxiedSlot, Rejection, captive};
 use crate::campaign::Campaign;
 use crate::client::Client;
-use crate::counts::Seen;
+use crate::counts::{Action, Seen};
 use crate::metrics::Outcome;
 use crate::pages::Pages;
 use crate::probes::{self, ProbeAnswer};
@@ -132,8 +132,10 @@ fn foreign(
     path: &str,
 ) -> (Response<Body>, Outcome) {
     let pages = &live.pages;
+    // With the gate open (an alert's), every device is online: its probes
+    // are answered so, and the firewall lets it through.
     let client = portal.client_at(client);
-    if portal.sessions.lookup(&client, now).is_none() && !portal.sessions.is_trusted(&client) {
+    if !live.gate_open() && portal.sessions.lookup(&client, now).is_none() && !portal.sessions.is_trusted(&client) {
         let res = body::redirect(StatusCode::FOUND, &pages.portal_url, pages.portal_redirect_body.clone());
         return (res, Outcome::ProbeRedirect);
     }
@@ -192,6 +194,22 @@ async fn own_page(
                 }
                 None => (body::page(StatusCode::NOT_FOUND, pages.not_found(lang), tag), Outcome::NotFound),
             }
+        }
+        (true, path @ ("/go/google-play" | "/go/app-store")) => {
+            let (action, url) = match path {
+                "/go/google-play" => (Action::GooglePlay, &campaign.links.google_play),
+                _ => (Action::AppStore, &campaign.links.app_store),
+            };
+            if method == Method::GET {
+                portal.counts.acted(&portal.client_at(client).device(), action, &campaign.name, now);
+            }
+            (body::redirect(StatusCode::FOUND, url, Bytes::new()), Outcome::Store)
+        }
+        (true, "/installed") => (body::page(StatusCode::OK, pages.installed(lang), tag), Outcome::Installed),
+        (false, "/installed") if method == Method::POST => {
+            portal.counts.acted(&portal.client_at(client).device(), Action::Installed, &campaign.name, now);
+            let location = format!("/installed?lang={tag}");
+            (body::redirect(StatusCode::SEE_OTHER, &location, Bytes::new()), Outcome::Installed)
         }
         (false, "/") if method == Method::POST => {
             accept(portal, (campaign, pages), portal.client_at(client), lang, platform, req).await

@@ -9,6 +9,9 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::Page;
 
 pub fn poster(page: &Page) -> Markup {
+    if let Some(notice) = page.alert {
+        return super::alert::poster(page, notice);
+    }
     let campaign = page.campaign;
     let locale = &campaign.locales[page.lang];
     let t = &locale.text;

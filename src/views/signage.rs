@@ -23,11 +23,14 @@ use super::Page;
 pub const SECONDS_PER_LANGUAGE: u32 = 12;
 
 /// The board reloads itself once a day (WCAG 2.2.1 allows 20 hours and up).
-const RELOAD_SECONDS: u32 = 86_400;
+pub(super) const RELOAD_SECONDS: u32 = 86_400;
 
 /// The board, starting with `page.lang` and then the others in campaign
 /// order.
 pub fn signage(page: &Page) -> Markup {
+    if let Some(notice) = page.alert {
+        return super::alert::signage(page, notice);
+    }
     let campaign = page.campaign;
     let locale = &campaign.locales[page.lang];
     let n = campaign.locales.len();

@@ -2,7 +2,7 @@
 // playwright-core (browsers cannot be downloaded here, so no playwright
 // browser build: `executablePath: '/usr/bin/chromium'`).
 //
-//   node tests/browser/pages.mjs <portal base URL> <output folder>
+//   node tests/browser/pages.mjs <portal base URL> <output folder> <admin base URL>
 //
 // For every page (splash, welcome, signage, poster) in every language the
 // splash's switcher offers, on a 360×740 Android phone: zero axe-core
@@ -13,7 +13,11 @@
 // stylesheet. Then the signage boards (landscape and portrait, no
 // scrollbars, every language in turn by CSS), the printed poster (one
 // A4 page), and *Connect* with JavaScript turned off (lands on /welcome,
-// and the captive API then says the client is not captive).
+// and the captive API then says the client is not captive). Last, the
+// operator's page on the admin listener, in Vietnamese and English on the
+// same phone, before anything is counted and after: zero axe violations,
+// no sideways scroll, no script and nothing else loaded, `no-store`, and
+// its two SVG charts drawn, empty and saying so, then with the day's bars.
 //
 // Every failure is collected and printed at the end; the exit code is 1 if
 // there was any. tests/browser.rs starts Portico and runs this script.
@@ -56,13 +60,17 @@ const PAGES = [
   ['poster', '/poster', false],
 ];
 
-const [baseArg, outArg] = process.argv.slice(2);
-if (!baseArg || !outArg) {
-  console.error('usage: node pages.mjs <portal base URL> <output folder>');
+// The operator's page is in these two only (src/views/operator.rs).
+const OPERATOR_LANGUAGES = ['vi', 'en'];
+
+const [baseArg, outArg, adminArg] = process.argv.slice(2);
+if (!baseArg || !outArg || !adminArg) {
+  console.error('usage: node pages.mjs <portal base URL> <output folder> <admin base URL>');
   process.exit(2);
 }
 const BASE = new URL(baseArg);
 const ORIGIN = BASE.origin;
+const ADMIN = new URL(adminArg);
 const OUT = path.resolve(outArg);
 
 const failures = [];
@@ -75,20 +83,21 @@ function note(where, what) {
   notes.push(`${where}: ${what}`);
 }
 
-function url(pathname, lang) {
-  const u = new URL(pathname, BASE);
+function url(pathname, lang, base = BASE) {
+  const u = new URL(pathname, base);
   if (lang) u.searchParams.set('lang', lang);
   return u.href;
 }
 
 // A fresh context (empty cache, so every page's weight includes its
-// stylesheet) that records every request and refuses any to another origin.
-async function openContext(browser, options) {
+// stylesheet) that records every request and refuses any to another origin
+// than `origin` (the portal's, unless told).
+async function openContext(browser, options, origin = ORIGIN) {
   const context = await browser.newContext(options);
   const log = { finished: [], foreign: [], failed: [], errors: [] };
   await context.route('**/*', (route) => {
     const u = route.request().url();
-    if (u.startsWith('data:') || new URL(u).origin === ORIGIN) return route.continue();
+    if (u.startsWith('data:') || new URL(u).origin === origin) return route.continue();
     log.foreign.push(`${route.request().method()} ${u}`);
     return route.abort('blockedbyclient');
   });
@@ -101,7 +110,7 @@ async function openContext(browser, options) {
     );
   });
   context.on('requestfailed', (req) => {
-    if (new URL(req.url()).origin === ORIGIN) log.failed.push(`${req.url()} (${req.failure()?.errorText})`);
+    if (new URL(req.url()).origin === origin) log.failed.push(`${req.url()} (${req.failure()?.errorText})`);
   });
   context.on('response', (res) => {
     if (res.status() >= 400) log.errors.push(`${res.status()} ${res.url()}`);
@@ -443,6 +452,83 @@ async function connectWithoutScript(browser, tags, welcomeH1) {
   }
 }
 
+// The operator's page in one language on the phone. `counted` says
+// whether the browser has been through the splash and *Connect* by now
+// (one device, from one address): before, both charts must be empty and
+// say so; after, they draw bars and the figures say one device was shown
+// the notice, connected and is online.
+async function operator(browser, lang, counted) {
+  const where = `operator?lang=${lang}${counted ? '' : ' (nothing counted yet)'}`;
+  const { context, log } = await openContext(browser, PHONE, ADMIN.origin);
+  const page = await context.newPage();
+  try {
+    const res = await page.goto(url('/', lang, ADMIN), { waitUntil: 'load' });
+    await page.waitForLoadState('networkidle');
+    if (res.status() !== 200) fail(where, `HTTP ${res.status()}`);
+    if (res.headers()['cache-control'] !== 'no-store') {
+      fail(where, `Cache-Control: ${res.headers()['cache-control']}, expected no-store`);
+    }
+    const { parts } = await weigh(log);
+    if (parts.length !== 1) fail(where, `loads more than itself: ${parts.join(', ')}`);
+    for (const f of log.foreign) fail(where, `request to another origin: ${f}`);
+    for (const e of log.errors) fail(where, `error response: ${e}`);
+
+    const seen = await page.evaluate(() => ({
+      lang: document.documentElement.getAttribute('lang'),
+      scripts: document.querySelectorAll('script').length,
+      scrollWidth: document.documentElement.scrollWidth,
+      innerWidth: window.innerWidth,
+      charts: [...document.querySelectorAll('svg[role="img"]')].map((svg) => ({
+        name: (svg.getAttribute('aria-labelledby') || '')
+          .split(' ')
+          .map((id) => document.getElementById(id)?.textContent.trim() ?? '')
+          .join(' '),
+        width: svg.getBoundingClientRect().width,
+        bars: [...svg.querySelectorAll('rect')].filter((r) => Number(r.getAttribute('height')) > 0).length,
+        empty: svg.querySelector('.empty') !== null,
+      })),
+      figures: [...document.querySelectorAll('.figures dd')].map((dd) => Number(dd.textContent)),
+    }));
+    if (seen.lang !== lang) fail(where, `<html lang="${seen.lang}">, expected "${lang}"`);
+    if (seen.scripts !== 0) fail(where, `${seen.scripts} script element(s)`);
+    if (seen.scrollWidth > seen.innerWidth || seen.scrollWidth > PHONE.viewport.width) {
+      const culprits = await overflowing(page, PHONE.viewport.width);
+      fail(where, `scrolls sideways: scrollWidth ${seen.scrollWidth} at ${PHONE.viewport.width} px (${culprits.join('; ')})`);
+    }
+    if (seen.charts.length !== 2) fail(where, `${seen.charts.length} SVG charts, expected 2 (today by hour, last 30 days)`);
+    for (const [i, chart] of seen.charts.entries()) {
+      const which = `${where} chart ${i + 1}`;
+      if (chart.name.length < 10) fail(which, `no text alternative (accessible name "${chart.name}")`);
+      if (chart.width < 250) fail(which, `drawn ${chart.width.toFixed(0)} px wide on a ${PHONE.viewport.width} px phone`);
+      if (!counted && (chart.bars > 0 || !chart.empty)) fail(which, `${chart.bars} bars before anything was counted`);
+      if (counted && (chart.bars === 0 || chart.empty)) fail(which, 'no bars after a device was shown the notice and connected');
+    }
+    // Online now, shown the notice, connected, returning, splash views.
+    const [online, shown, connected] = seen.figures;
+    const expected = counted ? [1, 1, 1] : [0, 0, 0];
+    if (JSON.stringify([online, shown, connected]) !== JSON.stringify(expected)) {
+      fail(where, `online now, shown and connected are ${[online, shown, connected].join(', ')}, expected ${expected.join(', ')}`);
+    }
+    const { small, inline } = await tapTargets(page);
+    for (const s of small) fail(where, `tap target under ${MIN_TAP}×${MIN_TAP} px: ${s}`);
+    for (const s of inline) note(where, `inline link in running text, exempt from the tap-target size: ${s}`);
+
+    await page.screenshot({ path: path.join(OUT, `operator-${counted ? '' : 'empty-'}${lang}.png`), fullPage: true });
+    const { violations, incomplete } = await runAxe(page);
+    for (const v of violations) {
+      const targets = v.nodes.map((n) => `${n.target}${n.summary ? ` [${n.summary}]` : ''}`).join(' | ');
+      fail(where, `axe ${v.id} (${v.impact}): ${v.help} — ${targets}`);
+    }
+    for (const v of incomplete) {
+      note(where, `axe needs review: ${v.id} (${v.help}) on ${v.nodes.map((n) => n.target).join(' | ')}`);
+    }
+  } catch (e) {
+    fail(where, `error: ${e.message.split('\n')[0]}`);
+  } finally {
+    await context.close();
+  }
+}
+
 function table(tags, weights) {
   const names = PAGES.map(([name]) => name);
   const width = Math.max(8, ...tags.map((t) => t.length)) + 1;
@@ -459,11 +545,13 @@ async function main() {
   await mkdir(OUT, { recursive: true });
   const started = Date.now();
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-  console.log(`chromium ${browser.version()} at ${CHROMIUM}; portal ${ORIGIN}`);
+  console.log(`chromium ${browser.version()} at ${CHROMIUM}; portal ${ORIGIN}; admin ${ADMIN.origin}`);
   const weights = {};
   const requests = {};
   const welcomeH1 = {};
   try {
+    // Before the splash is first loaded, so that nothing is counted yet.
+    for (const lang of OPERATOR_LANGUAGES) await operator(browser, lang, false);
     const tags = await languages(browser);
     console.log(`languages offered by the splash: ${tags.join(', ')}`);
     for (const [name, pathname, taps] of PAGES) {
@@ -480,6 +568,7 @@ async function main() {
     await boards(browser, tags);
     await posters(browser, tags);
     await connectWithoutScript(browser, tags, welcomeH1);
+    for (const lang of OPERATOR_LANGUAGES) await operator(browser, lang, true);
 
     console.log(`\nPage weight in bytes (response bodies as transferred, stylesheet included; splash budget ${SPLASH_BUDGET}):`);
     console.log(table(tags, weights));

@@ -37,7 +37,7 @@ pub struct Site {
 
 pub type Scenario = (&'static str, fn(&mut Site) -> Result<()>);
 
-pub const ALL: [Scenario; 13] = [
+pub const ALL: [Scenario; 14] = [
     ("wiring: phones reach upstream with no Portico table", wiring),
     ("1 before accept: B is held, DNS and the portal answer", before_accept),
     ("2 a form naming A grants only the sender B", form_names_another),
@@ -50,6 +50,7 @@ pub const ALL: [Scenario; 13] = [
     ("6 table deleted by hand: rebuilt within 5 s", drift_repair),
     ("6b one grant's element deleted by hand: put back alone within 5 s", element_repair),
     ("7 firewall print agrees with nft and the installed table", print_agrees),
+    ("7b alert --open-gate: B online untapped, through drift and kill -9; clear holds B", crate::open_gate::open_gate),
     ("8 short session: held again after 3 s", short_session),
 ];
 
