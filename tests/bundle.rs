@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Empty, Full};
@@ -33,6 +35,10 @@ const NAME: &str = "Tiêm chủng Đắk Lắk";
 /// signature, its public key, and a key of someone else.
 struct Province {
     _dir: tempfile::TempDir,
+    /// Where its keys and bundles are.
+    out: PathBuf,
+    /// The public key as a gateway's config gives it (`RW…`).
+    key_line: String,
     bundle: Vec<u8>,
     signature: String,
     key: BundleKey,
@@ -75,15 +81,41 @@ fn province() -> Option<Province> {
     minisign(&out_dir, &["-G", "-W", "-p", "province.pub", "-s", "province.key"]);
     minisign(&out_dir, &["-S", "-s", "province.key", "-m", "campaign.tar"]);
     minisign(&out_dir, &["-G", "-W", "-p", "other.pub", "-s", "other.key"]);
-    let key =
-        |file: &str| std::fs::read_to_string(out_dir.join(file)).unwrap().lines().nth(1).unwrap().parse().unwrap();
+    let line = |file: &str| std::fs::read_to_string(out_dir.join(file)).unwrap().lines().nth(1).unwrap().to_owned();
+    let key = |file: &str| line(file).parse().unwrap();
     Some(Province {
+        out: out_dir.clone(),
+        key_line: line("province.pub"),
         bundle: std::fs::read(out_dir.join("campaign.tar")).unwrap(),
         signature: std::fs::read_to_string(out_dir.join("campaign.tar.minisig")).unwrap(),
         key: key("province.pub"),
         other_key: key("other.pub"),
         _dir: dir,
     })
+}
+
+impl Province {
+    /// A new campaign named `name`, packed by the binary and signed with
+    /// `key` (`province.key`, or `other.key`): what a province publishes.
+    fn publish(&self, name: &str, key: &str) -> (Vec<u8>, String) {
+        let folder = self.out.join(format!("campaign-{}", name.len()));
+        copy(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/campaigns/bluezone")), &folder);
+        let toml = std::fs::read_to_string(folder.join("campaign.toml")).unwrap();
+        let toml = toml.replace("name = \"Bluezone\"", &format!("name = {name:?}"));
+        std::fs::write(folder.join("campaign.toml"), toml).unwrap();
+        let bundle = self.out.join(format!("{}.tar", name.len()));
+        let out = Command::new(env!("CARGO_BIN_EXE_portico"))
+            .args(["campaign", "pack"])
+            .arg(&folder)
+            .arg("--out")
+            .arg(&bundle)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        minisign(&self.out, &["-S", "-s", key, "-m", bundle.to_str().unwrap()]);
+        let signature = std::fs::read_to_string(bundle.with_extension("tar.minisig")).unwrap();
+        (std::fs::read(&bundle).unwrap(), signature)
+    }
 }
 
 fn copy(from: &Path, to: &Path) {
@@ -101,6 +133,7 @@ fn copy(from: &Path, to: &Path) {
 /// A CA, and a server certificate it signed for 127.0.0.1 (an IP SAN).
 struct Pki {
     ca: CertificateDer<'static>,
+    ca_pem: String,
     cert: PathBuf,
     key: PathBuf,
 }
@@ -118,7 +151,7 @@ fn pki(dir: &Path, name: &str) -> Pki {
     let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
     std::fs::write(&cert, server.pem()).unwrap();
     std::fs::write(&key, server_key.serialize_pem()).unwrap();
-    Pki { ca: ca.der().clone(), cert, key }
+    Pki { ca: ca.der().clone(), ca_pem: ca.pem(), cert, key }
 }
 
 type Reply = Response<BoxBody<Bytes, Infallible>>;
@@ -160,6 +193,9 @@ impl Body for Stalled {
 struct Server {
     addr: SocketAddr,
     ca: CertificateDer<'static>,
+    ca_pem: String,
+    /// What `/live.tar` serves now.
+    published: Arc<Mutex<Published>>,
     requests: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
@@ -187,23 +223,69 @@ async fn serve(province: &Province) -> Server {
     tampered[middle] ^= 1;
     let tampered = Bytes::from(tampered);
     let log = requests.clone();
+    let published = Arc::new(Mutex::new(Published {
+        bundle: bundle.clone(),
+        signature: signature.clone(),
+        version: 1,
+        stalled: false,
+        down: false,
+    }));
+    let live = published.clone();
     tokio::spawn(async move {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
-            let (acceptor, log) = (acceptor.clone(), log.clone());
+            let (acceptor, log, live) = (acceptor.clone(), log.clone(), live.clone());
             let (bundle, signature, tampered) = (bundle.clone(), signature.clone(), tampered.clone());
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else { return };
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     log.lock().unwrap().push(req.uri().path().to_owned());
-                    let reply = answer(&req, addr, &bundle, &signature, &tampered);
+                    let reply = match req.uri().path() {
+                        "/live.tar" | "/live.tar.minisig" => live.lock().unwrap().answer(&req),
+                        _ => answer(&req, addr, &bundle, &signature, &tampered),
+                    };
                     async move { Ok::<_, Infallible>(reply) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
             });
         }
     });
-    Server { addr, ca: pki.ca, requests, _dir: dir }
+    Server { addr, ca: pki.ca, ca_pem: pki.ca_pem, published, requests, _dir: dir }
+}
+
+/// The bundle a province has published at `/live.tar`, with an ETag of
+/// its version; `stalled`, the server accepts and then sends nothing.
+struct Published {
+    bundle: Bytes,
+    signature: Bytes,
+    version: u32,
+    stalled: bool,
+    /// The server answers 503 to everything.
+    down: bool,
+}
+
+impl Published {
+    fn set(&mut self, bundle: Vec<u8>, signature: String) {
+        (self.bundle, self.signature) = (Bytes::from(bundle), Bytes::from(signature));
+        self.version += 1;
+    }
+
+    fn answer(&self, req: &Request<Incoming>) -> Reply {
+        if self.down {
+            return Response::builder().status(StatusCode::SERVICE_UNAVAILABLE).body(Empty::new().boxed()).unwrap();
+        }
+        if self.stalled {
+            return Response::new(Stalled.boxed());
+        }
+        if req.uri().path().ends_with(".minisig") {
+            return Response::new(Full::new(self.signature.clone()).boxed());
+        }
+        let etag = format!("\"v{}\"", self.version);
+        if req.headers().get("if-none-match").is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+            return Response::builder().status(StatusCode::NOT_MODIFIED).body(Empty::new().boxed()).unwrap();
+        }
+        Response::builder().header("etag", etag).body(Full::new(self.bundle.clone()).boxed()).unwrap()
+    }
 }
 
 fn answer(req: &Request<Incoming>, addr: SocketAddr, bundle: &Bytes, signature: &Bytes, tampered: &Bytes) -> Reply {
@@ -362,4 +444,123 @@ async fn http_urls_and_redirects_to_http_or_in_a_loop_are_refused() {
     let e = fetch(&server.url("/loop.tar"), Some(&ca), None, &FetchLimits::default()).await.unwrap_err();
     assert!(e.to_string().contains("more than 3 redirects"), "{e}");
     assert_eq!(server.requests().iter().filter(|p| *p == "/loop.tar").count(), 4);
+}
+
+/// The splash's campaign, as the built-in campaign's or a province's name.
+async fn on_the_air(portal: &common::TestPortal) -> String {
+    // The provinces' campaigns are copies of the built-in one (their texts
+    // say Bluezone too): their own names first.
+    let splash = portal.page("/", &[]).await.text();
+    let name = [NAME, "Phòng chống bão 2026", "Bluezone"].into_iter().find(|name| splash.contains(name));
+    name.unwrap_or("none").to_owned()
+}
+
+/// Waits (at most `within`) until `name` is on the air; how long it took.
+async fn wait_for(portal: &common::TestPortal, name: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    while on_the_air(portal).await != name {
+        assert!(start.elapsed() < within, "{name} not on the air after {within:?}: {}", on_the_air(portal).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+fn fetches(metrics: &str, result: &str) -> u64 {
+    let series = format!("portico_campaign_bundle_fetches_total{{result=\"{result}\"}} ");
+    metrics.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |n| n.parse().unwrap())
+}
+
+async fn metrics(portal: &common::TestPortal) -> String {
+    common::send(portal.admin, "GET", "127.0.0.1", "/metrics", &[], Bytes::new()).await.text()
+}
+
+/// Issue 13 end to end on a running gateway: the province's bundle goes on
+/// the air within a poll, a newer one replaces it, a tampered one, one
+/// signed by another key, one over the size limit and a server that
+/// stalls are each refused while the campaign on the air stays, and a
+/// restart with the province's server unreachable shows the last good
+/// bundle at once.
+#[tokio::test]
+async fn a_gateway_keeps_its_bundle_current_refuses_bad_ones_and_boots_offline_with_the_last_good() {
+    let Some(province) = province() else { return };
+    let server = serve(&province).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("province-ca.pem");
+    std::fs::write(&ca, &server.ca_pem).unwrap();
+    let portal_lines = format!(
+        "session = \"12h\"\ncampaign = \"{}\"\ncampaign_key = \"{}\"\ncampaign_ca = \"{}\"\ncampaign_poll = \"1s\"",
+        server.url("/live.tar"),
+        province.key_line,
+        ca.display()
+    );
+    let state = dir.path().join("state");
+    let started = Instant::now();
+    let portal = common::TestPortal::builder(&state).portal(&portal_lines).start().await;
+    let first = wait_for(&portal, NAME, Duration::from_secs(20)).await;
+    println!("the first bundle was on the air {:?} after start", started.elapsed().max(first));
+
+    let (storm, signature) = province.publish("Phòng chống bão 2026", "province.key");
+    server.published.lock().unwrap().set(storm.clone(), signature.clone());
+    let took = wait_for(&portal, "Phòng chống bão 2026", Duration::from_secs(20)).await;
+    println!("a new bundle was on the air {took:?} after it was published (poll 1s)");
+    assert_eq!(fetches(&metrics(&portal).await, "new"), 2);
+    // Asked again every second, and answered 304 while nothing changes.
+    let start = Instant::now();
+    while fetches(&metrics(&portal).await, "not_modified") == 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "no conditional request was answered 304");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fetches(&metrics(&portal).await, "new"), 2, "an unchanged bundle is not taken again");
+
+    // Each refused, the storm campaign staying on the air throughout.
+    let mut tampered = storm.clone();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 1;
+    let (other, other_signature) = province.publish(NAME, "other.key");
+    let big = vec![0u8; bundle::MAX_BUNDLE_BYTES + 1];
+    let cases: [(&str, Vec<u8>, String, &str); 3] = [
+        ("tampered", tampered, signature.clone(), "refused"),
+        ("another key", other, other_signature, "refused"),
+        ("over the limit", big, signature.clone(), "failed"),
+    ];
+    for (what, bundle, signature, result) in cases {
+        let before = fetches(&metrics(&portal).await, result);
+        server.published.lock().unwrap().set(bundle, signature);
+        let start = Instant::now();
+        while fetches(&metrics(&portal).await, result) == before {
+            assert!(start.elapsed() < Duration::from_secs(20), "the {what} bundle was never refused");
+            assert_eq!(on_the_air(&portal).await, "Phòng chống bão 2026", "{what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(on_the_air(&portal).await, "Phòng chống bão 2026", "{what}");
+    }
+    // A server that accepts and then sends nothing: the fetch is cut off,
+    // and the splash is answered all the while.
+    server.published.lock().unwrap().stalled = true;
+    let before = fetches(&metrics(&portal).await, "failed");
+    let start = Instant::now();
+    while fetches(&metrics(&portal).await, "failed") == before {
+        assert!(start.elapsed() < Duration::from_secs(30), "a stalled fetch was never cut off");
+        let asked = Instant::now();
+        assert_eq!(on_the_air(&portal).await, "Phòng chống bão 2026");
+        assert!(asked.elapsed() < Duration::from_secs(2), "the splash waited for the fetch");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    portal.stop().await;
+
+    // Offline: the province's server answers nothing useful. The last good
+    // bundle is on the air from the first request and stays.
+    {
+        let mut published = server.published.lock().unwrap();
+        (published.stalled, published.down) = (false, true);
+    }
+    let portal = common::TestPortal::builder(&state).portal(&portal_lines).start().await;
+    assert_eq!(on_the_air(&portal).await, "Phòng chống bão 2026", "the kept copy after an offline restart");
+    let start = Instant::now();
+    while fetches(&metrics(&portal).await, "failed") == 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the offline server was never asked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(on_the_air(&portal).await, "Phòng chống bão 2026");
+    portal.stop().await;
 }
