@@ -66,9 +66,17 @@
 # see the same machine. A last table gives the change in requests/s and in
 # CPU µs/request.
 #
+# While fetching: with FETCH=1, a second Portico of this tree runs beside
+# the first with a signed campaign bundle as its campaign, polled every
+# second from a local https server (openssl s_server) that publishes the
+# other of two campaigns every second, so every poll downloads, verifies,
+# checks and swaps a campaign in; the splash is measured on it right after
+# the first, and a last table gives the change.
+#
 # Usage:   benches/load.sh            (from anywhere; it finds the repo)
 #          BASELINE=d23da5f benches/load.sh
-# Env:     DURATION=10s  CONNECTIONS=64  WARMUP=2s  BASELINE=
+#          FETCH=1 benches/load.sh
+# Env:     DURATION=10s  CONNECTIONS=64  WARMUP=2s  BASELINE=  FETCH=
 # Needs:   cargo, curl, nginx (Debian: nginx-light), wrk, taskset
 #          (util-linux) and two CPUs. It installs nothing. It does not need
 #          root; as root, nginx's workers are told to stay root (`user`)
@@ -82,6 +90,7 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 WARMUP=${WARMUP:-2s}
 BASELINE=${BASELINE:-}
+FETCH=${FETCH:-}
 SERVER_CPU=0
 CLIENT_CPU=1
 ANDROID_UA='Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36'
@@ -122,6 +131,9 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/portico-bench.XXXXXX")
 PORTICO_PID=
 BASE_PID=
 NGINX_PID=
+FETCH_PID=
+SERVER_PID=
+PUBLISH_PID=
 
 # Stops everything this script started.
 cleanup() {
@@ -130,6 +142,9 @@ cleanup() {
     stop "$NGINX_PID"
     stop "$PORTICO_PID"
     stop "$BASE_PID"
+    stop "$FETCH_PID"
+    stop "$PUBLISH_PID"
+    stop "$SERVER_PID"
     rm -rf -- "$TMP"
     [[ -z $BASELINE ]] || git -C "$REPO" worktree prune
     exit "$rc"
@@ -249,6 +264,59 @@ if [[ -n $BASELINE ]]; then
     BASE_PID=$!
     wait_for "http://127.0.0.1:$BA_PORT/healthz" "$BASE_PID" "Portico $BASE_REV"
     B_BASE=http://127.0.0.1:$B_PORT
+fi
+
+if [[ -n $FETCH ]]; then
+    # A second Portico of this tree whose campaign is a signed bundle it
+    # fetches every second from a local https server (openssl s_server),
+    # published anew every second, alternating two campaigns, so that
+    # every poll downloads, verifies, checks and swaps one in.
+    command -v openssl >/dev/null || die "FETCH=1 needs openssl"
+    command -v minisign >/dev/null || die "FETCH=1 needs minisign (apt-get install minisign)"
+    F=$TMP/fetch
+    mkdir -p "$F/www" "$F/fetch-state"
+    (
+        cd "$F"
+        openssl req -x509 -new -nodes -newkey rsa:2048 -keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca
+        openssl req -new -nodes -newkey rsa:2048 -keyout srv.key -out srv.csr -subj /CN=127.0.0.1
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >srv.ext
+        openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile srv.ext
+        minisign -G -W -p bench.pub -s bench.key
+        for n in a b; do
+            cp -r "$REPO/assets/campaigns/bluezone" "campaign-$n"
+            sed -i "s/^name = \"Bluezone\"/name = \"Bench $n\"/" "campaign-$n/campaign.toml"
+            "$PORTICO" campaign pack "campaign-$n" --out "$n.tar"
+            minisign -S -s bench.key -m "$n.tar"
+        done
+        cp a.tar www/live.tar && cp a.tar.minisig www/live.tar.minisig
+    ) >"$TMP/fetch.log" 2>&1 || die "could not make the bundles (see $TMP/fetch.log)"
+    free_port S_PORT
+    free_port F_PORT
+    free_port FA_PORT
+    (cd "$F/www" && exec taskset -c "$CLIENT_CPU" openssl s_server -quiet -accept "127.0.0.1:$S_PORT" \
+        -cert ../srv.pem -key ../srv.key -WWW) >>"$TMP/fetch.log" 2>&1 &
+    SERVER_PID=$!
+    # Publishes the other campaign every second.
+    (
+        cd "$F"
+        while :; do
+            for n in b a; do
+                cp "$n.tar" www/live.tar.new && mv www/live.tar.new www/live.tar
+                cp "$n.tar.minisig" www/live.tar.minisig.new && mv www/live.tar.minisig.new www/live.tar.minisig
+                sleep 1
+            done
+        done
+    ) &
+    PUBLISH_PID=$!
+    KEY=$(sed -n 2p "$F/bench.pub")
+    sed -e "s/:$P_PORT/:$F_PORT/g" -e "s/:$A_PORT/:$FA_PORT/" -e "s|$TMP/state|$F/fetch-state|" \
+        -e "s|^session = \"12h\"|session = \"12h\"\ncampaign = \"https://127.0.0.1:$S_PORT/live.tar\"\ncampaign_key = \"$KEY\"\ncampaign_ca = \"$F/ca.pem\"\ncampaign_poll = \"1s\"|" \
+        "$TMP/portico.toml" >"$TMP/fetching.toml"
+    echo "== starting Portico fetching a bundle every second on 127.0.0.1:$F_PORT (CPU $SERVER_CPU)" >&2
+    RUST_LOG=warn taskset -c "$SERVER_CPU" "$PORTICO" run --config "$TMP/fetching.toml" &
+    FETCH_PID=$!
+    wait_for "http://127.0.0.1:$FA_PORT/healthz" "$FETCH_PID" "the fetching Portico"
+    F_BASE=http://127.0.0.1:$F_PORT
 fi
 
 P_BASE=http://127.0.0.1:$P_PORT
@@ -482,6 +550,10 @@ baseline_wrk() {
 }
 run_wrk portico-splash "$P_BASE/" "$PORTICO_PID" "${SPLASH_HDRS[@]}"
 baseline_wrk splash / "${SPLASH_HDRS[@]}"
+if [[ -n $FETCH ]]; then
+    run_wrk fetching-splash "$F_BASE/" "$FETCH_PID" "${SPLASH_HDRS[@]}"
+    SWAPPED=$(curl -s "http://127.0.0.1:$FA_PORT/metrics" | awk -F' ' '/^portico_campaign_bundle_fetches_total\{result="new"\}/ { print $2 }')
+fi
 run_wrk nginx-splash "$N_BASE/" "$NGINX_WORKER" "${SPLASH_HDRS[@]}"
 run_wrk portico-302 "$P_BASE$PROBE_PATH" "$PORTICO_PID" "${PROBE_HDRS[@]}"
 baseline_wrk 302 "$PROBE_PATH" "${PROBE_HDRS[@]}"
@@ -587,6 +659,17 @@ done
 awk -v k="$P_IDLE_KB" 'BEGIN { printf "- Portico idle RSS %.1f MiB: %s 10 MiB\n", k / 1024, (k < 10240 ? "under" : "NOT under") }'
 if [[ -n $noisy ]]; then
     echo "- (not a verdict: rows$noisy were disturbed by other work, see the warning above)"
+fi
+if [[ -n $FETCH ]]; then
+    echo
+    echo "## The splash while a bundle is fetched and swapped in every second"
+    echo
+    echo "| target | requests/s | fetching: requests/s | change | CPU µs/request | fetching: CPU µs/request | bundles swapped in since its start |"
+    echo "|---|---|---|---|---|---|---|"
+    awk -v p="${RPS[portico-splash]}" -v f="${RPS[fetching-splash]}" \
+        -v pu="${US_PER_REQ[portico-splash]}" -v fu="${US_PER_REQ[fetching-splash]}" -v n="${SWAPPED:-?}" '
+        function pct(now, before) { return before ? sprintf("%+.1f%%", 100 * (now - before) / before) : "n/a" }
+        BEGIN { printf "| splash | %s | %s | %s | %s | %s | %s |\n", p, f, pct(f, p), pu, fu, n }'
 fi
 if [[ -n $BASELINE ]]; then
     echo

@@ -116,12 +116,15 @@ async fn poll(portal: &Portal, config: &Config, source: &BundleSource) -> bool {
             return false;
         }
     };
-    if kept.as_ref().is_some_and(|k| k.bundle == bundle && k.signature == signature) {
-        // The same bytes under new validators: nothing to swap.
+    if let Some(k) = kept.as_ref().filter(|k| k.bundle == bundle && k.signature == signature) {
+        // The same bytes (a server without validators, or new ones): nothing
+        // to swap; the validators are kept if they changed.
         portal.metrics.fetched(Fetch::NotModified);
-        let kept = Kept { bundle, signature, validators };
-        let url = source.url.clone();
-        let _ = tokio::task::spawn_blocking(move || store::write(&state, &url, &kept)).await;
+        if k.validators != validators {
+            let kept = Kept { bundle, signature, validators };
+            let url = source.url.clone();
+            let _ = tokio::task::spawn_blocking(move || store::write(&state, &url, &kept)).await;
+        }
         return false;
     }
     let checked = {

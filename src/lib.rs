@@ -3,7 +3,8 @@
 //! A map of the modules, in the order a request meets them:
 //!
 //! - [`cli`]: the commands (`run`, `check`, `firewall print|remove`,
-//!   `clients list|revoke`, `dhcp print`).
+//!   `clients list|revoke|trust|untrust`, `dhcp print`, `report`, `alert
+//!   set|clear`, `campaign pack`).
 //! - [`config`]: the TOML file → a validated, immutable `Config`.
 //! - [`dhcp`]: what the venue's DHCP/DNS server announces (RFC 8910) and
 //!   fills (the walled garden); [`garden`] says which names a held device
@@ -15,8 +16,12 @@
 //!   is the operating systems' connectivity probes and their answers.
 //! - [`campaign`] and [`lang`]: the province's content and which language a
 //!   visitor sees; [`schedule`] which campaign is on the air that day and
-//!   which one a device sees; [`views`] renders it and [`pages`] keeps
-//!   every variant pre-rendered; [`qr`] draws the install QR code.
+//!   which one a device sees; [`campaign::bundle`] packs, verifies and
+//!   reads a signed bundle, [`campaign::fetch`] gets one over https,
+//!   [`campaign::store`] keeps the last good copy, and [`fleet`] keeps them
+//!   current; [`alert`] is the emergency notice that takes every surface;
+//!   [`views`] renders it all and [`pages`] keeps every variant
+//!   pre-rendered; [`qr`] draws the install QR code.
 //! - [`client`]: who is asking, decided in one place; [`neighbours`] tells
 //!   which MAC is behind an address (the kernel's neighbour table), through
 //!   [`netlink`].
@@ -25,9 +30,11 @@
 //!   keeps the devices that pass without a grant.
 //! - [`firewall`]: the packet filter behind a trait: `nftables`, and `none`
 //!   (logs only); [`firewall::gate`] batches changes on one thread.
-//! - [`metrics`]: counters for `/metrics` and the status page.
+//! - [`metrics`]: counters for `/metrics` and the operator's page
+//!   ([`views::operator`]).
 //! - [`counts`]: the durable daily counts per venue; [`report`] prints
 //!   them (`portico report`) and combines venues' reports.
+//! - [`durable`]: replacing a small file so a crash leaves old or new.
 
 #![forbid(unsafe_code)]
 
