@@ -35,8 +35,10 @@ pub struct Pages {
     pub welcome_redirect_body: Bytes,
     pub stylesheet: Bytes,
     pub boards_stylesheet: Bytes,
-    /// The signage's language rotation, timed for this campaign.
+    /// The signage's language rotation, timed for the languages the boards
+    /// show (the campaign's, or an alert's), and how many they are.
     pub signage_cycle: Bytes,
+    pub board_languages: usize,
 }
 
 impl Pages {
@@ -59,6 +61,7 @@ impl Pages {
             stylesheet: Bytes::from_static(STYLESHEET.as_bytes()),
             boards_stylesheet: Bytes::from_static(BOARDS_STYLESHEET.as_bytes()),
             signage_cycle: Bytes::from(views::cycle_css(boards)),
+            board_languages: boards,
         };
         pages.portal_redirect_body = bytes(views::redirect_body(&pages.portal_url));
         pages.welcome_redirect_body = bytes(views::redirect_body(&pages.welcome_url));

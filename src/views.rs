@@ -16,7 +16,7 @@ mod signage;
 use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 pub use poster::poster;
-pub use signage::{SECONDS_PER_LANGUAGE, cycle_css, signage};
+pub use signage::{SECONDS_PER_LANGUAGE, cycle_css, cycle_path, reload_after, signage};
 
 use crate::campaign::{Campaign, Locale};
 use crate::config::Venue;

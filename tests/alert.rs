@@ -120,6 +120,8 @@ fn an_alert_takes_every_surface_at_once_survives_kill_9_and_clears() {
     for (path, title) in surfaces(running.portal) {
         assert!(title.starts_with("Typhoon warning"), "{path}: {title}");
     }
+    let (_, board) = get("127.0.0.1", running.portal, "127.0.0.1", "/signage");
+    assert!(board.contains("/assets/signage-cycle-2.css"), "the boards cycle the notice's two languages");
     let (_, splash) = get("127.0.0.1", running.portal, "127.0.0.1", "/?lang=vi");
     assert!(splash.contains("Cảnh báo bão số 3") && splash.contains("<form"), "the Connect button stays");
     assert_eq!(metric(running.admin, "portico_alert_active"), "1");

@@ -344,11 +344,17 @@ async fn signage_cycles_through_every_language_without_script() {
         assert_eq!(panels, expected, "{lang}");
         assert!(!html.contains("<script") && html.contains("<svg"), "{lang}: no script, a QR code");
         assert!(html.contains("/assets/boards.css") && !html.contains("/assets/portico.css"));
-        assert!(html.contains("http-equiv=\"refresh\" content=\"86400\""), "{lang}: a daily reload, no more");
+        assert!(html.contains("http-equiv=\"refresh\" content=\"86400\""), "{lang}: a daily reload in the page");
+        assert_eq!(r.header("refresh"), "96", "{lang}: the board loads the page again after a whole cycle");
+        assert!(html.contains("/assets/signage-cycle-8.css"), "{lang}");
     }
-    let cycle = portal.page("/assets/signage-cycle.css", &[]).await.text();
+    let cycle = portal.page("/assets/signage-cycle-8.css", &[]).await.text();
     assert!(cycle.contains("animation:board-turn 96s"), "8 languages × 12 s: {cycle}");
     assert!(cycle.contains(".board-panel:nth-child(8){animation-delay:84s}"), "{cycle}");
+    // A board that cached a page of another count gets that count's timing.
+    let two = portal.page("/assets/signage-cycle-2.css", &[]).await.text();
+    assert!(two.contains("animation:board-turn 24s"), "{two}");
+    assert_eq!(portal.page("/assets/signage-cycle-0.css", &[]).await.status, StatusCode::NOT_FOUND);
     let css = portal.page("/assets/boards.css", &[]).await;
     assert!(css.text().contains("@page{size:A4"), "the poster prints on A4");
     portal.stop().await;

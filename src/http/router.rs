@@ -177,11 +177,26 @@ async fn own_page(
         }
         (true, "/welcome") => (body::page(StatusCode::OK, pages.welcome(lang, platform), tag), Outcome::Welcome),
         (true, "/api/captive") => (captive::api(portal, content, portal.client_at(client), now), Outcome::Api),
-        (true, "/signage") => (body::page(StatusCode::OK, pages.signage(lang), tag), Outcome::Signage),
+        (true, "/signage") => {
+            let mut res = body::page(StatusCode::OK, pages.signage(lang), tag);
+            let after = crate::views::reload_after(pages.board_languages);
+            res.headers_mut().insert(header::REFRESH, HeaderValue::from(after));
+            (res, Outcome::Signage)
+        }
         (true, "/poster") => (body::page(StatusCode::OK, pages.poster(lang), tag), Outcome::Poster),
         (true, "/assets/portico.css") => (stylesheet(pages.stylesheet.clone()), Outcome::Asset),
         (true, "/assets/boards.css") => (stylesheet(pages.boards_stylesheet.clone()), Outcome::Asset),
-        (true, "/assets/signage-cycle.css") => (stylesheet(pages.signage_cycle.clone()), Outcome::Asset),
+        // Any count a board may have cached a page for; the current one from
+        // the pages.
+        (true, path) if path.starts_with("/assets/signage-cycle-") => {
+            let count =
+                path["/assets/signage-cycle-".len()..].strip_suffix(".css").and_then(|n| n.parse::<usize>().ok());
+            match count {
+                Some(n) if n == pages.board_languages => (stylesheet(pages.signage_cycle.clone()), Outcome::Asset),
+                Some(n @ 1..=64) => (stylesheet(Bytes::from(crate::views::cycle_css(n))), Outcome::Asset),
+                _ => (body::page(StatusCode::NOT_FOUND, pages.not_found(lang), tag), Outcome::NotFound),
+            }
+        }
         // Only a file the campaign declared is ever served: the name is
         // looked up, never joined to a path.
         (true, path) if path.starts_with("/assets/campaign/") => {

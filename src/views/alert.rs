@@ -56,7 +56,7 @@ pub fn signage(page: &Page, n: &Notice) -> Markup {
         html lang=(n.texts[first].tag) {
             (super::head(
                 &n.texts[first].title,
-                &["/assets/boards.css", "/assets/signage-cycle.css"],
+                &["/assets/boards.css", &super::signage::cycle_path(count)],
                 html! { meta http-equiv="refresh" content=(super::signage::RELOAD_SECONDS); },
             ))
             body.signage.alerting {

@@ -6,12 +6,16 @@
 //! The languages take turns by CSS alone: the page holds one panel per
 //! language, stacked in one grid cell, and a keyframe animation makes each
 //! visible for [`SECONDS_PER_LANGUAGE`] in turn (a board's browser may run no
-//! script). Not a short meta refresh: that fails WCAG 2.2.1, and it would
-//! reload the page every few seconds. A daily refresh picks up a campaign
-//! that was reloaded on the gateway. The timing depends on how many
-//! languages the campaign has, so its stylesheet ([`cycle_css`]) is made
-//! with the pages. Landscape (16:9) puts the text beside the code; portrait
-//! stacks them.
+//! script). Not a short meta refresh in the page: that fails WCAG 2.2.1,
+//! and it would reload the page every few seconds. The page's own refresh
+//! is daily; the board is told by an HTTP `Refresh` header of one whole
+//! cycle ([`reload_after`]) to load the page again when its cycle ends, so
+//! a new campaign or an emergency notice reaches every board within a
+//! cycle, and never cuts one short. The timing depends on how many
+//! languages the board shows, so its stylesheet ([`cycle_css`]) is made
+//! with the pages, under a name that holds the count ([`cycle_path`]): a
+//! board's cached stylesheet of another count is never used for it.
+//! Landscape (16:9) puts the text beside the code; portrait stacks them.
 
 use std::fmt::Write as _;
 
@@ -24,6 +28,17 @@ pub const SECONDS_PER_LANGUAGE: u32 = 12;
 
 /// The board reloads itself once a day (WCAG 2.2.1 allows 20 hours and up).
 pub(super) const RELOAD_SECONDS: u32 = 86_400;
+
+/// Where the board's stylesheet for `languages` panels is served.
+pub fn cycle_path(languages: usize) -> String {
+    format!("/assets/signage-cycle-{languages}.css")
+}
+
+/// The seconds of one whole cycle of `languages` panels: how long a board
+/// waits before it loads the page again.
+pub fn reload_after(languages: usize) -> u32 {
+    SECONDS_PER_LANGUAGE * languages.max(1) as u32
+}
 
 /// The board, starting with `page.lang` and then the others in campaign
 /// order.
@@ -40,7 +55,7 @@ pub fn signage(page: &Page) -> Markup {
         html lang=(locale.tag) {
             (super::head(
                 &locale.text.title,
-                &["/assets/boards.css", "/assets/signage-cycle.css"],
+                &["/assets/boards.css", &cycle_path(n)],
                 html! { meta http-equiv="refresh" content=(RELOAD_SECONDS); },
             ))
             body.signage {
