@@ -67,7 +67,7 @@ pub struct Page<'a> {
 pub(crate) fn logo(page: &Page) -> Markup {
     html! {
         @if let Some(logo) = page.campaign.logo() {
-            img.logo src={ "/assets/campaign/" (logo.file) } alt="" width="56" height="56";
+            img.logo src={ "/assets/campaign/" (logo.file) "?v=" (logo.version) } alt="" width="56" height="56";
         }
     }
 }

@@ -389,6 +389,9 @@ async fn every_language_is_served_and_fits_the_budget() {
         let total = splash.body.len() + css + logo.body.len();
         assert!(total <= 30 * 1024, "{lang}: {total} bytes");
         let switcher = splash.text();
+        // The logo's URL names its bytes: a cached logo of another campaign is never shown.
+        let version = format!("{:08x}", crc32fast::hash(&logo.body));
+        assert!(switcher.contains(&format!("src=\"/assets/campaign/logo.svg?v={version}\"")), "{lang}");
         for other in LANGS {
             assert!(switcher.contains(&format!("href=\"/?lang={other}\"")), "{lang} offers {other}");
         }

@@ -18,6 +18,10 @@ pub struct Image {
     pub file: String,
     pub content_type: &'static str,
     pub bytes: Bytes,
+    /// A checksum of the bytes, put in the image's URL (`?v=`), so that a
+    /// phone's cached copy of another campaign's `logo.svg` (after a swap)
+    /// is never shown for this one.
+    pub version: String,
 }
 
 /// Checks one image's bytes; the error says what is wrong and what would do.
@@ -43,7 +47,8 @@ pub fn check(name: &str, path: &str, bytes: Vec<u8>) -> Result<Image, String> {
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(format!("is {} bytes; at most {MAX_IMAGE_BYTES} fit the splash's 30 KiB budget", bytes.len()));
     }
-    Ok(Image { name: name.to_owned(), file, content_type, bytes: Bytes::from(bytes) })
+    let version = format!("{:08x}", crc32fast::hash(&bytes));
+    Ok(Image { name: name.to_owned(), file, content_type, bytes: Bytes::from(bytes), version })
 }
 
 /// An SVG that could run a script is refused: it is served from the
