@@ -69,34 +69,23 @@ POLITE_IP=127.0.0.2
 POLITE_TIMEOUT=5
 POLITE_TICK_US=100000
 
-die() {
-    echo "abuse.sh: $*" >&2
-    exit 1
-}
-note() { echo "abuse.sh: $*" >&2; }
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# die, note, need, on_exit, stop, alive, run_portico, build_release,
+# free_port, proc_ticks, cpu_share, psi_share, disturbed, now_us: shared
+# with the other scripts.
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
 
 # ---- prerequisites ---------------------------------------------------------
 
-missing=()
-for tool in slowhttptest testssl wrk curl openssl jq; do
-    command -v "$tool" >/dev/null || missing+=("$tool")
-done
-if ((${#missing[@]})); then
-    echo "abuse.sh: missing: ${missing[*]}" >&2
-    echo "apt-get install -y slowhttptest testssl.sh wrk curl openssl jq" >&2
-    exit 1
-fi
-command -v timeout >/dev/null || die "missing: timeout (apt-get install -y coreutils)"
-command -v cargo >/dev/null || die "missing: cargo (https://rustup.rs)"
+need "apt-get install -y slowhttptest testssl.sh wrk curl openssl jq" slowhttptest testssl wrk curl openssl jq
+need "apt-get install -y coreutils" timeout
+need "https://rustup.rs" cargo
 [[ -n ${EPOCHREALTIME:-} ]] || die "needs bash 5 or later (for EPOCHREALTIME)"
 if ! [[ $ATTACK_SECS =~ ^[0-9]+$ ]] || ((ATTACK_SECS < 5 || ATTACK_SECS > 60)); then
     die "ATTACK_SECS must be a number from 5 to 60, got '$ATTACK_SECS'"
 fi
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# stop, free_port, proc_ticks, psi_us, now_us: shared with the other scripts.
-# shellcheck source=benches/lib.sh
-source "$REPO/benches/lib.sh"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/portico-abuse.XXXXXX")
 PORTICO_PID=
 ATTACK_PID=
@@ -106,48 +95,17 @@ POLITE_PID=
 # which passes `stop`'s signal on to its whole process group (testssl's
 # openssl children included).
 cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
     stop "$POLITE_PID"
     stop "$ATTACK_PID"
     stop "$PORTICO_PID"
-    rm -rf -- "$TMP"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
-# ---- helpers ----------------------------------------------------------------
-
-
-
-
-
-portico_alive() {
-    kill -0 "$PORTICO_PID" 2>/dev/null && return 0
-    tail -n 20 "$TMP/portico.log" >&2 || true
-    die "Portico died ($1); the end of its log is above"
-}
-
-# Waits (at most ~10 s) until URL answers with any HTTP status.
-wait_for() {
-    local url=$1 i code
-    for ((i = 0; i < 100; i++)); do
-        portico_alive "during start-up"
-        code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$url" || true)
-        [[ $code != 000 ]] && return 0
-        sleep 0.1
-    done
-    die "Portico did not answer on $url within 10 s"
-}
+portico_alive() { alive "$PORTICO_PID" Portico "$1" "$TMP/portico.log"; }
 
 # ---- build, certificate, config -------------------------------------------
 
-echo "== cargo build --release (in $REPO)" >&2
-(cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
-PORTICO=$REPO/target/release/portico
-[[ -x $PORTICO ]] || die "no binary at $PORTICO"
+build_release
 
 free_port P_PORT
 free_port T_PORT
@@ -185,10 +143,8 @@ listen = "127.0.0.1:$A_PORT"
 EOF
 
 echo "== starting Portico: http 127.0.0.1:$P_PORT, https 127.0.0.1:$T_PORT, admin 127.0.0.1:$A_PORT" >&2
-RUST_LOG=warn "$PORTICO" run --config "$TMP/portico.toml" </dev/null >"$TMP/portico.log" 2>&1 &
-PORTICO_PID=$!
 ADMIN=http://127.0.0.1:$A_PORT
-wait_for "$ADMIN/healthz"
+run_portico PORTICO_PID Portico "$ADMIN/healthz" "$TMP/portico.log" "$PORTICO" run --config "$TMP/portico.toml"
 
 PROBE_URL=http://127.0.0.1:$P_PORT$PROBE_PATH
 SPLASH_URL=https://$PORTAL_HOST:$T_PORT/
@@ -378,7 +334,6 @@ flood_summary() {
 }
 
 declare -A P50 P99 ERRS GOT REJ PSI CPU
-HZ=$(getconf CLK_TCK)
 PHASES=(baseline slowloris slowbody flood testssl)
 declare -A LABEL=(
     [baseline]="none (baseline)"
@@ -451,12 +406,8 @@ phase() {
     [[ -z ${probe[4]:-} ]] || ERRS[$name]+="; http: ${probe[4]}"
     [[ -z ${splash[4]:-} ]] || ERRS[$name]+="; https: ${splash[4]}"
     REJ[$name]=$(metrics_delta "$before" "$after")
-    CPU[$name]=$(awk -v d=$((c1 - c0)) -v hz="$HZ" -v us=$((t1 - t0)) 'BEGIN { printf "%.0f%%", 100 * d / hz * 1e6 / us }')
-    if [[ -n $p0 && -n $p1 ]]; then
-        PSI[$name]=$(awk -v d=$((p1 - p0)) -v us=$((t1 - t0)) 'BEGIN { printf "%.1f%%", 100 * d / us }')
-    else
-        PSI[$name]=n/a
-    fi
+    CPU[$name]=$(cpu_share $((c1 - c0)) $((t1 - t0)))
+    PSI[$name]=$(psi_share "$p0" "$p1" $((t1 - t0)))
     sleep 2 # let the attacker's sockets close before the next phase
 }
 
@@ -517,7 +468,7 @@ noisy=
 line="CPU pressure (share of the phase some task waited for a CPU):"
 for p in "${PHASES[@]}"; do
     line+=" $p ${PSI[$p]},"
-    if [[ ${PSI[$p]} != n/a ]] && awk -v v="${PSI[$p]%\%}" 'BEGIN { exit !(v > 5) }'; then noisy+=" $p"; fi
+    if disturbed "${PSI[$p]}"; then noisy+=" $p"; fi
 done
 echo "${line%,}; load average before: $LOAD_BEFORE ($(nproc) CPUs)."
 line="Portico's own CPU (user + system, % of one core):"

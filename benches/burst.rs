@@ -26,18 +26,26 @@
 
 #![forbid(unsafe_code)]
 
+#[path = "../tests/venue/netns.rs"]
+mod netns;
+#[path = "common/perf.rs"]
+mod perf;
 #[path = "burst/phones.rs"]
 mod phones;
+#[path = "../tests/venue/running.rs"]
+mod running;
 #[path = "burst/venue.rs"]
 mod venue;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use venue::{Namespaces, NeighbourLimits, Plan, Portico, TABLE, Upstream, admin_get, metric};
+use perf::Profile;
+use running::{admin_get, metric};
+use venue::{ADMIN, Namespaces, NeighbourLimits, Plan, TABLE, Upstream, start_portico};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portico");
 const SPREAD: Duration = Duration::from_secs(1);
@@ -64,7 +72,7 @@ fn main() -> ExitCode {
         },
         Err(_) => vec![100, 1000],
     };
-    if let Err(reason) = preflight() {
+    if let Err(reason) = netns::preflight(&netns::TOOLS) {
         println!("SKIPPED burst benchmark: {reason:#}");
         return ExitCode::SUCCESS;
     }
@@ -79,34 +87,13 @@ fn main() -> ExitCode {
                 failed = true;
             }
             Err(panic) => {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("(no message)");
-                println!("FAILED N = {n}: panicked: {message}");
+                println!("FAILED N = {n}: panicked: {}", netns::panic_message(&*panic));
                 failed = true;
             }
         }
     }
     report(&rows);
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
-}
-
-/// Why this machine cannot run the benchmark, if it cannot.
-fn preflight() -> Result<()> {
-    let uid = Command::new("id").arg("-u").output().context("running id -u")?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        bail!("not root (network namespaces and nftables need root)");
-    }
-    for (tool, arg) in [("ip", "-V"), ("nft", "--version")] {
-        let found =
-            Command::new(tool).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
-        if !found {
-            bail!("`{tool}` is missing (install iproute2 and nftables)");
-        }
-    }
-    Ok(())
 }
 
 fn measure(n: usize) -> Result<Row> {
@@ -122,7 +109,7 @@ fn measure(n: usize) -> Result<Row> {
     let ns = Namespaces::build(&plan).context("building the venue")?;
     let wired = built.elapsed();
     let _upstream = Upstream::start(&ns.up)?;
-    let portico = Portico::start(BIN, &ns.gw, &plan, dir.path())?;
+    let portico = start_portico(BIN, &ns.gw, &plan, dir.path())?;
     let rt = phones::runtime(&ns.cl)?;
     let phones = phones::Phone::all(&plan);
     notes.push(format!(
@@ -147,18 +134,20 @@ fn measure(n: usize) -> Result<Row> {
     ));
 
     notes.push(format!("machine load average before the burst: {}", load_average()));
-    let before = admin_get(&ns.gw, "/metrics")?.1;
+    let before = admin_get(&ns.gw, ADMIN, "/metrics")?.1;
     let profile = match std::env::var("BURST_PROFILE") {
-        Ok(base) => Some(Profile::start(format!("{base}.n{n}"))?),
+        // The whole machine, so Portico, `nft`, the phones and the kernel's
+        // packet path all show up.
+        Ok(base) => Some(Profile::start(format!("{base}.n{n}"), &["-a"], "BURST_PROFILE is set")?),
         Err(_) => None,
     };
     let accepts = phones::burst(&rt, &plan, &phones, SPREAD);
     if let Some(profile) = profile {
-        notes.push(profile.stop()?);
+        notes.push(format!("profile of the burst (perf record -a -g, adds overhead): {}", profile.stop()?));
     }
     // Portico counts a transaction before it answers its waiters, so the
     // counter is final once every phone has its answer.
-    let after = admin_get(&ns.gw, "/metrics")?.1;
+    let after = admin_get(&ns.gw, ADMIN, "/metrics")?.1;
     let delta = |name: &str| Some(metric(&after, name)? - metric(&before, name)?);
     let transactions = delta("portico_firewall_transactions_total");
 
@@ -217,9 +206,9 @@ fn costs(ns: &Namespaces, plan: &Plan) -> Vec<String> {
     let result = ns.gw.run(|| -> Result<Vec<String>> {
         let nft = |args: &[&str], script: &str| -> Result<(Duration, String)> {
             let started = Instant::now();
-            let out = venue::pipe(Command::new("nft").args(args), script)?;
+            let out = netns::pipe(Command::new("nft").args(args), script)?;
             let took = started.elapsed();
-            venue::succeeded(out.clone(), &format!("nft {}", args.join(" ")))?;
+            let out = netns::succeeded(out, &format!("nft {}", args.join(" ")))?;
             Ok((took, String::from_utf8_lossy(&out.stdout).into_owned()))
         };
         let scratch = "table inet burst_scratch {\n set macs { type ether_addr; flags timeout; }\n}\n";
@@ -299,47 +288,6 @@ fn load_average() -> String {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("{} (1/5/15 min) on {nproc} CPUs", text.split(' ').take(3).collect::<Vec<_>>().join(" "))
-}
-
-/// `perf record -a -g` around the burst alone, when BURST_PROFILE names a
-/// file: the whole machine, so Portico, `nft`, the phones and the kernel's
-/// packet path all show up.
-struct Profile {
-    child: Option<std::process::Child>,
-    path: String,
-}
-
-impl Profile {
-    fn start(path: String) -> Result<Profile> {
-        let child = Command::new("perf")
-            .args(["record", "-a", "-g", "-q", "-o", &path])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("running perf (BURST_PROFILE is set)")?;
-        std::thread::sleep(Duration::from_millis(500));
-        Ok(Profile { child: Some(child), path })
-    }
-
-    /// SIGINT makes perf write its file and exit.
-    fn stop(mut self) -> Result<String> {
-        use nix::sys::signal::{Signal, kill};
-        if let Some(mut child) = self.child.take() {
-            kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGINT)?;
-            child.wait()?;
-        }
-        Ok(format!("profile of the burst (perf record -a -g, adds overhead): {}", self.path))
-    }
-}
-
-impl Drop for Profile {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// What one group commit of the grant journal costs on this disk: an

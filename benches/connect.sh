@@ -21,12 +21,11 @@
 # online under 1 s every time. Every run stops by itself (the venue test has
 # a deadline on everything it waits for); `timeout` is only a backstop.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-
-die() {
-    echo "connect.sh: $*" >&2
-    exit 1
-}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+# die: shared with the other scripts.
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
 
 N=${1:-10}
 [[ $N =~ ^[1-9][0-9]*$ ]] || die "N must be a positive number, not '$N'"

@@ -96,11 +96,11 @@ OTHER=other.bench.test
 PORTAL_PORT=8080
 ADMIN=127.0.0.1:9090
 
-die() {
-    echo "fairuse.sh: $*" >&2
-    exit 1
-}
-note() { echo "fairuse.sh: $*" >&2; }
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# die, note, need, on_exit, stop, run_portico, build_release, now_us,
+# busy_ticks: shared with the other scripts.
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
 
 usage() {
     echo "usage: benches/fairuse.sh [--portico PATH]" >&2
@@ -129,14 +129,10 @@ done
 [[ $(id -u) == 0 ]] || die "needs root (network namespaces and nftables): run it with sudo"
 [[ -n ${EPOCHREALTIME:-} ]] || die "needs bash 5 or later (for EPOCHREALTIME)"
 command -v iperf3 >/dev/null || die "missing: iperf3 (apt-get install iperf3)"
-missing=()
-for tool in busybox curl jq nft ip timeout; do
-    command -v "$tool" >/dev/null || missing+=("$tool")
-done
 # Debian keeps dnsmasq in /usr/sbin, which is not on every PATH.
 DNSMASQ=$(command -v dnsmasq || echo /usr/sbin/dnsmasq)
-[[ -x $DNSMASQ ]] || missing+=(dnsmasq)
-((${#missing[@]} == 0)) || die "missing: ${missing[*]} (apt-get install dnsmasq busybox curl jq nftables iproute2 coreutils)"
+[[ -x $DNSMASQ ]] || die "missing: dnsmasq (apt-get install dnsmasq)"
+need "apt-get install busybox curl jq nftables iproute2 coreutils" busybox curl jq nft ip timeout
 for v in DURATION OMIT ROUNDS GARDEN_TRIES; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, got '${!v}'"
 done
@@ -153,16 +149,9 @@ done
 ((${#CC_LIST[@]})) || die "none of CCS ($CCS) is available here (have: ${have_cc[*]})"
 CPU_CC=${CC_LIST[0]}
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# stop, now_us, busy_ticks: shared with the other scripts.
-# shellcheck source=benches/lib.sh
-source "$REPO/benches/lib.sh"
-
 if [[ -z $PORTICO ]]; then
-    command -v cargo >/dev/null || die "missing: cargo (https://rustup.rs), or pass --portico PATH"
-    echo "== cargo build --release (in $REPO)" >&2
-    (cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
-    PORTICO=$REPO/target/release/portico
+    need "https://rustup.rs, or pass --portico PATH" cargo
+    build_release
 fi
 [[ -x $PORTICO ]] || die "no Portico binary at $PORTICO"
 PORTICO=$(realpath "$PORTICO")
@@ -176,27 +165,21 @@ HELD=${PFX}h
 NAMESPACES=()
 PIDS=()
 PORTICO_PID=
-HZ=$(getconf CLK_TCK)
 T_START=$(now_us)
 
 # Stops everything this script started: its processes by pid, then whatever
 # still runs inside its own namespaces (their children, e.g. httpd's), then
 # the namespaces, which takes their veths, addresses and tables with them.
 cleanup() {
-    local rc=$? pid ns
-    trap - EXIT INT TERM
+    local pid ns
     stop "$PORTICO_PID"
     for pid in ${PIDS[@]+"${PIDS[@]}"}; do stop "$pid"; done
     for ns in ${NAMESPACES[@]+"${NAMESPACES[@]}"}; do
         for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
         ip netns del "$ns" 2>/dev/null || note "could not delete namespace $ns"
     done
-    rm -rf -- "$TMP"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 # ---- the venue --------------------------------------------------------------
 
@@ -283,25 +266,14 @@ ${3:-}
 EOF
 }
 
-portico_alive() {
-    kill -0 "$PORTICO_PID" 2>/dev/null && return 0
-    tail -n 20 "$TMP/portico.log" >&2 || true
-    die "Portico died ($1); the end of its log is above"
-}
+portico_alive() { alive "$PORTICO_PID" Portico "$1" "$TMP/portico.log"; }
 
 # portico_start NAME: Portico with config NAME in the gateway, until its
-# admin listener says ok (bounded: 10 s).
+# admin listener answers (bounded: 10 s).
 portico_start() {
-    local i
     [[ -z $PORTICO_PID ]] || die "Portico is already running"
-    RUST_LOG=warn ip netns exec "$GW" "$PORTICO" run --config "$TMP/$1.toml" </dev/null >>"$TMP/portico.log" 2>&1 &
-    PORTICO_PID=$!
-    for ((i = 0; i < 100; i++)); do
-        portico_alive "starting with config $1"
-        [[ $(ip netns exec "$GW" curl -s -m 1 "http://$ADMIN/healthz" 2>/dev/null || true) == ok* ]] && return 0
-        sleep 0.1
-    done
-    die "Portico (config $1) did not answer ok on http://$ADMIN/healthz within 10 s"
+    run_portico -n "$GW" PORTICO_PID "Portico (config $1)" "http://$ADMIN/healthz" "$TMP/portico.log" \
+        "$PORTICO" run --config "$TMP/$1.toml"
 }
 
 portico_stop() {

@@ -97,36 +97,25 @@ ANDROID_UA='Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, 
 PROBE_HOST=connectivitycheck.gstatic.com
 PROBE_PATH=/generate_204
 
-die() {
-    echo "load.sh: $*" >&2
-    exit 1
-}
-note() { echo "load.sh: $*" >&2; }
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# die, note, need, on_exit, stop, wait_for, run_portico, build_release,
+# free_port, proc_ticks, cpu_share, psi_share, disturbed, now_us,
+# change_table: shared with the other scripts.
+# shellcheck source=benches/lib.sh
+source "$REPO/benches/lib.sh"
 
 # ---- prerequisites ---------------------------------------------------------
 
 # Debian keeps nginx in /usr/sbin, which is not on an ordinary user's PATH.
 NGINX=$(command -v nginx || true)
 if [[ -z $NGINX && -x /usr/sbin/nginx ]]; then NGINX=/usr/sbin/nginx; fi
-missing=()
-[[ -n $NGINX ]] || missing+=(nginx)
-command -v wrk >/dev/null || missing+=(wrk)
-command -v taskset >/dev/null || missing+=(taskset)
-if ((${#missing[@]})); then
-    echo "load.sh: missing: ${missing[*]}" >&2
-    echo "apt-get install -y nginx-light wrk util-linux" >&2
-    exit 1
-fi
-command -v curl >/dev/null || die "missing: curl (apt-get install -y curl)"
-command -v cargo >/dev/null || die "missing: cargo (https://rustup.rs)"
+[[ -n $NGINX ]] || die "missing: nginx (apt-get install -y nginx-light)"
+need "apt-get install -y wrk util-linux curl" wrk taskset curl
+need "https://rustup.rs" cargo
 [[ $(nproc --all) -ge 2 ]] || die "needs two CPUs (servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU)"
 [[ -n ${EPOCHREALTIME:-} ]] || die "needs bash 5 or later (for EPOCHREALTIME)"
 [[ $CONNECTIONS =~ ^[0-9]+$ ]] || die "CONNECTIONS must be a number, got '$CONNECTIONS'"
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# stop, free_port, proc_ticks, psi_us, now_us: shared with the other scripts.
-# shellcheck source=benches/lib.sh
-source "$REPO/benches/lib.sh"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/portico-bench.XXXXXX")
 PORTICO_PID=
 BASE_PID=
@@ -135,10 +124,9 @@ FETCH_PID=
 SERVER_PID=
 PUBLISH_PID=
 
-# Stops everything this script started.
+# Stops everything this script started, and removes its temp dir before
+# the baseline's worktree (which is in it) is pruned.
 cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
     stop "$NGINX_PID"
     stop "$PORTICO_PID"
     stop "$BASE_PID"
@@ -147,14 +135,10 @@ cleanup() {
     stop "$SERVER_PID"
     rm -rf -- "$TMP"
     [[ -z $BASELINE ]] || git -C "$REPO" worktree prune
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 
 # ---- helpers ----------------------------------------------------------------
-
 
 # A field (kB) of /proc/PID/status, e.g. VmRSS, VmHWM.
 status_kb() {
@@ -175,16 +159,13 @@ children_of() {
 
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 
-# Waits (at most ~10 s) until URL answers with any HTTP status, while PID lives.
-wait_for() {
-    local url=$1 pid=$2 name=$3 i code
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || die "$name exited during start-up (log: see above)"
-        code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$url" || true)
-        [[ $code != 000 ]] && return 0
-        sleep 0.1
-    done
-    die "$name did not answer on $url within 10 s"
+# fetch BODY HEADERS STATUS WHAT CURL_ARGS...: one request with curl, its
+# body and headers saved to the two files; dies unless it answered STATUS.
+fetch() {
+    local body=$1 head=$2 want=$3 what=$4 code
+    shift 4
+    code=$(curl -s -o "$body" -D "$head" -w '%{http_code}' "$@")
+    [[ $code == "$want" ]] || die "$what answered $code, not $want"
 }
 
 # A header's value from a curl -D dump (first match, CR stripped).
@@ -197,10 +178,7 @@ header_value() {
 
 # ---- build ------------------------------------------------------------------
 
-echo "== cargo build --release (in $REPO)" >&2
-(cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
-PORTICO=$REPO/target/release/portico
-[[ -x $PORTICO ]] || die "no binary at $PORTICO"
+build_release
 BIN_BYTES=$(stat -c %s "$PORTICO")
 if [[ -n $BASELINE ]]; then
     BASE_REV=$(git -C "$REPO" rev-parse --short "$BASELINE^{commit}") || die "BASELINE=$BASELINE is not a revision"
@@ -248,9 +226,8 @@ per_client_connections = 4096
 EOF
 
 echo "== starting Portico on 127.0.0.1:$P_PORT (CPU $SERVER_CPU)" >&2
-RUST_LOG=warn taskset -c "$SERVER_CPU" "$PORTICO" run --config "$TMP/portico.toml" &
-PORTICO_PID=$!
-wait_for "http://127.0.0.1:$A_PORT/healthz" "$PORTICO_PID" Portico
+run_portico PORTICO_PID Portico "http://127.0.0.1:$A_PORT/healthz" - \
+    taskset -c "$SERVER_CPU" "$PORTICO" run --config "$TMP/portico.toml"
 sleep 0.5 # let start-up's transient allocations settle before reading RSS
 P_IDLE_KB=$(status_kb "$PORTICO_PID" VmRSS)
 if [[ -n $BASELINE ]]; then
@@ -260,9 +237,8 @@ if [[ -n $BASELINE ]]; then
     sed -e "s/:$P_PORT/:$B_PORT/g" -e "s/:$A_PORT/:$BA_PORT/" -e "s|$TMP/state|$TMP/base-state|" \
         "$TMP/portico.toml" >"$TMP/baseline.toml"
     echo "== starting Portico $BASE_REV on 127.0.0.1:$B_PORT (CPU $SERVER_CPU)" >&2
-    RUST_LOG=warn taskset -c "$SERVER_CPU" "$BASE_BIN" run --config "$TMP/baseline.toml" &
-    BASE_PID=$!
-    wait_for "http://127.0.0.1:$BA_PORT/healthz" "$BASE_PID" "Portico $BASE_REV"
+    run_portico BASE_PID "Portico $BASE_REV" "http://127.0.0.1:$BA_PORT/healthz" - \
+        taskset -c "$SERVER_CPU" "$BASE_BIN" run --config "$TMP/baseline.toml"
     B_BASE=http://127.0.0.1:$B_PORT
 fi
 
@@ -313,9 +289,8 @@ if [[ -n $FETCH ]]; then
         -e "s|^session = \"12h\"|session = \"12h\"\ncampaign = \"https://127.0.0.1:$S_PORT/live.tar\"\ncampaign_key = \"$KEY\"\ncampaign_ca = \"$F/ca.pem\"\ncampaign_poll = \"1s\"|" \
         "$TMP/portico.toml" >"$TMP/fetching.toml"
     echo "== starting Portico fetching a bundle every second on 127.0.0.1:$F_PORT (CPU $SERVER_CPU)" >&2
-    RUST_LOG=warn taskset -c "$SERVER_CPU" "$PORTICO" run --config "$TMP/fetching.toml" &
-    FETCH_PID=$!
-    wait_for "http://127.0.0.1:$FA_PORT/healthz" "$FETCH_PID" "the fetching Portico"
+    run_portico FETCH_PID "the fetching Portico" "http://127.0.0.1:$FA_PORT/healthz" - \
+        taskset -c "$SERVER_CPU" "$PORTICO" run --config "$TMP/fetching.toml"
     F_BASE=http://127.0.0.1:$F_PORT
 fi
 
@@ -326,12 +301,8 @@ SPLASH_HDRS=(-H 'Accept-Language: vi' -H "User-Agent: $ANDROID_UA")
 PROBE_HDRS=(-H "Host: $PROBE_HOST")
 
 # The bytes nginx will serve, straight from Portico.
-code=$(curl -s -o "$TMP/www/splash.html" -D "$TMP/portico-splash.h" -w '%{http_code}' \
-    "${SPLASH_HDRS[@]}" "$P_BASE/")
-[[ $code == 200 ]] || die "Portico's splash answered $code, not 200"
-code=$(curl -s -o "$TMP/www/probe-302.html" -D "$TMP/portico-302.h" -w '%{http_code}' \
-    "${PROBE_HDRS[@]}" "$P_BASE$PROBE_PATH")
-[[ $code == 302 ]] || die "Portico's probe answered $code, not 302"
+fetch "$TMP/www/splash.html" "$TMP/portico-splash.h" 200 "Portico's splash" "${SPLASH_HDRS[@]}" "$P_BASE/"
+fetch "$TMP/www/probe-302.html" "$TMP/portico-302.h" 302 "Portico's probe" "${PROBE_HDRS[@]}" "$P_BASE$PROBE_PATH"
 LOCATION=$(header_value "$TMP/portico-302.h" Location)
 [[ -n $LOCATION ]] || die "Portico's 302 has no Location"
 
@@ -446,23 +417,15 @@ N_IDLE_KB=$((N_MASTER_IDLE_KB + N_WORKER_IDLE_KB))
 
 # ---- same bytes? ------------------------------------------------------------
 
-code=$(curl -s -o "$TMP/nginx-splash.b" -D "$TMP/nginx-splash.h" -w '%{http_code}' \
-    "${SPLASH_HDRS[@]}" "$N_BASE/")
-[[ $code == 200 ]] || die "nginx's splash answered $code, not 200"
-code=$(curl -s -o "$TMP/nginx-302.b" -D "$TMP/nginx-302.h" -w '%{http_code}' \
-    "${PROBE_HDRS[@]}" "$N_BASE$PROBE_PATH")
-[[ $code == 302 ]] || die "nginx's probe answered $code, not 302"
+fetch "$TMP/nginx-splash.b" "$TMP/nginx-splash.h" 200 "nginx's splash" "${SPLASH_HDRS[@]}" "$N_BASE/"
+fetch "$TMP/nginx-302.b" "$TMP/nginx-302.h" 302 "nginx's probe" "${PROBE_HDRS[@]}" "$N_BASE$PROBE_PATH"
 [[ $(header_value "$TMP/nginx-302.h" Location) == "$LOCATION" ]] \
     || die "nginx's 302 Location differs from Portico's ($LOCATION)"
 cmp -s "$TMP/www/splash.html" "$TMP/nginx-splash.b" || die "splash bodies differ"
 cmp -s "$TMP/www/probe-302.html" "$TMP/nginx-302.b" || die "302 bodies differ"
-code=$(curl -s -o "$TMP/plain-splash.b" -D "$TMP/plain-splash.h" -w '%{http_code}' \
-    "${SPLASH_HDRS[@]}" "$NP_BASE/")
-[[ $code == 200 ]] || die "plain nginx's splash answered $code, not 200"
+fetch "$TMP/plain-splash.b" "$TMP/plain-splash.h" 200 "plain nginx's splash" "${SPLASH_HDRS[@]}" "$NP_BASE/"
 cmp -s "$TMP/www/splash.html" "$TMP/plain-splash.b" || die "plain nginx's splash body differs"
-code=$(curl -s -o "$TMP/plain-302.b" -D "$TMP/plain-302.h" -w '%{http_code}' \
-    "${PROBE_HDRS[@]}" "$NP_BASE$PROBE_PATH")
-[[ $code == 302 ]] || die "plain nginx's probe answered $code, not 302"
+fetch "$TMP/plain-302.b" "$TMP/plain-302.h" 302 "plain nginx's probe" "${PROBE_HDRS[@]}" "$NP_BASE$PROBE_PATH"
 [[ $(header_value "$TMP/plain-302.h" Location) == "$LOCATION" ]] \
     || die "plain nginx's 302 Location differs from Portico's ($LOCATION)"
 
@@ -527,23 +490,17 @@ run_wrk() {
     requests=$(awk '$2 == "requests" && $3 == "in" { print $1 }' <<<"$out")
     [[ -n ${RPS[$key]} && -n ${P50[$key]} && -n ${P99[$key]} && -n $requests ]] \
         || die "could not parse wrk's output for $key:"$'\n'"$out"
-    SRV_CPU[$key]=$(awk -v s=$((s1 - s0)) -v hz="$HZ" -v us=$((t1 - t0)) \
-        'BEGIN { printf "%.0f%%", 100 * s / hz * 1e6 / us }')
+    SRV_CPU[$key]=$(cpu_share $((s1 - s0)) $((t1 - t0)))
     US_PER_REQ[$key]=$(awk -v s=$((s1 - s0)) -v hz="$HZ" -v n="$requests" \
         'BEGIN { printf "%.1f", n ? s / hz * 1e6 / n : 0 }')
     WRK_CPU[$key]=$(awk -v a="$c0" -v b="$c1" \
         'BEGIN { split(a, x, " "); split(b, y, " "); d = y[2] - x[2]; printf "%.0f%%", d ? 100 * (y[1] - x[1]) / d : 0 }')
-    if [[ -n $p0 && -n $p1 ]]; then
-        PSI[$key]=$(awk -v d=$((p1 - p0)) -v us=$((t1 - t0)) 'BEGIN { printf "%.1f%%", 100 * d / us }')
-    else
-        PSI[$key]=n/a
-    fi
+    PSI[$key]=$(psi_share "$p0" "$p1" $((t1 - t0)))
     # 302 counts as "3xx" for wrk, so any line here is a real failure.
     if grep -E 'Socket errors|Non-2xx or 3xx' <<<"$out" >&2; then
         note "$key: the line above means some requests failed"
     fi
 }
-HZ=$(getconf CLK_TCK)
 # The baseline's run of a target, right after this tree's.
 baseline_wrk() {
     [[ -z $BASELINE ]] || run_wrk "baseline-$1" "$B_BASE$2" "$BASE_PID" "${@:3}"
@@ -601,7 +558,7 @@ for target in splash 302 302-per-conn; do
     for server in "${SERVERS[@]}"; do
         key=$server-$target
         echo "| $target | $server | ${SRV_CPU[$key]} | ${US_PER_REQ[$key]} | ${WRK_CPU[$key]} | ${PSI[$key]} |"
-        if [[ ${PSI[$key]} != n/a ]] && awk -v p="${PSI[$key]%\%}" 'BEGIN { exit !(p > 5) }'; then
+        if disturbed "${PSI[$key]}"; then
             noisy+=" $key"
         fi
     done
@@ -664,25 +621,19 @@ if [[ -n $FETCH ]]; then
     echo
     echo "## The splash while a bundle is fetched and swapped in every second"
     echo
-    echo "| target | requests/s | fetching: requests/s | change | CPU µs/request | fetching: CPU µs/request | bundles swapped in since its start |"
-    echo "|---|---|---|---|---|---|---|"
-    awk -v p="${RPS[portico-splash]}" -v f="${RPS[fetching-splash]}" \
-        -v pu="${US_PER_REQ[portico-splash]}" -v fu="${US_PER_REQ[fetching-splash]}" -v n="${SWAPPED:-?}" '
-        function pct(now, before) { return before ? sprintf("%+.1f%%", 100 * (now - before) / before) : "n/a" }
-        BEGIN { printf "| splash | %s | %s | %s | %s | %s | %s |\n", p, f, pct(f, p), pu, fu, n }'
+    echo "splash ${RPS[portico-splash]} ${RPS[fetching-splash]}" \
+        "${US_PER_REQ[portico-splash]} ${US_PER_REQ[fetching-splash]}" | change_table "not fetching" fetching
+    echo
+    echo "Bundles the fetching Portico swapped in since its start: ${SWAPPED:-?}."
 fi
 if [[ -n $BASELINE ]]; then
     echo
     echo "## This tree against $BASE_REV (the baseline), run by run"
     echo
-    echo "| target | requests/s | $BASE_REV requests/s | change | CPU µs/request | $BASE_REV CPU µs/request | change |"
-    echo "|---|---|---|---|---|---|---|"
     for target in splash 302 302-per-conn; do
-        awk -v t="$target" -v p="${RPS[portico-$target]}" -v b="${RPS[baseline-$target]}" \
-            -v pu="${US_PER_REQ[portico-$target]}" -v bu="${US_PER_REQ[baseline-$target]}" '
-            function pct(now, before) { return before ? sprintf("%+.1f%%", 100 * (now - before) / before) : "n/a" }
-            BEGIN { printf "| %s | %s | %s | %s | %s | %s | %s |\n", t, p, b, pct(p, b), pu, bu, pct(pu, bu) }'
-    done
+        echo "$target ${RPS[baseline-$target]} ${RPS[portico-$target]}" \
+            "${US_PER_REQ[baseline-$target]} ${US_PER_REQ[portico-$target]}"
+    done | change_table "$BASE_REV" "this tree"
 fi
 echo
 awk -v b="$BIN_BYTES" 'BEGIN { printf "Binary: target/release/portico is %d bytes (%.2f MiB)\n", b, b / 1048576 }'

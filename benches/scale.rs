@@ -13,7 +13,10 @@
 //! fill, to `PREFIX.<backend>.fill` and `PREFIX.<backend>.more` (a build
 //! with symbols says more: the release profile strips them).
 //!
-//! For each backend, in a fresh network namespace (see `scale/gateway.rs`)
+//! For each backend, in a fresh network namespace with only loopback in it
+//! (Portico, the phones and every `nft` and CLI command the benchmark runs
+//! live there, so the only traffic is between addresses of 127.0.0.0/8
+//! inside it, and the nftables table Portico owns is the namespace's own)
 //! with the config of `scale/portico.rs` (request limits off, 12 h
 //! sessions, state in a fresh temporary folder):
 //! 1. start Portico on an empty store (start-up and RSS at 0 grants);
@@ -37,7 +40,10 @@
 //!
 //! It prints one table per backend and the notes that explain it. Needs
 //! root, `ip` and `nft`; otherwise it prints SKIPPED and exits 0. The
-//! namespaces and Portico are removed by drop guards, also when a step
+//! namespaces are the venue test's (`tests/venue/netns.rs`, included, with
+//! its rules: only sockets and child processes are created inside one,
+//! from a thread that entered it, never the benchmark's own threads
+//! moved). They and Portico are removed by drop guards, also when a step
 //! fails or panics, and the run ends by checking that no namespace of it is
 //! left (Ctrl-C is not caught).
 
@@ -45,12 +51,16 @@
 
 #[path = "../tests/common/form.rs"]
 mod form;
-#[path = "scale/gateway.rs"]
-mod gateway;
+#[path = "../tests/venue/netns.rs"]
+mod netns;
+#[path = "common/perf.rs"]
+mod perf;
 #[path = "scale/phones.rs"]
 mod phones;
 #[path = "scale/portico.rs"]
 mod portico;
+#[path = "../tests/venue/running.rs"]
+mod running;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -59,9 +69,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 
-use gateway::Netns;
+use netns::Netns;
+use perf::Profile;
 use phones::Fill;
-use portico::{Backend, Portico, TABLE, admin_get, metric};
+use portico::{Backend, Portico, TABLE, admin_get};
+use running::metric;
 
 /// How long a rebuilt table or a lost element may take to come back.
 const REPAIR_WITHIN: Duration = Duration::from_secs(60);
@@ -158,13 +170,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(reason) = preflight() {
+    if let Err(reason) = netns::preflight(&netns::TOOLS) {
         println!("SKIPPED scale benchmark: {reason:#}");
         return ExitCode::SUCCESS;
     }
     let shown: Vec<&str> = args.iter().map(String::as_str).filter(|a| *a != "--bench").collect();
     let command = format!("cargo bench --bench scale -- {}", shown.join(" "));
-    let prefix = gateway::prefix();
+    let prefix = netns::prefix("ps");
     let mut reports = Vec::new();
     let mut failed = false;
     for &backend in &options.backends {
@@ -176,18 +188,13 @@ fn main() -> ExitCode {
                 failed = true;
             }
             Err(panic) => {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("(no message)");
-                println!("FAILED backend {}: panicked: {message}", backend.name());
+                println!("FAILED backend {}: panicked: {}", backend.name(), netns::panic_message(&*panic));
                 failed = true;
             }
         }
     }
     print_reports(&options, &command, &reports);
-    match gateway::leftovers(&prefix) {
+    match netns::leftovers(&prefix) {
         Ok(left) if left.is_empty() => println!("cleanup: no namespace of {prefix} is left"),
         Ok(left) => {
             println!("FAILED cleanup: still there: {left:?}");
@@ -199,22 +206,6 @@ fn main() -> ExitCode {
         }
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
-}
-
-/// Why this machine cannot run the benchmark, if it cannot.
-fn preflight() -> Result<()> {
-    let uid = Command::new("id").arg("-u").output().context("running id -u")?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        bail!("not root (network namespaces and nftables need root)");
-    }
-    for (tool, arg) in [("ip", "-V"), ("nft", "--version")] {
-        let found =
-            Command::new(tool).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
-        if !found {
-            bail!("`{tool}` is missing (install iproute2 and nftables)");
-        }
-    }
-    Ok(())
 }
 
 fn measure(options: &Options, backend: Backend, prefix: &str) -> Result<Report> {
@@ -229,7 +220,7 @@ fn measure(options: &Options, backend: Backend, prefix: &str) -> Result<Report> 
         Backend::None => "none",
         Backend::Nftables => "nft",
     };
-    let ns = Netns::add(format!("{prefix}{short}")).context("creating the gateway namespace")?;
+    let ns = Netns::add(format!("{prefix}{short}"), &[]).context("creating the gateway namespace")?;
     let bin = &options.binary;
 
     // 1. An empty store.
@@ -240,9 +231,9 @@ fn measure(options: &Options, backend: Backend, prefix: &str) -> Result<Report> 
     // 2. The fill.
     let form = phones::splash_form(&ns)?;
     let before = admin_get(&ns, "/metrics")?.1;
-    let profile = Profile::start(options, backend, "fill", first.pid)?;
+    let profile = start_profile(options, backend, "fill", first.pid)?;
     let fill = phones::fill(&ns, &form, 0, n, options.fill_deadline).context("filling the grants")?;
-    notes.extend(Profile::stop(profile)?);
+    notes.extend(profiled(profile)?);
     first.check_alive().context("after the fill")?;
     let filled = fill.granted;
     let after = admin_get(&ns, "/metrics")?.1;
@@ -292,12 +283,12 @@ fn measure(options: &Options, backend: Backend, prefix: &str) -> Result<Report> 
 
     let cfg = config.to_string_lossy();
     let bin_str = bin.to_string_lossy();
-    let (out, list_took) = ns.exec(&bin_str, &["clients", "list", "--config", &cfg], None)?;
-    let out = gateway::succeeded(out, "portico clients list")?;
+    let (out, list_took) = ns.exec_timed(&bin_str, &["clients", "list", "--config", &cfg], None)?;
+    let out = netns::succeeded(out, "portico clients list")?;
     let listed = String::from_utf8_lossy(&out.stdout).lines().count();
     let rss_after_list = portico.rss()?;
-    let (out, json_took) = ns.exec(&bin_str, &["clients", "list", "--json", "--config", &cfg], None)?;
-    let out = gateway::succeeded(out, "portico clients list --json")?;
+    let (out, json_took) = ns.exec_timed(&bin_str, &["clients", "list", "--json", "--config", &cfg], None)?;
+    let out = netns::succeeded(out, "portico clients list --json")?;
     let in_json = String::from_utf8_lossy(&out.stdout).matches("\"ip\":").count();
     let rss_after_json = portico.rss()?;
     rows.push((
@@ -330,8 +321,9 @@ fn measure(options: &Options, backend: Backend, prefix: &str) -> Result<Report> 
         let mut add = || -> Result<()> {
             next += 1;
             let element = format!("{{ 192.0.2.{} }}", next % 250 + 1);
-            let (out, _) = ns.exec("nft", &["add", "element", "inet", portico::TABLE, "garden_v4", &element], None)?;
-            gateway::succeeded(out, "nft add element (as dnsmasq)").map(|_| ())
+            let (out, _) =
+                ns.exec_timed("nft", &["add", "element", "inet", portico::TABLE, "garden_v4", &element], None)?;
+            netns::succeeded(out, "nft add element (as dnsmasq)").map(|_| ())
         };
         let busy = idle(&ns, &mut portico, options.idle, Some(&mut add))?;
         rows.push((
@@ -348,9 +340,9 @@ fn measure(options: &Options, backend: Backend, prefix: &str) -> Result<Report> 
     // 5. More on top.
     if options.more > 0 {
         let before = admin_get(&ns, "/metrics")?.1;
-        let profile = Profile::start(options, backend, "more", portico.pid)?;
+        let profile = start_profile(options, backend, "more", portico.pid)?;
         let more = phones::fill(&ns, &form, filled, options.more, options.fill_deadline).context("the taps on top")?;
-        notes.extend(Profile::stop(profile)?);
+        notes.extend(profiled(profile)?);
         portico.check_alive().context("after the taps on top")?;
         notes.push(describe_fill(&format!("{} more on top of {filled} restored", options.more), &more));
         notes.push(accept_costs(&before, &admin_get(&ns, "/metrics")?.1));
@@ -475,7 +467,7 @@ fn idle(
 /// `allowed_v4` again. Returns the two cells.
 fn repairs(ns: &Netns, portico: &mut Portico, notes: &mut Vec<String>) -> Result<(String, String)> {
     let has = |addr: std::net::Ipv4Addr| {
-        ns.exec("nft", &["get", "element", "inet", TABLE, "allowed_v4", &format!("{{ {addr} }}")], None)
+        ns.exec_timed("nft", &["get", "element", "inet", TABLE, "allowed_v4", &format!("{{ {addr} }}")], None)
             .is_ok_and(|(out, _)| out.status.success())
     };
     let repairs_total =
@@ -515,50 +507,20 @@ fn repairs(ns: &Netns, portico: &mut Portico, notes: &mut Vec<String>) -> Result
 }
 
 /// `perf record -g -p PID` while one fill runs, when `--perf` asks.
-struct Profile {
-    child: Option<std::process::Child>,
-    path: String,
+fn start_profile(options: &Options, backend: Backend, what: &str, pid: u32) -> Result<Option<Profile>> {
+    let Some(prefix) = &options.perf else {
+        return Ok(None);
+    };
+    let path = format!("{prefix}.{}.{what}", backend.name());
+    Profile::start(path, &["-p", &pid.to_string()], "--perf").map(Some)
 }
 
-impl Profile {
-    fn start(options: &Options, backend: Backend, what: &str, pid: u32) -> Result<Option<Profile>> {
-        let Some(prefix) = &options.perf else {
-            return Ok(None);
-        };
-        let path = format!("{prefix}.{}.{what}", backend.name());
-        let child = Command::new("perf")
-            .args(["record", "-g", "-q", "-o", &path, "-p", &pid.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("running perf (--perf)")?;
-        // perf needs a moment to attach before the fill starts.
-        std::thread::sleep(Duration::from_millis(500));
-        Ok(Some(Profile { child: Some(child), path }))
-    }
-
-    /// SIGINT makes perf write its file and exit.
-    fn stop(profile: Option<Profile>) -> Result<Option<String>> {
-        use nix::sys::signal::{Signal, kill};
-        let Some(mut profile) = profile else {
-            return Ok(None);
-        };
-        if let Some(mut child) = profile.child.take() {
-            kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGINT)?;
-            child.wait()?;
-        }
-        Ok(Some(format!("profile of this fill (perf record -g -p, adds overhead): {}", profile.path)))
-    }
-}
-
-impl Drop for Profile {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// The note that says where the profile of a fill went.
+fn profiled(profile: Option<Profile>) -> Result<Option<String>> {
+    let Some(profile) = profile else {
+        return Ok(None);
+    };
+    Ok(Some(format!("profile of this fill (perf record -g -p, adds overhead): {}", profile.stop()?)))
 }
 
 fn print_reports(options: &Options, command: &str, reports: &[Report]) {

@@ -37,7 +37,7 @@ fi
 
 fuzz_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$fuzz_dir")"
-targets=(classify lang config campaign journal)
+targets=(classify lang config campaign journal svg)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "SKIPPED: cargo-fuzz is not installed; install it with \`cargo install cargo-fuzz\`"

@@ -16,14 +16,16 @@ use serde::Deserialize;
 pub mod bundle;
 pub mod fetch;
 mod image;
+pub mod source;
 pub mod store;
+pub mod svg;
 
 use std::collections::BTreeMap;
 
 pub use image::{Image, MAX_IMAGE_BYTES};
 
-use crate::config::CampaignSource;
 use crate::lang;
+pub use source::{BundleKey, BundleSource, CampaignSource};
 
 /// The largest file a campaign folder may hold.
 const MAX_CAMPAIGN_FILE: u64 = 256 * 1024;

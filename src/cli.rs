@@ -13,7 +13,8 @@ mod admin_client;
 mod alert;
 
 use crate::campaign::Campaign;
-use crate::config::{AdminToken, Backend, CampaignSource, Config};
+use crate::campaign::CampaignSource;
+use crate::config::{AdminToken, Backend, Config};
 use crate::firewall::{Firewall, Nftables, NoFirewall};
 use crate::reload::ConfigSource;
 use crate::server::{self, Control, Listeners};
@@ -447,7 +448,7 @@ fn check(path: &Path) -> ExitCode {
         }
     }
     if let Some(tls) = &config.tls
-        && let Err(e) = crate::http::tls::acceptor(&tls.cert, &tls.key)
+        && let Err(e) = crate::tls::acceptor(&tls.cert, &tls.key)
     {
         problems.push(format!("{e:#}"));
     }
@@ -507,7 +508,7 @@ fn check(path: &Path) -> ExitCode {
 }
 
 /// A bundle's `ca` file that cannot be read, as `check` reports it.
-fn bundle_ca_problem(key: &str, b: &crate::config::BundleSource) -> Option<String> {
+fn bundle_ca_problem(key: &str, b: &crate::campaign::BundleSource) -> Option<String> {
     let ca = b.ca.as_ref()?;
     crate::campaign::fetch::read_ca(ca).err().map(|e| format!("{key}: {}: {e}", ca.display()))
 }

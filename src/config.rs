@@ -7,6 +7,7 @@
 //! [`Problem`] names the key (`portal.session`) and, where the TOML parser
 //! knows it, the line, so `portico check` can print one line per problem.
 
+mod check;
 mod limits;
 mod raw;
 mod token;
@@ -16,19 +17,20 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use check::parse_duration;
 pub use limits::Limits;
-pub use raw::parse_duration;
 pub use token::AdminToken;
 
+use crate::campaign::CampaignSource;
 use crate::trusted::TrustedDevice;
 
 /// A validated configuration. Everything in it has been checked.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub venue: Venue,
-    pub portal: Portal,
+    pub portal: PortalSection,
     pub tls: Option<Tls>,
-    pub firewall: Firewall,
+    pub firewall: FirewallSection,
     pub state: State,
     pub admin: Admin,
     pub limits: Limits,
@@ -75,43 +77,11 @@ impl VenueKind {
 }
 
 #[derive(Clone, Debug)]
-pub struct Portal {
+pub struct PortalSection {
     pub listen: SocketAddr,
     pub public_url: PublicUrl,
     pub session: Duration,
     pub campaign: CampaignSource,
-}
-
-/// Where the campaign comes from: one built into the binary, a folder, or
-/// a signed bundle a province publishes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CampaignSource {
-    Builtin(String),
-    Folder(PathBuf),
-    Bundle(BundleSource),
-}
-
-/// A campaign bundle at an https URL, its minisign signature at the same
-/// URL plus `.minisig`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BundleSource {
-    pub url: String,
-    /// The minisign public key (`RWQ…`, the second line of `minisign.pub`).
-    pub key: String,
-    /// Extra trusted roots (PEM) for a province's own CA.
-    pub ca: Option<PathBuf>,
-    /// How often it is asked for again (a conditional request).
-    pub poll: Duration,
-}
-
-impl fmt::Display for CampaignSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CampaignSource::Builtin(name) => write!(f, "built-in {name}"),
-            CampaignSource::Folder(dir) => write!(f, "{}", dir.display()),
-            CampaignSource::Bundle(b) => f.write_str(&b.url),
-        }
-    }
 }
 
 /// One `[[campaigns]]` entry: a campaign and when and where it is on the
@@ -137,7 +107,7 @@ pub struct Tls {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Firewall {
+pub struct FirewallSection {
     pub backend: Backend,
     pub interfaces: Vec<String>,
     pub table: String,
@@ -238,7 +208,7 @@ pub enum Backend {
     None,
 }
 
-impl Firewall {
+impl FirewallSection {
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Nftables => "nftables",
@@ -429,14 +399,14 @@ impl Config {
                 province: Some("Đắk Lắk".into()),
                 timezone: crate::counts::Zone::default(),
             },
-            portal: Portal {
+            portal: PortalSection {
                 listen,
                 public_url: PublicUrl::parse("http://127.0.0.1:8080/").expect("demo URL is valid"),
                 session: Duration::from_secs(12 * 3600),
                 campaign: CampaignSource::Builtin("bluezone".into()),
             },
             tls: None,
-            firewall: Firewall {
+            firewall: FirewallSection {
                 backend: Backend::None,
                 interfaces: Vec::new(),
                 table: "portico".into(),

@@ -64,9 +64,9 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use crate::grant::Device;
-pub use crate::views::Platform;
+pub use crate::platform::Platform;
 pub use day_file::{DayFile, folder, load_day, read_days};
-pub use recorder::{Counts, Seen};
+pub use recorder::{Counts, Running, Seen};
 pub use zone::Zone;
 
 /// A civil date in the venue's time zone, written `YYYY-MM-DD`.
@@ -147,6 +147,15 @@ impl Measures {
             Measure::Views => self.views,
         }
     }
+
+    pub fn get_mut(&mut self, measure: Measure) -> &mut u64 {
+        match measure {
+            Measure::Shown => &mut self.shown,
+            Measure::Connected => &mut self.connected,
+            Measure::Returning => &mut self.returning,
+            Measure::Views => &mut self.views,
+        }
+    }
 }
 
 /// One [`Measures`] per platform.
@@ -166,7 +175,7 @@ impl ByPlatform {
         }
     }
 
-    fn get_mut(&mut self, platform: Platform) -> &mut Measures {
+    pub fn get_mut(&mut self, platform: Platform) -> &mut Measures {
         match platform {
             Platform::Android => &mut self.android,
             Platform::Ios => &mut self.ios,
@@ -182,6 +191,20 @@ pub enum Measure {
     Connected,
     Returning,
     Views,
+}
+
+impl Measure {
+    pub const ALL: [Measure; 4] = [Measure::Shown, Measure::Connected, Measure::Returning, Measure::Views];
+
+    /// Its name in the report's columns.
+    pub fn label(self) -> &'static str {
+        match self {
+            Measure::Shown => "shown",
+            Measure::Connected => "connected",
+            Measure::Returning => "returning",
+            Measure::Views => "views",
+        }
+    }
 }
 
 /// A day's numbers: what the report prints and what a closed day's file
@@ -272,12 +295,7 @@ impl Tally {
         let by_campaign = entry(&mut self.by_campaign, at.campaign);
         let hour = &mut self.by_hour[usize::from(at.hour.min(23))];
         for m in [&mut self.total, by_lang, by_campaign, self.by_platform.get_mut(at.platform), hour] {
-            match measure {
-                Measure::Shown => m.shown += 1,
-                Measure::Connected => m.connected += 1,
-                Measure::Returning => m.returning += 1,
-                Measure::Views => m.views += 1,
-            }
+            *m.get_mut(measure) += 1;
         }
     }
 }

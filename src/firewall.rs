@@ -13,6 +13,7 @@ pub mod gate;
 mod generation;
 pub mod nftables;
 mod none;
+mod recording;
 mod shape;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::grant::{Device, Grant, MacAddr};
 pub use gate::Gate;
 pub use nftables::Nftables;
 pub use none::NoFirewall;
+pub use recording::Recording;
 
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum FirewallError {

@@ -23,9 +23,10 @@ use tokio::time::Instant;
 
 use crate::campaign::fetch::{self, FetchLimits, Fetched};
 use crate::campaign::store::{self, Kept};
-use crate::config::{BundleSource, CampaignSource, Config};
-use crate::http::Portal;
+use crate::campaign::{BundleSource, CampaignSource};
+use crate::config::Config;
 use crate::metrics::Fetch;
+use crate::portal::Portal;
 
 /// Starts the task; it ends when the returned handle is dropped.
 pub fn spawn(portal: Arc<Portal>) -> Poller {

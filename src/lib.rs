@@ -1,6 +1,9 @@
 //! Portico: a captive-portal banner for public Wi-Fi.
 //!
-//! A map of the modules, in the order a request meets them:
+//! A map of the modules, in the order a request meets them. Every arrow
+//! between them points down, from the commands and the server to the
+//! parts they drive (`tests/modules.rs` checks it, and that this map names
+//! every module):
 //!
 //! - [`cli`]: the commands (`run`, `check`, `firewall print|remove`,
 //!   `clients list|revoke|trust|untrust`, `dhcp print`, `report`, `alert
@@ -12,8 +15,12 @@
 //! - [`server`]: start-up, the listeners, the one shutdown path; [`reload`]
 //!   swaps in a new config and campaign on SIGHUP; [`notify`] tells
 //!   systemd (ready, reloading, stopping, the watchdog).
-//! - [`http`]: accept loops, the router, the RFC 8908 API, admin; [`probes`]
-//!   is the operating systems' connectivity probes and their answers.
+//! - [`http`]: accept loops, the router, the RFC 8908 API, admin, serving
+//!   what [`portal`] holds (the state every handler reads, and the part a
+//!   reload swaps); [`tls`] loads the certificate; [`guard`] limits what a
+//!   stranger's address may cost; [`intercepts`] closes a device's
+//!   redirected connections when it is granted; [`probes`] is the
+//!   operating systems' connectivity probes and their answers.
 //! - [`campaign`] and [`lang`]: the province's content and which language a
 //!   visitor sees; [`schedule`] which campaign is on the air that day and
 //!   which one a device sees; [`campaign::bundle`] packs, verifies and
@@ -21,7 +28,7 @@
 //!   [`campaign::store`] keeps the last good copy, and [`fleet`] keeps them
 //!   current; [`alert`] is the emergency notice that takes every surface;
 //!   [`views`] renders it all and [`pages`] keeps every variant
-//!   pre-rendered; [`qr`] draws the install QR code.
+//!   pre-rendered, per [`platform`]; [`qr`] draws the install QR code.
 //! - [`client`]: who is asking, decided in one place; [`neighbours`] tells
 //!   which MAC is behind an address (the kernel's neighbour table), through
 //!   [`netlink`].
@@ -50,13 +57,17 @@ pub mod firewall;
 pub mod fleet;
 pub mod garden;
 pub mod grant;
+pub mod guard;
 pub mod http;
+pub mod intercepts;
 pub mod lang;
 pub mod metrics;
 pub mod neighbours;
 pub mod netlink;
 pub mod notify;
 pub mod pages;
+pub mod platform;
+pub mod portal;
 pub mod probes;
 pub mod qr;
 pub mod reload;
@@ -65,5 +76,6 @@ pub mod schedule;
 pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod tls;
 pub mod trusted;
 pub mod views;

@@ -18,7 +18,7 @@
 //! never rename. An `ok` result comes before a failed one (a reader may
 //! take the first line of a family). A label value is counted under its
 //! own name or the code does not compile: [`Outcome`] and
-//! [`crate::http::Rejection`] are declared with `labelled!`, which makes
+//! [`Rejection`] are declared with `labelled!`, which makes
 //! the variants, their labels and their counters one list.
 
 mod process;
@@ -30,7 +30,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Venue;
 use crate::counts::{Action, Day, Measure, Measures, Tally};
-use crate::http::Rejection;
 pub use process::Process;
 use text::{Kind, Text};
 
@@ -70,7 +69,21 @@ macro_rules! labelled {
         }
     };
 }
-pub(crate) use labelled;
+
+labelled! {
+    /// Why a request or connection was turned away; also the metric label.
+    pub enum Rejection {
+        ClientRate => "client_rate",
+        GlobalRate => "global_rate",
+        ClientConnections => "client_connections",
+        /// A request body (the accept form) that did not arrive in time.
+        BodyTimeout => "body_timeout",
+        /// An admin request without the right token (`admin.token_file`).
+        AdminToken => "admin_token",
+        /// An admin request from an address out of token attempts.
+        AdminAttempts => "admin_attempts",
+    }
+}
 
 labelled! {
     /// What a request to the portal turned out to be.

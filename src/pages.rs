@@ -10,8 +10,9 @@ use bytes::Bytes;
 use crate::alert::Alert;
 use crate::campaign::Campaign;
 use crate::config::Config;
+use crate::platform::Platform;
 use crate::qr;
-use crate::views::{self, Page, Platform};
+use crate::views::{self, Page};
 
 /// The phone pages' stylesheet, embedded.
 pub const STYLESHEET: &str = include_str!("../assets/portico.css");
@@ -63,8 +64,10 @@ impl Pages {
             signage_cycle: Bytes::from(views::cycle_css(boards)),
             board_languages: boards,
         };
-        pages.portal_redirect_body = bytes(views::redirect_body(&pages.portal_url));
-        pages.welcome_redirect_body = bytes(views::redirect_body(&pages.welcome_url));
+        // A campaign has at least one language (checked at load).
+        let first = &campaign.locales[0].tag;
+        pages.portal_redirect_body = bytes(views::redirect_body(&pages.portal_url, first));
+        pages.welcome_redirect_body = bytes(views::redirect_body(&pages.welcome_url, first));
         for (lang, locale) in campaign.locales.iter().enumerate() {
             let label = format!("{} – {}", campaign.name, locale.text.qr_caption);
             let qr_svg = qr::svg(&campaign.links.install_url, &label)

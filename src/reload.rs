@@ -14,10 +14,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use crate::alert::Alert;
+use crate::campaign::CampaignSource;
 use crate::campaign::{Campaign, store};
-use crate::config::{AdminToken, CampaignSource, Config};
-use crate::http::{self, Live, OnAir, Portal};
+use crate::config::{AdminToken, Config};
 use crate::pages::Pages;
+use crate::portal::{Live, OnAir, Portal};
 
 /// Where a reload reads the configuration from.
 #[derive(Clone, Debug)]
@@ -80,7 +81,7 @@ pub fn build_live(config: Config, alert: Option<Alert>) -> anyhow::Result<Live> 
     let (pages, scheduled) = render(&config, &campaign, scheduled, alert.as_ref())?;
     let (tls, tls_expiry) = match &config.tls {
         Some(t) => {
-            let (acceptor, expiry) = http::tls::load(&t.cert, &t.key)?;
+            let (acceptor, expiry) = crate::tls::load(&t.cert, &t.key)?;
             (Some(acceptor), expiry)
         }
         None => (None, None),
@@ -155,7 +156,6 @@ pub async fn reload(portal: &Portal, source: &ConfigSource) {
             for key in changed {
                 tracing::warn!(key, "changed in the config file; it takes effect at the next restart");
             }
-            portal.sessions.set_session(live.config.portal.session);
             portal.counts.set_zone(live.config.venue.timezone.clone());
             // `[[trusted]]` is applied at once; a firewall that refuses
             // keeps the devices trusted before.

@@ -48,15 +48,13 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::counts::{Action, Actions, ByPlatform, Day, DayCounts, Measures, Tally, read_days};
+use crate::counts::{Action, Actions, ByPlatform, Day, DayCounts, Measure, Measures, Tally, read_days};
+use crate::platform::Platform;
 
 /// The columns every report starts with: the stable surface of issue 12.
 pub const FIRST_COLUMNS: [&str; 8] =
     ["venue", "province", "kind", "date", "devices_shown", "devices_connected", "devices_returning", "splash_views"];
 
-const MEASURES: [&str; 4] = ["shown", "connected", "returning", "views"];
-const ACTIONS: [&str; 3] = ["google_play", "app_store", "installed"];
-const PLATFORMS: [&str; 3] = ["android", "ios", "other"];
 /// Excel reads a file that starts with it as UTF-8.
 const BOM: &str = "\u{feff}";
 
@@ -66,47 +64,13 @@ pub enum Format {
     Json,
 }
 
-fn measure(m: &Measures, name: &str) -> u64 {
-    match name {
-        "shown" => m.shown,
-        "connected" => m.connected,
-        "returning" => m.returning,
-        _ => m.views,
-    }
-}
-
-fn measure_mut<'a>(m: &'a mut Measures, name: &str) -> &'a mut u64 {
-    match name {
-        "shown" => &mut m.shown,
-        "connected" => &mut m.connected,
-        "returning" => &mut m.returning,
-        _ => &mut m.views,
-    }
-}
-
-fn platform(p: &ByPlatform, name: &str) -> Measures {
-    match name {
-        "android" => p.android,
-        "ios" => p.ios,
-        _ => p.other,
-    }
-}
-
-fn platform_mut<'a>(p: &'a mut ByPlatform, name: &str) -> &'a mut Measures {
-    match name {
-        "android" => &mut p.android,
-        "ios" => &mut p.ios,
-        _ => &mut p.other,
-    }
-}
-
 /// The columns that are the same in every report.
 fn fixed_columns() -> Vec<String> {
     let mut columns: Vec<String> = FIRST_COLUMNS.iter().map(|c| c.to_string()).collect();
-    for m in MEASURES {
-        columns.extend(PLATFORMS.iter().map(|p| format!("{m}_{p}")));
+    for m in Measure::ALL.map(Measure::label) {
+        columns.extend(Platform::ALL.map(|p| format!("{m}_{}", p.label())));
     }
-    for m in MEASURES {
+    for m in Measure::ALL.map(Measure::label) {
         columns.extend((0..24).map(|h| format!("{m}_h{h:02}")));
     }
     columns.extend(Action::ALL.map(|a| a.label().to_owned()));
@@ -116,8 +80,10 @@ fn fixed_columns() -> Vec<String> {
 /// The columns of a breakdown by name: `<measure>_<what>_<name>`, the
 /// names in alphabetical order; a campaign's also `<action>_campaign_<name>`.
 fn named_columns(what: &str, names: &BTreeSet<String>) -> Vec<String> {
-    let actions: &[&str] = if what == "campaign" { &ACTIONS } else { &[] };
-    names.iter().flat_map(|n| MEASURES.iter().chain(actions).map(move |m| format!("{m}_{what}_{n}"))).collect()
+    let actions: &[Action] = if what == "campaign" { &Action::ALL } else { &[] };
+    let labels: Vec<&str> =
+        Measure::ALL.map(Measure::label).into_iter().chain(actions.iter().map(|a| a.label())).collect();
+    names.iter().flat_map(|n| labels.iter().map(move |m| format!("{m}_{what}_{n}"))).collect()
 }
 
 /// The venue as the report names it.
@@ -171,21 +137,21 @@ pub fn csv(rows: &[Row]) -> String {
         let (t, venue) = (&r.tally, &r.venue);
         let mut row: Vec<String> =
             vec![venue.name.clone(), venue.province.clone(), venue.kind.clone(), r.date.to_string()];
-        row.extend(MEASURES.iter().map(|m| measure(&t.total, m).to_string()));
-        for m in MEASURES {
-            row.extend(PLATFORMS.iter().map(|p| measure(&platform(&t.by_platform, p), m).to_string()));
+        row.extend(Measure::ALL.map(|m| t.total.get(m).to_string()));
+        for m in Measure::ALL {
+            row.extend(Platform::ALL.map(|p| t.by_platform.get(p).get(m).to_string()));
         }
-        for m in MEASURES {
-            row.extend(t.by_hour.iter().map(|h| measure(h, m).to_string()));
+        for m in Measure::ALL {
+            row.extend(t.by_hour.iter().map(|h| h.get(m).to_string()));
         }
         row.extend(Action::ALL.map(|a| t.actions.get(a).to_string()));
         for lang in &langs {
             let counts = t.by_lang.get(lang).copied().unwrap_or_default();
-            row.extend(MEASURES.iter().map(|m| measure(&counts, m).to_string()));
+            row.extend(Measure::ALL.map(|m| counts.get(m).to_string()));
         }
         for campaign in &campaigns {
             let counts = t.by_campaign.get(campaign).copied().unwrap_or_default();
-            row.extend(MEASURES.iter().map(|m| measure(&counts, m).to_string()));
+            row.extend(Measure::ALL.map(|m| counts.get(m).to_string()));
             let actions = t.actions_by_campaign.get(campaign).copied().unwrap_or_default();
             row.extend(Action::ALL.map(|a| actions.get(a).to_string()));
         }
@@ -260,6 +226,13 @@ fn rows_from_json(text: &str) -> Result<Vec<Row>, String> {
         .collect())
 }
 
+/// What a named column of a CSV report counts.
+#[derive(Clone, Copy)]
+enum Number {
+    Measure(Measure),
+    Action(Action),
+}
+
 /// The rows of a CSV report: the stable columns first, in their order,
 /// then languages in any order.
 fn rows_from_csv(text: &str) -> Result<Vec<Row>, String> {
@@ -272,23 +245,24 @@ fn rows_from_csv(text: &str) -> Result<Vec<Row>, String> {
             FIRST_COLUMNS.join(",")
         ));
     }
-    // Each named column: which measure of which language or campaign.
+    // Each named column: which number of which language or campaign.
     let mut named = Vec::new();
     for column in &header[fixed.len()..] {
-        let lang = MEASURES
-            .iter()
-            .chain(&ACTIONS)
-            .find_map(|m| {
-                let rest = column.strip_prefix(m)?;
-                let (campaign, name) = match rest.strip_prefix("_lang_") {
-                    Some(tag) if MEASURES.contains(m) => (false, tag),
-                    _ => (true, rest.strip_prefix("_campaign_")?),
-                };
-                Some((*m, campaign, name))
+        let measures = Measure::ALL.map(|m| (m.label(), Number::Measure(m)));
+        let actions = Action::ALL.map(|a| (a.label(), Number::Action(a)));
+        let found = measures
+            .into_iter()
+            .chain(actions)
+            .find_map(|(label, number)| {
+                let rest = column.strip_prefix(label)?;
+                match (rest.strip_prefix("_lang_"), number) {
+                    (Some(tag), Number::Measure(_)) => Some((number, false, tag)),
+                    _ => Some((number, true, rest.strip_prefix("_campaign_")?)),
+                }
             })
             .filter(|(_, _, name)| !name.is_empty())
             .ok_or_else(|| format!("unknown column {column:?}"))?;
-        named.push(lang);
+        named.push(found);
     }
     let mut rows = Vec::new();
     for (i, record) in records.enumerate() {
@@ -305,19 +279,19 @@ fn rows_from_csv(text: &str) -> Result<Vec<Row>, String> {
         let venue = VenueLabel { name: record[0].clone(), province: record[1].clone(), kind: record[2].clone() };
         let mut tally = Tally::default();
         let mut at = 4;
-        for m in MEASURES {
-            *measure_mut(&mut tally.total, m) = number(at)?;
+        for m in Measure::ALL {
+            *tally.total.get_mut(m) = number(at)?;
             at += 1;
         }
-        for m in MEASURES {
-            for p in PLATFORMS {
-                *measure_mut(platform_mut(&mut tally.by_platform, p), m) = number(at)?;
+        for m in Measure::ALL {
+            for p in Platform::ALL {
+                *tally.by_platform.get_mut(p).get_mut(m) = number(at)?;
                 at += 1;
             }
         }
-        for m in MEASURES {
+        for m in Measure::ALL {
             for h in 0..24 {
-                *measure_mut(&mut tally.by_hour[h], m) = number(at)?;
+                *tally.by_hour[h].get_mut(m) = number(at)?;
                 at += 1;
             }
         }
@@ -325,20 +299,23 @@ fn rows_from_csv(text: &str) -> Result<Vec<Row>, String> {
             *tally.actions.get_mut(action) = number(at)?;
             at += 1;
         }
-        for (m, campaign, name) in &named {
+        for &(number_of, campaign, name) in &named {
             let n = number(at)?;
             at += 1;
-            if let Some(action) = Action::ALL.into_iter().find(|a| a.label() == *m) {
-                if n > 0 || tally.actions_by_campaign.contains_key(*name) {
-                    *tally.actions_by_campaign.entry((*name).to_owned()).or_default().get_mut(action) = n;
+            let m = match number_of {
+                Number::Action(action) => {
+                    if n > 0 || tally.actions_by_campaign.contains_key(name) {
+                        *tally.actions_by_campaign.entry(name.to_owned()).or_default().get_mut(action) = n;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let map = if *campaign { &mut tally.by_campaign } else { &mut tally.by_lang };
+                Number::Measure(m) => m,
+            };
+            let map = if campaign { &mut tally.by_campaign } else { &mut tally.by_lang };
             // A language or campaign the venue never showed that day stays
             // absent, as in the report it came from.
-            if n > 0 || map.contains_key(*name) {
-                *measure_mut(map.entry((*name).to_owned()).or_default(), m) = n;
+            if n > 0 || map.contains_key(name) {
+                *map.entry(name.to_owned()).or_default().get_mut(m) = n;
             }
         }
         rows.push(Row { venue, date, tally });

@@ -91,7 +91,7 @@ pub fn runs(entries: &[ScheduledCampaign], kind: VenueKind, first: Day, days: u3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::CampaignSource;
+    use crate::campaign::CampaignSource;
 
     fn day(s: &str) -> Day {
         s.parse().unwrap()

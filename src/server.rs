@@ -25,10 +25,14 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::counts::Counts;
 use crate::firewall::{self, Allowed, Firewall, FirewallError, Gate};
-use crate::http::{self, Guard, Intercepts, Portal, Role};
+use crate::grant::Device;
+use crate::guard::Guard;
+use crate::http::{self, Role};
+use crate::intercepts::Intercepts;
 use crate::metrics::Metrics;
 use crate::neighbours::Neighbours;
 use crate::notify::Notifier;
+use crate::portal::Portal;
 use crate::reload::{ConfigSource, build_live, reload};
 use crate::sessions::Sessions;
 use crate::store::Journal;
@@ -120,6 +124,15 @@ impl Gateway {
     }
 }
 
+/// The devices with a running grant and its end, for the daily counts.
+fn running_grants(sessions: Sessions) -> impl Fn(SystemTime) -> Vec<(Device, SystemTime)> + Send + Sync {
+    move |now| {
+        let mut running = Vec::new();
+        sessions.each_live(&sessions.live_devices(now), now, |g| running.push((g.device, g.expires)));
+        running
+    }
+}
+
 /// Builds everything from the config and serves until `control.shutdown`
 /// resolves.
 pub async fn run<F: Future<Output = ()>>(
@@ -176,7 +189,7 @@ pub async fn run_on<F: Future<Output = ()>>(
             tracing::error!(error = %e, open, "the firewall refused the alert's open gate at start-up");
         }
     });
-    let sessions = Sessions::new(journal, gate.clone(), trusted, config.portal.session, metrics.clone());
+    let sessions = Sessions::new(journal, gate.clone(), trusted, metrics.clone());
     // For the note a clean stop leaves (see `firewall_left_at`).
     let (state_dir, ruleset) = (config.state.dir.clone(), gate.ruleset());
 
@@ -203,7 +216,7 @@ pub async fn run_on<F: Future<Output = ()>>(
         counts,
         changing: tokio::sync::Mutex::new(()),
     });
-    let counts_writer = portal.counts.spawn_writer(sessions.clone());
+    let counts_writer = portal.counts.spawn_writer(Box::new(running_grants(sessions.clone())));
     let fetching = crate::fleet::spawn(portal.clone());
 
     // systemd hears READY=1 once the firewall's rules are in (the
@@ -266,7 +279,7 @@ pub async fn run_on<F: Future<Output = ()>>(
     drop(purge);
     drop(fetching);
     drop(counts_writer);
-    portal.counts.flush(&sessions).await;
+    portal.counts.flush(&running_grants(sessions.clone())).await;
     sessions.compact().await;
     gate.stop_watching(SETTLE_DEADLINE).await;
     gate.settle(SETTLE_DEADLINE).await;

@@ -18,7 +18,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::client::Client;
@@ -41,9 +41,6 @@ struct Shared {
     grants: GrantTable,
     store: Store,
     gate: Gate,
-    /// The session length in milliseconds; a reload may change it for
-    /// grants made from then on.
-    session_ms: AtomicU64,
     metrics: Arc<Metrics>,
     /// Set when the last write to disk failed; cleared by the next success.
     store_degraded: AtomicBool,
@@ -79,13 +76,7 @@ pub enum TrustError {
 impl Sessions {
     /// Takes over the journal, with the grants it restored, and the
     /// firewall gate, which already holds them.
-    pub fn new(
-        journal: Journal,
-        gate: Gate,
-        trusted: TrustedList,
-        session: Duration,
-        metrics: Arc<Metrics>,
-    ) -> Sessions {
+    pub fn new(journal: Journal, gate: Gate, trusted: TrustedList, metrics: Arc<Metrics>) -> Sessions {
         let grants = journal.table();
         let restored = grants.lock().len();
         if restored > 0 {
@@ -96,7 +87,6 @@ impl Sessions {
                 grants,
                 store: Store::spawn(journal),
                 gate,
-                session_ms: AtomicU64::new(session.as_millis() as u64),
                 metrics,
                 store_degraded: AtomicBool::new(false),
                 pending: tokio::sync::Mutex::new(Vec::new()),
@@ -123,13 +113,13 @@ impl Sessions {
         Some(grant.clone())
     }
 
-    /// Grants (or extends) a session for the client's device, which also
-    /// uses `also` (its other addresses the neighbour table knows). Returns
-    /// once the device can pass the firewall.
-    pub async fn accept(&self, client: &Client, also: &[IpAddr]) -> Result<Grant, AcceptError> {
+    /// Grants (or extends) a session of `session` (`portal.session` of the
+    /// config the request was served under) for the client's device, which
+    /// also uses `also` (its other addresses the neighbour table knows).
+    /// Returns once the device can pass the firewall.
+    pub async fn accept(&self, client: &Client, also: &[IpAddr], session: Duration) -> Result<Grant, AcceptError> {
         let started = Instant::now();
         let now = SystemTime::now();
-        let session = Duration::from_millis(self.shared.session_ms.load(Ordering::Relaxed));
         let mut grant = Grant::new(client.device(), client.ip, now + session);
         if let Some(old) = self.lookup(client, now) {
             old.addresses().for_each(|ip| _ = grant.learn(ip));
@@ -322,11 +312,6 @@ impl Sessions {
         let before = grants.len();
         grants.retain(|g| g.is_live(now));
         before - grants.len()
-    }
-
-    /// The length of grants made from now on.
-    pub fn set_session(&self, session: Duration) {
-        self.shared.session_ms.store(session.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Whether the last write to disk failed.

@@ -16,39 +16,18 @@ mod signage;
 use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
 pub use poster::poster;
-pub use signage::{SECONDS_PER_LANGUAGE, cycle_css, cycle_path, reload_after, signage};
+pub use signage::{SECONDS_PER_LANGUAGE, cycle_css, cycle_path, reload_after};
 
 use crate::campaign::{Campaign, Locale};
 use crate::config::Venue;
+use crate::platform::Platform;
 
-/// The visitor's platform, from the page request's User-Agent (the browser's,
-/// not the probe's): it decides which install steps come first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Platform {
-    Android,
-    Ios,
-    Other,
-}
-
-impl Platform {
-    pub const ALL: [Platform; 3] = [Platform::Android, Platform::Ios, Platform::Other];
-
-    pub fn from_user_agent(ua: &str) -> Platform {
-        if ua.contains("Android") {
-            Platform::Android
-        } else if ua.contains("iPhone")
-            || ua.contains("iPad")
-            || ua.contains("iPod")
-            || ua.contains("CaptiveNetworkSupport")
-        {
-            Platform::Ios
-        } else {
-            Platform::Other
-        }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
+/// `/signage`: the campaign's board, or the emergency notice's in its
+/// place.
+pub fn signage(page: &Page) -> Markup {
+    match page.alert {
+        Some(notice) => alert::signage(page, notice),
+        None => signage::board(page),
     }
 }
 
@@ -272,11 +251,13 @@ pub fn not_found(page: &Page) -> Markup {
     layout(page, &t.not_found_title, "/", body)
 }
 
-/// The small HTML body of a redirect, for clients that do not follow it.
-pub fn redirect_body(location: &str) -> Markup {
+/// The small HTML body of a redirect, for clients that do not follow it,
+/// in the campaign's first language (`lang`): it is made once, not per
+/// visitor, and says nothing but the link.
+pub fn redirect_body(location: &str, lang: &str) -> Markup {
     html! {
         (DOCTYPE)
-        html { head { title { "Wi-Fi" } } body { p { a href=(location) { (location) } } } }
+        html lang=(lang) { head { meta charset="utf-8"; title { "Wi-Fi" } } body { p { a href=(location) { (location) } } } }
     }
 }
 
@@ -285,14 +266,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn platform_comes_from_the_browser_user_agent() {
-        let android = "Mozilla/5.0 (Linux; Android 13; SM-A146P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36";
-        let iphone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148";
-        let desktop =
-            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
-        assert_eq!(Platform::from_user_agent(android), Platform::Android);
-        assert_eq!(Platform::from_user_agent(iphone), Platform::Ios);
-        assert_eq!(Platform::from_user_agent(desktop), Platform::Other);
-        assert_eq!(Platform::from_user_agent(""), Platform::Other);
+    fn a_redirect_body_names_its_language_and_links_the_target() {
+        let body = redirect_body("http://10.0.0.1/welcome", "vi").into_string();
+        assert!(body.starts_with("<!DOCTYPE html><html lang=\"vi\">"), "{body}");
+        assert!(body.contains(r#"<a href="http://10.0.0.1/welcome">"#), "{body}");
     }
 }

@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,30 +19,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::Reply;
+use common::{Reply, TestPortal};
 use hyper::StatusCode;
-use portico::config::Config;
-use portico::firewall::NoFirewall;
-use portico::neighbours::Neighbours;
-use portico::reload::ConfigSource;
-use portico::server::{self, Control, Gateway, Listeners};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 const PORTICO: &str = env!("CARGO_BIN_EXE_portico");
 const TOKEN: &str = "4f1c2a9e7b3d5f60a1b2c3d4e5f60718";
-const VENUE: &str = "Ga Thử Nghiệm";
 
 /// A Portico in-process whose admin listener (on a pre-bound loopback
 /// port) has a token.
 struct Guarded {
-    admin: SocketAddr,
+    portal: TestPortal,
     dir: PathBuf,
     token_file: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    reload: mpsc::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
 }
 
 fn write_token(path: &Path, token: &str, mode: u32) {
@@ -50,57 +39,19 @@ fn write_token(path: &Path, token: &str, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// A config for the service; `admin` is the whole `[admin]` table.
+/// A config for the service, its state in `dir/state`; `admin` is the
+/// whole `[admin]` table.
 fn config_text(dir: &Path, port: u16, admin: &str) -> String {
-    format!(
-        r#"[venue]
-name = "{VENUE}"
-kind = "station"
-
-[portal]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}/"
-
-[firewall]
-backend = "none"
-
-[state]
-dir = "{}"
-
-[admin]
-{admin}
-
-[limits]
-{}
-"#,
-        dir.join("state").display(),
-        common::NO_RATE_LIMITS
-    )
+    TestPortal::builder(&dir.join("state")).portal("").admin(admin).config_text(port)
 }
 
 impl Guarded {
     async fn start(dir: &Path) -> Guarded {
         let token_file = dir.join("admin.token");
         write_token(&token_file, TOKEN, 0o600);
-        let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin_addr = admin.local_addr().unwrap();
-        let admin_table = format!("listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"", token_file.display());
-        let config_file = dir.join("portico.toml");
-        std::fs::write(&config_file, config_text(dir, portal.local_addr().unwrap().port(), &admin_table)).unwrap();
-        let config = Config::load(&config_file).expect("test config is valid");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (reload, reloads) = mpsc::channel(4);
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        let control = Control { shutdown, reloads, source: ConfigSource::File(config_file) };
-        let gateway = Gateway { firewall: Arc::new(NoFirewall), neighbours: Neighbours::none() };
-        let listeners = Listeners { portal, tls: None, admin };
-        let task = tokio::spawn(server::run_on(config, listeners, control, gateway));
-        let guarded = Guarded { admin: admin_addr, dir: dir.to_owned(), token_file, stop: Some(stop), reload, task };
-        assert_eq!(guarded.get("/healthz", None).await.status, StatusCode::OK, "the server did not start");
-        guarded
+        let admin = format!("listen = \"127.0.0.1:0\"\ntoken_file = \"{}\"", token_file.display());
+        let portal = TestPortal::builder(&dir.join("state")).portal("").admin(&admin).start().await;
+        Guarded { portal, dir: dir.to_owned(), token_file }
     }
 
     /// `GET path` from 127.0.0.1, with this `Authorization` header if any.
@@ -110,26 +61,30 @@ impl Guarded {
 
     async fn get_from(&self, from: IpAddr, path: &str, authorization: Option<&str>) -> Reply {
         let headers: Vec<(&str, &str)> = authorization.map(|a| ("authorization", a)).into_iter().collect();
-        common::send_from(from, self.admin, "GET", "127.0.0.1", path, &headers, Bytes::new()).await
+        common::send_from(from, self.portal.admin, "GET", "127.0.0.1", path, &headers, Bytes::new()).await
     }
 
     async fn post(&self, path: &str, authorization: Option<&str>, body: &str) -> Reply {
         let mut headers = vec![("content-type", "application/json")];
         headers.extend(authorization.map(|a| ("authorization", a)));
-        common::send(self.admin, "POST", "127.0.0.1", path, &headers, Bytes::from(body.to_owned())).await
+        common::send(self.portal.admin, "POST", "127.0.0.1", path, &headers, Bytes::from(body.to_owned())).await
     }
 
     /// A config file for `portico clients`: the service's admin listener,
     /// with this `[admin]` tail after `listen`.
     fn cli_config(&self, name: &str, tail: &str) -> PathBuf {
         let file = self.dir.join(name);
-        std::fs::write(&file, config_text(&self.dir, 8080, &format!("listen = \"{}\"\n{tail}", self.admin))).unwrap();
+        let admin = format!("listen = \"{}\"\n{tail}", self.portal.admin);
+        std::fs::write(&file, config_text(&self.dir, 8080, &admin)).unwrap();
         file
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
+    async fn reload(&self) {
+        self.portal.reload().await;
+    }
+
+    async fn stop(self) {
+        self.portal.stop().await;
     }
 }
 
@@ -321,7 +276,7 @@ async fn a_reload_rotates_the_token_and_a_bad_token_file_is_refused_keeping_the_
     let portal = Guarded::start(dir.path()).await;
     const ROTATED: &str = "9d8c7b6a5f4e3d2c1b0a99887766554433221100";
     write_token(&portal.token_file, ROTATED, 0o600);
-    portal.reload.send(()).await.unwrap();
+    portal.reload().await;
     // Polled no faster than the address's attempts refill.
     let deadline = Instant::now() + Duration::from_secs(10);
     while portal.get("/clients", Some(&bearer(ROTATED))).await.status != StatusCode::OK {
@@ -331,7 +286,7 @@ async fn a_reload_rotates_the_token_and_a_bad_token_file_is_refused_keeping_the_
     assert_eq!(portal.get("/clients", Some(&bearer(TOKEN))).await.status, StatusCode::UNAUTHORIZED);
 
     write_token(&portal.token_file, "", 0o600);
-    portal.reload.send(()).await.unwrap();
+    portal.reload().await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let metrics = portal.get("/metrics", None).await.text();

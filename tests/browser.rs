@@ -11,18 +11,19 @@
 //! the CJK fonts or the npm packages are missing the test says SKIPPED, and
 //! under `CI=true` that is a failure: `.ci/run` installs all of them.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-const PORTICO: &str = env!("CARGO_BIN_EXE_portico");
+use common::{Started, TestPortal, lines};
+
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CJK_FONT: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
 const HOW_TO_INSTALL: &str = "run: apt-get install chromium fonts-noto-cjk; npm ci --prefix tests/browser";
-/// How long Portico may take to say it is serving.
-const START_DEADLINE: Duration = Duration::from_secs(30);
 /// The script takes about a minute on two cores; past this it is stuck.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(300);
 
@@ -58,18 +59,16 @@ fn missing_tool() -> Option<String> {
 /// A running `portico run`; killed when dropped, so a failing assertion
 /// never leaves it behind.
 struct Portico {
-    child: Child,
+    started: Started,
     base: String,
     /// The admin listener's base URL: the operator's page.
     admin: String,
-    /// Every line Portico logs, for the failure message.
-    log: Receiver<String>,
 }
 
 impl Drop for Portico {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.started.child.kill();
+        let _ = self.started.child.wait();
     }
 }
 
@@ -81,103 +80,33 @@ impl Portico {
         let mut last = String::new();
         for _ in 0..3 {
             let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-            match Portico::try_start(dir, port) {
-                Ok(portico) => return portico,
+            let config = dir.join("portico.toml");
+            std::fs::write(&config, config_text(port, &dir.join("state"))).unwrap();
+            match common::spawn_binary(&config) {
+                Ok(started) => {
+                    assert_eq!(started.portal, ([127, 0, 0, 1], port).into(), "the portal's address");
+                    let admin = format!("http://{}/", started.admin);
+                    return Portico { started, base: format!("http://127.0.0.1:{port}/"), admin };
+                }
                 Err(log) => last = log,
             }
         }
         panic!("Portico did not start:\n{last}");
     }
 
-    fn try_start(dir: &Path, port: u16) -> Result<Portico, String> {
-        let config = dir.join("portico.toml");
-        std::fs::write(&config, config_text(port, &dir.join("state"))).unwrap();
-        let mut child = Command::new(PORTICO)
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "portico=info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the portico binary");
-        let log = lines(child.stderr.take().unwrap());
-        let deadline = Instant::now() + START_DEADLINE;
-        let mut seen = String::new();
-        let portico = loop {
-            match log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                // "Portico serving portal=127.0.0.1:PORT admin=… …"
-                Ok(line) if line.contains("Portico serving") => {
-                    let addr = |key: &str| line.split(key).nth(1).and_then(|s| s.split_whitespace().next());
-                    assert_eq!(addr("portal="), Some(format!("127.0.0.1:{port}").as_str()), "{line}");
-                    let admin = format!("http://{}/", addr("admin=").expect("the admin address"));
-                    break Portico { child, base: format!("http://127.0.0.1:{port}/"), admin, log };
-                }
-                Ok(line) => seen.push_str(&line),
-                Err(RecvTimeoutError::Disconnected) => {
-                    let _ = child.wait();
-                    return Err(seen);
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("Portico did not say it was serving within {START_DEADLINE:?}:\n{seen}");
-                }
-            }
-        };
-        Ok(portico)
-    }
-
     fn log(&self) -> String {
-        self.log.try_iter().collect()
+        self.started.log.try_iter().collect()
     }
 }
 
+/// One browser at one address loads every page in every language back to
+/// back, far more than a phone's join; the rate limits are tested elsewhere.
 fn config_text(port: u16, state: &Path) -> String {
-    format!(
-        r#"[venue]
-name = "Ga Buôn Ma Thuột"
-kind = "station"
-province = "Đắk Lắk"
-
-[portal]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}/"
-session = "12h"
-campaign = "bluezone"
-
-[firewall]
-backend = "none"
-
-[state]
-dir = "{}"
-
-[admin]
-listen = "127.0.0.1:0"
-
-# One browser at one address loads every page in every language back to
-# back, far more than a phone's join; the rate limits are tested elsewhere.
-[limits]
-per_client_rps = 0
-"#,
-        state.display()
-    )
-}
-
-/// The lines of a child's output, read on their own thread so that the
-/// child never blocks on a full pipe.
-fn lines(from: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(from).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line + "\n").is_err() {
-                break;
-            }
-        }
-    });
-    rx
+    TestPortal::builder(state)
+        .venue("name = \"Ga Buôn Ma Thuột\"\nkind = \"station\"\nprovince = \"Đắk Lắk\"")
+        .portal("session = \"12h\"\ncampaign = \"bluezone\"")
+        .limits("per_client_rps = 0")
+        .config_text(port)
 }
 
 /// Where the screenshots go: `target/browser-screenshots`, beside the

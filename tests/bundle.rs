@@ -24,7 +24,8 @@ use http_body_util::{BodyExt as _, Empty, Full};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use portico::campaign::bundle::{self, BundleKey, MAX_BUNDLE_BYTES};
+use portico::campaign::BundleKey;
+use portico::campaign::bundle::{self, MAX_BUNDLE_BYTES};
 use portico::campaign::fetch::{FetchError, FetchLimits, Fetched, SYSTEM_ROOTS, Validators, fetch};
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::pki_types::CertificateDer;
@@ -213,7 +214,7 @@ impl Server {
 async fn serve(province: &Province) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path(), "province");
-    let acceptor = portico::http::tls::acceptor(&pki.cert, &pki.key).unwrap();
+    let acceptor = portico::tls::acceptor(&pki.cert, &pki.key).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let requests = Arc::new(Mutex::new(Vec::new()));

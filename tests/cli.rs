@@ -310,6 +310,22 @@ fn check_refuses_unknown_keys_missing_languages_and_oversized_images() {
     }
 }
 
+#[test]
+fn check_refuses_a_campaign_logo_that_could_run_a_script_naming_the_file() {
+    // A script in the SVG namespace under a prefix: a filter looking for
+    // the text `<script` let it through, to be served from the portal's origin.
+    let dir = tempfile::tempdir().unwrap();
+    let (campaign, config) = campaign_config(dir.path());
+    let bypass = r#"<svg xmlns="http://www.w3.org/2000/svg"><s:script xmlns:s="http://www.w3.org/2000/svg">alert(1)</s:script></svg>"#;
+    std::fs::write(campaign.join("images/logo.svg"), bypass).unwrap();
+    let out = Command::new(PORTICO).args(["check", "--config"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr.lines().find(|l| l.contains("images/logo.svg")).unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("images.logo"), "{line}");
+    assert!(line.contains("element <s:script> is not allowed (line 1, column 41)"), "{line}");
+}
+
 /// `good` gating on nftables, with `extra` appended.
 fn gated(state: &Path, extra: &str) -> String {
     good(state).replace("backend = \"none\"", "backend = \"nftables\"\ninterface = \"lo\"") + extra

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use common::TestPortal;
 use hyper::StatusCode;
@@ -119,32 +119,18 @@ fn kill_9_at_random_moments_loses_no_acknowledged_grant() {
 async fn a_full_disk_degrades_to_memory_and_catches_up_when_space_returns() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let Some(_fs) = common::tiny_filesystem(&state, "disk-full") else { return };
-    let portal = TestPortal::start(&state).await;
-
-    // Fill the file system to the last byte.
-    common::fill(&state);
-
+    let Some((_fs, portal)) = TestPortal::on_full_disk(&state, "disk-full").await else { return };
     assert_eq!(portal.accept().await.status, StatusCode::SEE_OTHER, "the phone still gets online");
     let api = portal.page("/api/captive", &[]).await.text();
     assert!(api.contains("\"captive\":false"), "{api}");
-    let health = common::send(portal.admin, "GET", "127.0.0.1", "/healthz", &[], Default::default()).await.text();
+    let health = portal.admin_get("/healthz").await.text();
     assert!(health.starts_with("degraded"), "{health}");
-    let metrics = common::send(portal.admin, "GET", "127.0.0.1", "/metrics", &[], Default::default()).await.text();
+    let metrics = portal.admin_get("/metrics").await.text();
     assert!(!metrics.contains("portico_store_errors_total 0\n"), "the failure is counted: {metrics}");
 
     // Space comes back: the grant is written without anyone doing anything.
     std::fs::remove_file(state.join("junk")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let health = common::send(portal.admin, "GET", "127.0.0.1", "/healthz", &[], Default::default()).await.text();
-        if health == "ok\n" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "still {health:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert_eq!(portal.healthy_within(Duration::from_secs(20)).await.text(), "ok\n");
     portal.stop().await;
 
     let portal = TestPortal::start(&state).await;

@@ -15,13 +15,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use common::{Form, TestPortal};
+use common::TestPortal;
 use hyper::StatusCode;
-use portico::config::Config;
-use portico::reload::ConfigSource;
-use portico::server::{self, Control, Listeners};
-use tokio::net::TcpListener;
 
 const VENUE: &str = r#"Bến xe "Miền Đông""#;
 /// The certificate's notAfter: 2031-03-01T00:00:00Z.
@@ -40,8 +35,7 @@ fn promtool(text: &str) {
     let mut child = match child {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!("SKIPPED: promtool not installed (apt-get install prometheus)");
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "under CI promtool must be installed");
+            common::skip("promtool not installed (apt-get install prometheus)");
             return;
         }
         Err(e) => panic!("cannot run promtool: {e}"),
@@ -64,86 +58,27 @@ fn has(text: &str, series: &str, expected: &str) {
     assert_eq!(value(text, series), Some(expected), "{series} in:\n{text}");
 }
 
-async fn admin(addr: std::net::SocketAddr, path: &str) -> common::Reply {
-    common::send(addr, "GET", "127.0.0.1", path, &[], Bytes::new()).await
-}
-
 /// A Portico with a province, a kind and `[tls]` (its certificate
 /// expiring at [`EXPIRES`]); the pages are served over plain http too.
-struct Portico {
-    portal: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
-    file: std::path::PathBuf,
-    reload: tokio::sync::mpsc::Sender<()>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Portico {
-    async fn start(dir: &Path) -> Portico {
-        let mut params = rcgen::CertificateParams::new(vec!["portal.test".to_string()]).unwrap();
-        params.not_after = rcgen::date_time_ymd(2031, 3, 1);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-
-        let (portal, tls, admin_listener) = (bind().await, bind().await, bind().await);
-        let (portal_addr, admin_addr) = (portal.local_addr().unwrap(), admin_listener.local_addr().unwrap());
-        let port = portal_addr.port();
-        let venue = VENUE.replace('"', "\\\"");
-        let text = format!(
-            "[venue]\nname = \"{venue}\"\nkind = \"bus\"\nprovince = \"Hồ Chí Minh\"\n\
-             [portal]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}/\"\n\
-             [tls]\nlisten = \"127.0.0.1:0\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
-             [firewall]\nbackend = \"none\"\n[state]\ndir = \"state\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-             [limits]\n{}\n",
-            common::NO_RATE_LIMITS
-        );
-        let file = dir.join("portico.toml");
-        std::fs::write(&file, text).unwrap();
-        let config = Config::load(&file).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        let (reload, reloads) = tokio::sync::mpsc::channel(1);
-        let control = Control { shutdown, reloads, source: ConfigSource::File(file.clone()) };
-        let task =
-            tokio::spawn(server::run(config, Listeners { portal, tls: Some(tls), admin: admin_listener }, control));
-        let health = admin(admin_addr, "/healthz").await;
-        assert_eq!((health.status, health.text().as_str()), (StatusCode::OK, "ok\n"), "a fresh start is healthy");
-        Portico { portal: portal_addr, admin: admin_addr, file, reload, stop, task }
-    }
-
-    async fn page(&self, host: Option<&str>, path: &str) -> common::Reply {
-        let own = format!("127.0.0.1:{}", self.portal.port());
-        common::send(self.portal, "GET", host.unwrap_or(&own), path, &[], Bytes::new()).await
-    }
-
-    async fn accept(&self) -> common::Reply {
-        let splash = self.page(None, "/").await;
-        let form = Form::parse(&splash.text()).expect("the splash has a post form");
-        let host = format!("127.0.0.1:{}", self.portal.port());
-        let headers = [("content-type", "application/x-www-form-urlencoded")];
-        common::send(self.portal, "POST", &host, &form.action, &headers, Bytes::from(form.body())).await
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
-    }
-}
-
-async fn bind() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.unwrap()
+async fn start(dir: &Path) -> TestPortal {
+    let (cert, key) = common::write_certificate(dir, &common::certificate("portal.test", Some((2031, 3, 1))));
+    let venue = VENUE.replace('"', "\\\"");
+    let portal = TestPortal::builder(&dir.join("state"))
+        .venue(&format!("name = \"{venue}\"\nkind = \"bus\"\nprovince = \"Hồ Chí Minh\""))
+        .portal("")
+        .tls(&cert, &key)
+        .start()
+        .await;
+    let health = portal.admin_get("/healthz").await;
+    assert_eq!((health.status, health.text().as_str()), (StatusCode::OK, "ok\n"), "a fresh start is healthy");
+    portal
 }
 
 /// Scrapes until `series` has `expected` (a reload is asynchronous).
-async fn wait_for(addr: std::net::SocketAddr, series: &str, expected: &str) -> String {
+async fn wait_for(portal: &TestPortal, series: &str, expected: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let text = admin(addr, "/metrics").await.text();
+        let text = portal.admin_get("/metrics").await.text();
         if value(&text, series) == Some(expected) {
             return text;
         }
@@ -155,14 +90,14 @@ async fn wait_for(addr: std::net::SocketAddr, series: &str, expected: &str) -> S
 #[tokio::test]
 async fn a_scrape_is_lint_clean_and_counts_what_was_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let portico = Portico::start(dir.path()).await;
-    assert_eq!(portico.page(None, "/").await.status, StatusCode::OK);
-    let probe = portico.page(Some("connectivitycheck.gstatic.com"), "/generate_204").await;
+    let portico = start(dir.path()).await;
+    assert_eq!(portico.page("/", &[]).await.status, StatusCode::OK);
+    let probe = portico.get("connectivitycheck.gstatic.com", "/generate_204").await;
     assert_eq!(probe.status, StatusCode::FOUND, "a device without a grant is sent to the portal");
     // The accept loads the splash again, as a phone does, then posts its form.
     assert_eq!(portico.accept().await.status, StatusCode::SEE_OTHER);
 
-    let scrape = admin(portico.admin, "/metrics").await;
+    let scrape = portico.admin_get("/metrics").await;
     assert_eq!(scrape.status, StatusCode::OK);
     assert_eq!(scrape.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
     let text = scrape.text();
@@ -194,13 +129,13 @@ async fn a_scrape_is_lint_clean_and_counts_what_was_asked() {
     assert!(value(&text, "process_cpu_seconds_total").is_some(), "{text}");
 
     // A reload that is refused says so, and the scrape stays clean.
-    std::fs::write(&portico.file, "[venue]\nname = 1\n").unwrap();
-    portico.reload.send(()).await.unwrap();
-    let text = wait_for(portico.admin, r#"portico_reloads_total{result="refused"}"#, "1").await;
+    std::fs::write(&portico.config_file, "[venue]\nname = 1\n").unwrap();
+    portico.reload().await;
+    let text = wait_for(&portico, r#"portico_reloads_total{result="refused"}"#, "1").await;
     has(&text, "portico_last_reload_success", "0");
     has(&text, r#"portico_reloads_total{result="ok"}"#, "0");
     promtool(&text);
-    let health = admin(portico.admin, "/healthz").await;
+    let health = portico.admin_get("/healthz").await;
     assert_eq!(health.status, StatusCode::OK, "a refused reload keeps the old version serving");
     portico.stop().await;
 }
@@ -209,32 +144,19 @@ async fn a_scrape_is_lint_clean_and_counts_what_was_asked() {
 async fn healthz_is_503_while_the_store_refuses_writes_and_200_once_it_takes_them() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let Some(_fs) = common::tiny_filesystem(&state, "degraded-store") else { return };
-    let portal = TestPortal::start(&state).await;
-
-    common::fill(&state);
+    let Some((_fs, portal)) = TestPortal::on_full_disk(&state, "degraded-store").await else { return };
     assert_eq!(portal.accept().await.status, StatusCode::SEE_OTHER, "the phone still gets online");
 
-    let health = admin(portal.admin, "/healthz").await;
+    let health = portal.admin_get("/healthz").await;
     assert_eq!(health.status, StatusCode::SERVICE_UNAVAILABLE, "{}", health.text());
     assert!(health.text().starts_with("degraded: "), "{}", health.text());
-    let text = admin(portal.admin, "/metrics").await.text();
+    let text = portal.admin_get("/metrics").await.text();
     has(&text, "portico_store_degraded", "1");
     assert_ne!(value(&text, "portico_store_errors_total"), Some("0"), "the failure is counted:\n{text}");
     promtool(&text);
 
     std::fs::remove_file(state.join("junk")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let health = admin(portal.admin, "/healthz").await;
-        if health.status == StatusCode::OK {
-            assert_eq!(health.text(), "ok\n");
-            break;
-        }
-        assert!(Instant::now() < deadline, "still {} {:?}", health.status, health.text());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    has(&admin(portal.admin, "/metrics").await.text(), "portico_store_degraded", "0");
+    assert_eq!(portal.healthy_within(Duration::from_secs(20)).await.text(), "ok\n");
+    has(&portal.admin_get("/metrics").await.text(), "portico_store_degraded", "0");
     portal.stop().await;
 }

@@ -383,6 +383,9 @@ async fn every_language_is_served_and_fits_the_budget() {
     let logo = portal.page("/assets/campaign/logo.svg", &[]).await;
     assert_eq!(logo.status, StatusCode::OK);
     assert_eq!(logo.header("content-type"), "image/svg+xml");
+    // Opened on its own, the image is a sandboxed document that loads nothing.
+    assert_eq!(logo.header("content-security-policy"), "default-src 'none'; style-src 'unsafe-inline'; sandbox");
+    assert_eq!(logo.header("x-content-type-options"), "nosniff");
     for lang in LANGS {
         let splash = portal.page(&format!("/?lang={lang}"), &[]).await;
         assert_eq!(splash.header("content-language"), lang);

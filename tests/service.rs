@@ -10,17 +10,14 @@
 //! Where a tool is missing or the test is not root, it prints SKIPPED with
 //! the reason; under `CI=true` that is a failure.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PORTICO: &str = env!("CARGO_BIN_EXE_portico");
 const UNIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/portico.service");
-
-fn skip(why: &str) {
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}: CI must run this test");
-    println!("SKIPPED: {why}");
-}
 
 fn has(tool: &str) -> bool {
     Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
@@ -29,7 +26,7 @@ fn has(tool: &str) -> bool {
 #[test]
 fn systemd_verifies_the_unit_and_scores_its_exposure_at_most_2() {
     if !has("systemd-analyze") {
-        return skip("systemd-analyze is missing (apt-get install systemd)");
+        return common::skip("systemd-analyze is missing (apt-get install systemd)");
     }
     let out = Command::new("systemd-analyze").args(["security", "--offline=yes", UNIT]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -82,10 +79,10 @@ fn unit_capabilities() -> String {
 fn portico_gates_on_443_with_only_the_units_capabilities_as_its_own_user() {
     let root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
     if !root {
-        return skip("not root (a network namespace and nftables)");
+        return common::skip("not root (a network namespace and nftables)");
     }
     if !has("nft") || !has("setpriv") {
-        return skip("nft or setpriv is missing (apt-get install nftables util-linux)");
+        return common::skip("nft or setpriv is missing (apt-get install nftables util-linux)");
     }
     let ns = Netns(format!("psvc{}", std::process::id()));
     assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().unwrap().success());

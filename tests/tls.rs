@@ -2,34 +2,34 @@
 //! the pages and the RFC 8908 API over HTTP/2 and HTTP/1.1 by ALPN, and a
 //! client that is not speaking TLS does not disturb anyone else.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use common::TestPortal;
 use http_body_util::{BodyExt, Empty};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use portico::config::Config;
-use portico::reload::ConfigSource;
-use portico::server::{self, Control, Listeners};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 const HOST: &str = "portal.test";
 
+/// A Portico whose `public_url` is https, with a `[tls]` listener, and a
+/// client that trusts its certificate.
 struct Tls {
+    portal: TestPortal,
+    /// The TLS listener; the portal's plain one is `portal.addr`.
     addr: std::net::SocketAddr,
-    plain: std::net::SocketAddr,
     connector: TlsConnector,
     /// A second certificate for the same name, for the renewal test.
     renewed: rcgen::CertifiedKey<rcgen::KeyPair>,
     dir: std::path::PathBuf,
-    reload: tokio::sync::mpsc::Sender<()>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Tls {
@@ -43,14 +43,8 @@ impl Tls {
     }
 
     async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
+        self.portal.stop().await;
     }
-}
-
-fn write_cert(dir: &Path, cert: &rcgen::CertifiedKey<rcgen::KeyPair>) {
-    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
 }
 
 async fn start(dir: &Path) -> Tls {
@@ -59,30 +53,17 @@ async fn start(dir: &Path) -> Tls {
 
 /// With extra `[limits]` lines.
 async fn start_with(dir: &Path, limits: &str) -> Tls {
-    let first = rcgen::generate_simple_self_signed(vec![HOST.to_string()]).unwrap();
-    let renewed = rcgen::generate_simple_self_signed(vec![HOST.to_string()]).unwrap();
-    write_cert(dir, &first);
-
-    let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (addr, plain) = (tls.local_addr().unwrap(), portal.local_addr().unwrap());
-    let text = format!(
-        "[venue]\nname = \"TLS\"\n[portal]\nlisten = \"127.0.0.1:0\"\npublic_url = \"https://{HOST}/\"\n\
-         [tls]\nlisten = \"127.0.0.1:0\"\ncert = \"cert.pem\"\nkey = \"key.pem\"\n\
-         [firewall]\nbackend = \"none\"\n[state]\ndir = \"state\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-         [limits]\nper_client_rps = 0\n{limits}\n"
-    );
-    let file = dir.join("portico.toml");
-    std::fs::write(&file, text).unwrap();
-    let config = Config::load(&file).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async {
-        let _ = stopped.await;
-    };
-    let (reload, reloads) = tokio::sync::mpsc::channel(1);
-    let control = Control { shutdown, reloads, source: ConfigSource::File(file) };
-    let task = tokio::spawn(server::run(config, Listeners { portal, tls: Some(tls), admin }, control));
+    let first = common::certificate(HOST, None);
+    let renewed = common::certificate(HOST, None);
+    let (cert, key) = common::write_certificate(dir, &first);
+    let portal = TestPortal::builder(&dir.join("state"))
+        .venue("name = \"TLS\"")
+        .portal("")
+        .public_url(&format!("https://{HOST}/"))
+        .tls(&cert, &key)
+        .limits(&format!("per_client_rps = 0\n{limits}"))
+        .start()
+        .await;
 
     let mut roots = RootCertStore::empty();
     for cert in [&first, &renewed] {
@@ -94,16 +75,8 @@ async fn start_with(dir: &Path, limits: &str) -> Tls {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Tls {
-        addr,
-        plain,
-        connector: TlsConnector::from(Arc::new(config)),
-        renewed,
-        dir: dir.to_owned(),
-        reload,
-        stop,
-        task,
-    }
+    let addr = portal.tls_addr.expect("a TLS listener");
+    Tls { portal, addr, connector: TlsConnector::from(Arc::new(config)), renewed, dir: dir.to_owned() }
 }
 
 #[tokio::test]
@@ -179,20 +152,21 @@ async fn plain_http_pages_move_to_https_but_probes_keep_their_plain_302() {
     let dir = tempfile::tempdir().unwrap();
     let tls = start(dir.path()).await;
     let page =
-        plain(tls.plain, &format!("GET /welcome?lang=en HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n")).await;
+        plain(tls.portal.addr, &format!("GET /welcome?lang=en HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"))
+            .await;
     assert!(page.starts_with("HTTP/1.1 302"), "{page}");
     assert!(page.contains(&format!("location: https://{HOST}/welcome?lang=en\r\n")), "{page}");
     assert!(!page.to_ascii_lowercase().contains("strict-transport-security"));
 
     let probe = plain(
-        tls.plain,
+        tls.portal.addr,
         "GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert!(probe.starts_with("HTTP/1.1 302") && probe.contains(&format!("location: https://{HOST}/\r\n")), "{probe}");
 
     let accept = plain(
-        tls.plain,
+        tls.portal.addr,
         &format!("POST / HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 7\r\nConnection: close\r\n\r\nlang=en"),
     )
     .await;
@@ -211,8 +185,8 @@ async fn a_renewed_certificate_is_picked_up_on_reload_without_dropping_connectio
     let (mut open, conn) = hyper::client::conn::http1::handshake(TokioIo::new(before)).await.unwrap();
     tokio::spawn(conn);
 
-    write_cert(&tls.dir, &tls.renewed);
-    tls.reload.send(()).await.unwrap();
+    common::write_certificate(&tls.dir, &tls.renewed);
+    tls.portal.reload().await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let fresh = tls.connect(b"http/1.1").await;

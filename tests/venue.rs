@@ -52,21 +52,25 @@ mod phone;
 mod portico;
 #[path = "venue/real.rs"]
 mod real;
+#[path = "venue/running.rs"]
+mod running;
 #[path = "venue/scenarios.rs"]
 mod scenarios;
+#[path = "venue/wiring.rs"]
+mod wiring;
 
 use std::io::Write as _;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::process::{Command, ExitCode, Output, Stdio};
+use std::process::ExitCode;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 
 use dnsmasq::Dnsmasq;
 use internet::Internet;
-use netns::Venue;
 use portico::Portico;
 use real::Real;
 use scenarios::Site;
+use wiring::Venue;
 
 fn main() -> ExitCode {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
@@ -82,7 +86,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let prefix = netns::prefix();
+    let prefix = Venue::prefix();
     let only: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let (mut passed, mut failed) = (0, 0);
     match build(gw) {
@@ -153,14 +157,7 @@ fn run_one(site: &mut Site, name: &str, scenario: fn(&mut Site) -> Result<()>) -
             return true;
         }
         Ok(Err(e)) => format!("{e:#}"),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("(no message)");
-            format!("panicked: {message}")
-        }
+        Err(panic) => format!("panicked: {}", netns::panic_message(&*panic)),
     };
     println!("FAILED {name}: {why}");
     let log = site.portico.log_since(log_from, 40);
@@ -176,25 +173,13 @@ fn run_one(site: &mut Site, name: &str, scenario: fn(&mut Site) -> Result<()>) -
 
 /// Why this machine cannot run the venue, if it cannot.
 fn preflight() -> Result<()> {
-    let uid = Command::new("id").arg("-u").output().context("running id -u")?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        bail!("not root (network namespaces and nftables need root)");
-    }
     let tools = [
-        ("ip", "-V", "iproute2"),
-        ("nft", "--version", "nftables"),
         ("dnsmasq", "--version", "dnsmasq-base"),
         ("busybox", "--help", "busybox"),
         ("node", "--version", "nodejs"),
         ("chromium", "--version", "chromium"),
     ];
-    for (tool, arg, package) in tools {
-        let found =
-            Command::new(tool).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
-        if !found {
-            bail!("`{tool}` is missing (install {package})");
-        }
-    }
+    netns::preflight(&[&netns::TOOLS[..], &tools].concat())?;
     let playwright = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/node_modules/playwright-core");
     if !std::path::Path::new(playwright).is_dir() {
         bail!("{playwright} is missing (run: npm ci --prefix tests/browser)");
@@ -211,11 +196,4 @@ fn build(gw: netns::Netns) -> Result<Site> {
     let dnsmasq = Dnsmasq::gateway(&venue, dir.path(), &portico.dhcp_lines()?)?;
     let real = Real::new(&venue, dir.path().to_owned())?;
     Ok(Site { portico, real, dnsmasq, _upstream_dns: upstream_dns, internet, venue, _dir: dir })
-}
-
-/// Runs `cmd` with `input` on its stdin and collects its output.
-pub fn pipe(cmd: &mut Command, input: &str) -> Result<Output> {
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    child.stdin.take().context("no stdin")?.write_all(input.as_bytes())?;
-    Ok(child.wait_with_output()?)
 }

@@ -19,7 +19,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 
-use crate::venue::{Netns, Plan};
+use crate::netns::Netns;
+use crate::venue::Plan;
 
 /// The most one phone waits for its POST's answer, or for upstream.
 const PHONE_DEADLINE: Duration = Duration::from_secs(10);
@@ -78,7 +79,7 @@ pub fn runtime(cl: &Netns) -> Result<Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .on_thread_start(move || crate::venue::enter(&name))
+        .on_thread_start(move || crate::netns::enter(&name))
         .build()?)
 }
 

@@ -14,12 +14,14 @@
 //!   its own metric): a socket bound to `p<i>` (SO_BINDTODEVICE) only ever
 //!   uses routes through `p<i>`, so its packets leave with the phone's MAC.
 //!
-//! What must stay true, as in tests/venue/netns.rs (copied from there, not
-//! shared): every namespace is deleted by a `Drop`, so an error or a panic
-//! still cleans up; veths are created directly inside the namespaces, so
-//! none ever lives in the root namespace; only sockets and child processes
-//! are created inside a namespace (from a thread that entered it), never
-//! the benchmark's own threads moved.
+//! The namespaces and the running binary are the venue test's own
+//! (`tests/venue/netns.rs` and `tests/venue/running.rs`, included by
+//! `benches/burst.rs`), so their rules hold here too: every namespace is
+//! deleted by a `Drop`, so an error or a panic still cleans up; veths are
+//! created directly inside the namespaces, so none ever lives in the root
+//! namespace; only sockets and child processes are created inside a
+//! namespace (from a thread that entered it), never the benchmark's own
+//! threads moved.
 //!
 //! The one change outside our namespaces: the kernel's ARP table is shared
 //! by every namespace, and its garbage-collection thresholds (default 128 /
@@ -27,90 +29,29 @@
 //! entries of a 1000-phone venue. [`NeighbourLimits`] raises them for the
 //! run and puts the old values back on drop.
 
-use std::fs::File;
-use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail, ensure};
-use nix::sched::{CloneFlags, setns};
+use anyhow::{Context as _, Result, ensure};
+
+use crate::netns::Netns;
+use crate::running::{self, Entry, Running};
 
 pub const PORTAL_PORT: u16 = 8080;
 pub const ADMIN: &str = "127.0.0.1:9090";
 pub const TABLE: &str = "portico_burst";
 const READY_WITHIN: Duration = Duration::from_secs(15);
 
-/// One network namespace, deleted on drop.
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    /// `ip netns add NAME` with loopback up. IPv6 is off on every interface
-    /// created afterwards (`default.disable_ipv6`): a thousand ports doing
-    /// DAD, router solicitations and MLD would only add noise to an IPv4
-    /// measurement. Loopback keeps IPv6, so Portico's `[::]` listener works.
-    pub fn add(name: String) -> Result<Netns> {
-        ip(&["netns", "add", &name])?;
-        let ns = Netns { name };
-        ns.batch("link set lo up\n")?;
-        ns.sysctl(&["net.ipv6.conf.default.disable_ipv6=1"])?;
-        Ok(ns)
-    }
-
-    /// Runs `f` on a fresh thread that has entered this namespace; sockets
-    /// and processes it creates belong to this namespace.
-    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        std::thread::scope(|s| {
-            let thread = s.spawn(|| {
-                enter(&self.name);
-                f()
-            });
-            thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-    }
-
-    /// `ip -n NAME -batch -`: many commands for the price of one process.
-    pub fn batch(&self, script: &str) -> Result<()> {
-        let mut cmd = Command::new("ip");
-        cmd.args(["-n", &self.name, "-batch", "-"]);
-        let out = pipe(&mut cmd, script)?;
-        succeeded(out, &format!("ip -n {} -batch", self.name))
-    }
-
-    /// `ip netns exec NAME PROGRAM ARGS...`.
-    pub fn command(&self, program: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name, program]).args(args);
-        cmd
-    }
-
-    pub fn sysctl(&self, settings: &[&str]) -> Result<()> {
-        let out = self.command("sysctl", &[&["-q", "-w"][..], settings].concat()).stdin(Stdio::null()).output()?;
-        succeeded(out, &format!("sysctl in {}", self.name))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Err(e) = ip(&["netns", "del", &self.name]) {
-            eprintln!("warning: could not delete namespace {}: {e:#}", self.name);
-        }
-    }
-}
-
-/// Moves the calling thread into namespace `name`. Panics: a thread that
-/// is in the wrong namespace must not go on to measure anything.
-pub fn enter(name: &str) {
-    let path = format!("/var/run/netns/{name}");
-    let file = File::open(&path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
-    setns(file, CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("entering {name}: {e}"));
-}
+/// IPv6 is off on every interface created in the venue's namespaces
+/// (`default.disable_ipv6`): a thousand ports doing DAD, router
+/// solicitations and MLD would only add noise to an IPv4 measurement.
+/// Loopback keeps IPv6, so Portico's `[::]` listener works.
+const NO_IPV6: [&str; 1] = ["net.ipv6.conf.default.disable_ipv6=1"];
 
 /// Addresses and names of one venue of `n` phones. `x` (from the pid) only
 /// tells concurrent runs apart in captures; every address lives inside
@@ -172,9 +113,9 @@ pub struct Namespaces {
 
 impl Namespaces {
     pub fn build(plan: &Plan) -> Result<Namespaces> {
-        let gw = Netns::add(format!("{}gw", plan.prefix))?;
-        let up = Netns::add(format!("{}up", plan.prefix))?;
-        let cl = Netns::add(format!("{}cl", plan.prefix))?;
+        let gw = Netns::add(format!("{}gw", plan.prefix), &NO_IPV6)?;
+        let up = Netns::add(format!("{}up", plan.prefix), &NO_IPV6)?;
+        let cl = Netns::add(format!("{}cl", plan.prefix), &NO_IPV6)?;
         let (x, n) = (plan.x, plan.n);
 
         gw.sysctl(&["net.ipv4.ip_forward=1"])?;
@@ -321,19 +262,14 @@ impl Drop for Upstream {
     }
 }
 
-/// The built binary, running in the gateway namespace; killed on drop.
-pub struct Portico {
-    child: Child,
-    pub log: PathBuf,
-}
-
-impl Portico {
-    pub fn start(bin: &str, gw: &Netns, plan: &Plan, dir: &Path) -> Result<Portico> {
-        let config = dir.join("portico.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"[venue]
+/// Writes the config and starts the built binary in the gateway namespace
+/// (killed on drop), once its `/healthz` answers.
+pub fn start_portico(bin: &str, gw: &Netns, plan: &Plan, dir: &Path) -> Result<Running> {
+    let config = dir.join("portico.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[venue]
 name = "Ga Thử Tải"
 kind = "station"
 
@@ -353,92 +289,16 @@ dir = "{state}"
 [admin]
 listen = "{ADMIN}"
 "#,
-                gw_ip = plan.gw_ip(),
-                state = dir.join("state").display()
-            ),
-        )?;
-        let log = dir.join("portico.log");
-        let out = File::create(&log)?;
-        // RUST_LOG=warn: a log line per request would be measured too.
-        let child = gw
-            .command(bin, &["run", "--config", &config.to_string_lossy()])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .context("spawning portico")?;
-        let mut portico = Portico { child, log };
-        let deadline = Instant::now() + READY_WITHIN;
-        loop {
-            if let Some(status) = portico.child.try_wait()? {
-                bail!("portico exited during start-up ({status}): {}", portico.log_tail(20));
-            }
-            if admin_get(gw, "/healthz").is_ok_and(|(status, _)| status == 200) {
-                return Ok(portico);
-            }
-            if Instant::now() > deadline {
-                bail!("portico's /healthz did not answer within {READY_WITHIN:?}: {}", portico.log_tail(20));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for Portico {
-    fn drop(&mut self) {
-        // Nothing may outlive the venue: a process in the gateway namespace
-        // would keep it (and its thousand veths) alive after `ip netns del`.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `GET PATH` on the admin listener, from inside the gateway namespace.
-pub fn admin_get(gw: &Netns, path: &str) -> Result<(u16, String)> {
-    let admin: SocketAddr = ADMIN.parse()?;
-    gw.run(|| -> Result<(u16, String)> {
-        let mut stream = TcpStream::connect_timeout(&admin, Duration::from_millis(500))?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {ADMIN}\r\nConnection: close\r\n\r\n")?;
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw)?;
-        let status = raw.split(' ').nth(1).and_then(|s| s.parse().ok()).context("no status line")?;
-        let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        Ok((status, body))
-    })
-}
-
-/// The value of the first sample of `name` in a Prometheus text body.
-pub fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| l.split(['{', ' ']).next() == Some(name))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
-/// `ip ARGS...` in the root namespace, failing with its stderr.
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").args(args).stdin(Stdio::null()).output().context("running ip")?;
-    succeeded(out, &format!("ip {}", args.join(" ")))
-}
-
-/// Runs `cmd` with `input` on its stdin and collects its output.
-pub fn pipe(cmd: &mut Command, input: &str) -> Result<Output> {
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    child.stdin.take().context("no stdin")?.write_all(input.as_bytes())?;
-    Ok(child.wait_with_output()?)
-}
-
-pub fn succeeded(out: Output, what: &str) -> Result<()> {
-    if !out.status.success() {
-        bail!("{what}: {}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(())
+            gw_ip = plan.gw_ip(),
+            state = dir.join("state").display()
+        ),
+    )?;
+    // RUST_LOG=warn: a log line per request would be measured too.
+    let log = dir.join("portico.log");
+    let mut running = Running::start(gw, Entry::IpNetnsExec, Path::new(bin), &config, "warn", &log)?;
+    let admin = ADMIN.parse()?;
+    let tick = Duration::from_millis(50);
+    running
+        .wait_until("portico's /healthz did not answer", READY_WITHIN, tick, || gw.run(|| running::healthy(admin)))?;
+    Ok(running)
 }

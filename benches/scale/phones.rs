@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail, ensure};
 
 use crate::form::Form;
-use crate::gateway::{Netns, enter};
-use crate::portico::{PORTAL, get};
+use crate::netns::{Netns, enter};
+use crate::portico::PORTAL;
+use crate::running::get;
 
 /// Phones tapping at the same time.
 pub const AT_ONCE: usize = 8;

@@ -9,20 +9,19 @@
 //! neighbour entry and are granted by address into `allowed_v4`.
 //!
 //! The child is spawned from a thread inside the namespace (see
-//! gateway.rs), so its pid is Portico's own and start-up is timed from the
-//! spawn itself.
+//! `tests/venue/running.rs`: no `ip netns exec` comes between, which
+//! spares the measurement its few milliseconds; `/sys` stays the root
+//! namespace's, fine for `lo`), so its pid is Portico's own and start-up is
+//! timed from the spawn itself.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
-use crate::gateway::Netns;
+use crate::netns::Netns;
+use crate::running::{self, Entry, Running};
 
 pub const PORTAL: &str = "127.0.0.1:8080";
 const ADMIN: &str = "127.0.0.1:9090";
@@ -92,9 +91,8 @@ max_connections = 10000
 
 /// A running Portico; killed (and reaped) on drop.
 pub struct Portico {
-    child: Option<Child>,
+    running: Running,
     pub pid: u32,
-    pub log: PathBuf,
 }
 
 /// How long one start took, from the spawn.
@@ -108,78 +106,41 @@ impl Portico {
     /// Spawns `bin run --config CONFIG` in `ns` (log to `log`) and waits for
     /// the first 200 from `/healthz`, polling every millisecond.
     pub fn start(bin: &Path, ns: &Netns, config: &Path, log: PathBuf) -> Result<(Portico, Startup)> {
-        let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let admin: SocketAddr = ADMIN.parse()?;
-        let (child, startup) = ns.run(|| -> Result<(Child, Startup)> {
-            let started = Instant::now();
-            let mut child = Command::new(bin)
-                .args(["run", "--config"])
-                .arg(config)
-                .env("RUST_LOG", LOG_FILTER)
-                .stdin(Stdio::null())
-                .stdout(out.try_clone()?)
-                .stderr(out)
-                .spawn()
-                .with_context(|| format!("spawning {}", bin.display()))?;
-            let mut serving = None;
-            loop {
-                if serving.is_none() && std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Portico serving")) {
-                    serving = Some(started.elapsed());
+        let mut running = Running::start(ns, Entry::Thread, bin, config, LOG_FILTER, &log)?;
+        let serving_logged = || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Portico serving"));
+        let mut serving = None;
+        let spawned = running.started();
+        let healthy = ns.run(|| {
+            let ready = || {
+                if serving.is_none() && serving_logged() {
+                    serving = Some(spawned.elapsed());
                 }
-                if get(admin, "/healthz", Duration::from_millis(200)).is_ok_and(|(status, _)| status == 200) {
-                    let healthy = started.elapsed();
-                    if serving.is_none() && std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Portico serving")) {
-                        serving = Some(healthy);
-                    }
-                    return Ok((child, Startup { healthy, serving }));
-                }
-                if let Some(status) = child.try_wait()? {
-                    bail!("portico exited during start-up ({status}):\n{}", tail(&log, 20));
-                }
-                if started.elapsed() > READY_WITHIN {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    bail!("portico's /healthz did not answer 200 within {READY_WITHIN:?}:\n{}", tail(&log, 20));
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
+                running::healthy(admin)
+            };
+            running.wait_until("portico's /healthz did not answer 200", READY_WITHIN, Duration::from_millis(1), ready)
         })?;
-        let pid = child.id();
-        Ok((Portico { child: Some(child), pid, log }, startup))
+        if serving.is_none() && serving_logged() {
+            serving = Some(healthy);
+        }
+        let pid = running.pid;
+        Ok((Portico { running, pid }, Startup { healthy, serving }))
     }
 
     /// SIGTERM, and wait for the exit; how long the stop took.
     pub fn stop(&mut self) -> Result<Duration> {
-        let Some(mut child) = self.child.take() else {
+        let Some((status, took)) = self.running.stop(STOP_WITHIN)? else {
             bail!("portico is not running");
         };
-        let started = Instant::now();
-        kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM).context("sending SIGTERM to portico")?;
-        loop {
-            if let Some(status) = child.try_wait()? {
-                if !status.success() {
-                    bail!("portico exited with {status} after SIGTERM:\n{}", self.log_tail(20));
-                }
-                return Ok(started.elapsed());
-            }
-            if started.elapsed() > STOP_WITHIN {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("portico did not stop within {STOP_WITHIN:?} of SIGTERM:\n{}", self.log_tail(20));
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        if !status.success() {
+            bail!("portico exited with {status} after SIGTERM:\n{}", self.running.log_tail(20));
         }
+        Ok(took)
     }
 
     /// Fails, with the log's end, if Portico has exited.
     pub fn check_alive(&mut self) -> Result<()> {
-        if let Some(child) = self.child.as_mut()
-            && let Some(status) = child.try_wait()?
-        {
-            self.child = None;
-            bail!("portico exited ({status}):\n{}", self.log_tail(20));
-        }
-        Ok(())
+        self.running.check_alive()
     }
 
     /// A `VmRSS`-style field of /proc/PID/status, in KiB.
@@ -214,53 +175,9 @@ impl Portico {
             _ => bail!("{path}: no utime, stime, cutime, cstime in {text:?}"),
         }
     }
-
-    pub fn log_tail(&self, lines: usize) -> String {
-        tail(&self.log, lines)
-    }
-}
-
-impl Drop for Portico {
-    fn drop(&mut self) {
-        // Nothing may outlive the benchmark: a process in the namespace
-        // keeps it alive after `ip netns del`.
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn tail(log: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// `GET PATH` on the admin listener, from inside `ns`: status and body.
 pub fn admin_get(ns: &Netns, path: &str) -> Result<(u16, String)> {
-    let admin: SocketAddr = ADMIN.parse()?;
-    ns.run(|| get(admin, path, Duration::from_secs(10))).with_context(|| format!("GET {path} on the admin listener"))
-}
-
-/// One HTTP/1.1 GET on a fresh connection with `Connection: close`, read to
-/// the end. Must be called from a thread inside the namespace.
-pub fn get(to: SocketAddr, path: &str, limit: Duration) -> Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&to, limit)?;
-    stream.set_read_timeout(Some(limit))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {to}\r\nAccept-Language: vi\r\nConnection: close\r\n\r\n")?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let raw = String::from_utf8_lossy(&raw);
-    let status = raw.split(' ').nth(1).and_then(|s| s.parse().ok()).context("no status line")?;
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((status, body))
-}
-
-/// The value of the first sample of `name` in a Prometheus text body.
-pub fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find(|l| l.split(['{', ' ']).next() == Some(name))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    running::admin_get(ns, ADMIN, path)
 }

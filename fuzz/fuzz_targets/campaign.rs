@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use portico::campaign::{Campaign, LocaleText};
-use portico::config::CampaignSource;
+use portico::campaign::CampaignSource;
 
 fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create the campaign copy");

@@ -34,13 +34,11 @@
 //!   bytes; the caller verifies before it loads.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::fs;
 use std::path::{Component, Path};
-use std::str::FromStr;
 
+use super::source::{BundleKey, CampaignSource};
 use super::{Campaign, CampaignError, MAX_CAMPAIGN_FILE, read_campaign_file};
-use crate::config::CampaignSource;
 
 /// The largest bundle accepted, in bytes (see the module's comment).
 pub const MAX_BUNDLE_BYTES: usize = 4 * 1024 * 1024;
@@ -404,40 +402,6 @@ fn split_path(path: &str) -> Option<(&str, &str)> {
     (i <= 155 && i + 1 < path.len()).then(|| (&path[..i], &path[i + 1..]))
 }
 
-/// The minisign public key that a campaign's bundles must be signed with,
-/// as `minisign -G` writes it on the second line of `minisign.pub`
-/// (`RWQ…`); the whole two-line file is accepted too.
-#[derive(Clone)]
-pub struct BundleKey(minisign_verify::PublicKey);
-
-impl FromStr for BundleKey {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<BundleKey, String> {
-        let mut lines = s.lines().map(str::trim).filter(|l| !l.is_empty());
-        let first = lines.next().unwrap_or("");
-        let line = if first.starts_with("untrusted comment:") { lines.next().unwrap_or("") } else { first };
-        if lines.next().is_some() {
-            return Err("is not a minisign public key: more lines than minisign.pub has".into());
-        }
-        minisign_verify::PublicKey::from_base64(line).map(BundleKey).map_err(|e| match e {
-            minisign_verify::Error::UnsupportedAlgorithm => {
-                format!("{line:?} is not an Ed25519 minisign public key")
-            }
-            _ => format!(
-                "{line:?} is not a minisign public key: give the second line of minisign.pub, \
-                 56 characters starting with RW"
-            ),
-        })
-    }
-}
-
-impl fmt::Debug for BundleKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BundleKey(..)")
-    }
-}
-
 /// Checks `signature` (the text of `FILE.minisig`) over the bundle's bytes.
 /// Only prehashed signatures, the default of minisign since 0.10, are
 /// taken: a legacy one (`minisign -S -l`) is refused with advice.
@@ -447,7 +411,7 @@ pub fn verify(bundle: &[u8], signature: &str, key: &BundleKey) -> Result<(), Str
         Error::UnsupportedAlgorithm => "the signature is not an Ed25519 minisign signature".to_owned(),
         _ => "not a minisign signature (the four lines `minisign -S` writes to FILE.minisig)".to_owned(),
     })?;
-    key.0.verify(bundle, &signature, false).map_err(|e| match e {
+    key.key.verify(bundle, &signature, false).map_err(|e| match e {
         Error::UnexpectedKeyId => "signed with another key than the configured one".to_owned(),
         Error::UnexpectedAlgorithm => {
             "a legacy signature (minisign -l): sign it again without -l, which signs a hash of the bundle".to_owned()

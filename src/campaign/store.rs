@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::fetch::Validators;
+use super::source::BundleSource;
 use super::{Campaign, bundle};
-use crate::config::BundleSource;
 
 /// A bundle as it was fetched and checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,8 +71,7 @@ pub fn write(state_dir: &Path, url: &str, kept: &Kept) -> std::io::Result<()> {
 /// Verifies and loads a bundle against its source's key: what a fetched
 /// bundle and a kept one both go through.
 pub fn check(source: &BundleSource, bundle: &[u8], signature: &str) -> Result<Campaign, String> {
-    let key: bundle::BundleKey = source.key.parse()?;
-    bundle::verify(bundle, signature, &key)?;
+    bundle::verify(bundle, signature, &source.key)?;
     bundle::load(bundle, &source.url).map_err(|e| e.to_string())
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::raw::parse_duration;
+use super::check::Checker;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -71,43 +71,37 @@ impl Default for Limits {
     }
 }
 
-/// Validates `[limits]`, reporting each bad key through `bad`.
-pub(super) fn validate(raw: RawLimits, bad: &mut dyn FnMut(&str, String)) -> Limits {
+/// Validates `[limits]`, noting each bad key in `c`.
+pub(super) fn validate(raw: RawLimits, c: &mut Checker) -> Limits {
     let d = Limits::default();
-    let mut count = |key: &str, value: Option<u32>, default: usize, min: u32, max: u32| match value {
-        None => default,
-        Some(v) if (min..=max).contains(&v) => v as usize,
-        Some(v) => {
-            bad(key, format!("{v} is out of range ({min} to {max})"));
-            default
-        }
-    };
-    let max_connections = count("limits.max_connections", raw.max_connections, d.max_connections, 1, 1_000_000);
-    let per_client_connections =
-        count("limits.per_client_connections", raw.per_client_connections, d.per_client_connections, 1, 100_000);
+    let max_connections =
+        c.count("limits.max_connections", raw.max_connections, d.max_connections as u32, 1..=1_000_000);
+    let per_client_connections = c.count(
+        "limits.per_client_connections",
+        raw.per_client_connections,
+        d.per_client_connections as u32,
+        1..=100_000,
+    );
     // hyper's read buffer cannot be smaller than 8 KiB.
-    let max_header_bytes = count("limits.max_header_bytes", raw.max_header_bytes, d.max_header_bytes, 8192, 1 << 20);
-    let max_form_bytes = count("limits.max_form_bytes", raw.max_form_bytes, d.max_form_bytes, 64, 1 << 20);
-    let per_client_rps = count("limits.per_client_rps", raw.per_client_rps, d.per_client_rps as usize, 0, 1_000_000);
-    let per_client_burst =
-        count("limits.per_client_burst", raw.per_client_burst, d.per_client_burst as usize, 1, 1_000_000);
-    let global_rps = count("limits.global_rps", raw.global_rps, d.global_rps as usize, 0, 10_000_000);
-    let mut duration = |key: &str, value: Option<String>, default: Duration| match value.as_deref().map(parse_duration)
-    {
-        None => default,
-        Some(Ok(v)) if v >= Duration::from_millis(100) && v <= Duration::from_secs(600) => v,
-        Some(Ok(_)) => {
-            bad(key, "must be between 100ms and 10m".into());
-            default
-        }
-        Some(Err(e)) => {
-            bad(key, e);
-            default
-        }
-    };
-    let header_read_timeout = duration("limits.header_read_timeout", raw.header_read_timeout, d.header_read_timeout);
-    let tls_handshake_timeout =
-        duration("limits.tls_handshake_timeout", raw.tls_handshake_timeout, d.tls_handshake_timeout);
+    let max_header_bytes =
+        c.count("limits.max_header_bytes", raw.max_header_bytes, d.max_header_bytes as u32, 8192..=1 << 20);
+    let max_form_bytes = c.count("limits.max_form_bytes", raw.max_form_bytes, d.max_form_bytes as u32, 64..=1 << 20);
+    let per_client_rps = c.count("limits.per_client_rps", raw.per_client_rps, d.per_client_rps, 0..=1_000_000);
+    let per_client_burst = c.count("limits.per_client_burst", raw.per_client_burst, d.per_client_burst, 1..=1_000_000);
+    let global_rps = c.count("limits.global_rps", raw.global_rps, d.global_rps, 0..=10_000_000);
+    let timeouts = Duration::from_millis(100)..=Duration::from_secs(600);
+    let header_read_timeout = c.duration(
+        "limits.header_read_timeout",
+        raw.header_read_timeout.as_deref(),
+        d.header_read_timeout,
+        timeouts.clone(),
+    );
+    let tls_handshake_timeout = c.duration(
+        "limits.tls_handshake_timeout",
+        raw.tls_handshake_timeout.as_deref(),
+        d.tls_handshake_timeout,
+        timeouts,
+    );
     let trusted_proxies = raw
         .trusted_proxies
         .unwrap_or_default()
@@ -115,21 +109,21 @@ pub(super) fn validate(raw: RawLimits, bad: &mut dyn FnMut(&str, String)) -> Lim
         .filter_map(|p| match p.parse::<IpAddr>() {
             Ok(ip) => Some(ip.to_canonical()),
             Err(_) => {
-                bad("limits.trusted_proxies", format!("{p:?} is not an IP address"));
+                c.bad("limits.trusted_proxies", format!("{p:?} is not an IP address"));
                 None
             }
         })
         .collect();
     Limits {
-        max_connections,
-        per_client_connections,
+        max_connections: max_connections as usize,
+        per_client_connections: per_client_connections as usize,
         header_read_timeout,
         tls_handshake_timeout,
-        max_header_bytes,
-        max_form_bytes,
-        per_client_rps: per_client_rps as u32,
-        per_client_burst: per_client_burst as u32,
-        global_rps: global_rps as u32,
+        max_header_bytes: max_header_bytes as usize,
+        max_form_bytes: max_form_bytes as usize,
+        per_client_rps,
+        per_client_burst,
+        global_rps,
         trusted_proxies,
     }
 }

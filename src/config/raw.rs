@@ -4,17 +4,18 @@
 //! instead of failing the whole parse; `deny_unknown_fields` turns a typo
 //! (`sesion = "12h"`) into an error instead of a silently ignored line.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::check::Checker;
 use super::limits::RawLimits;
 use super::{
-    Admin, Backend, CampaignSource, Config, Firewall, Portal, Problem, PublicUrl, Rate, ScheduledCampaign, State, Tls,
+    Admin, Backend, Config, FirewallSection, PortalSection, Problem, PublicUrl, Rate, ScheduledCampaign, State, Tls,
     Venue, VenueKind, WalledGarden,
 };
+use crate::campaign::{BundleKey, BundleSource, CampaignSource};
 use crate::trusted::{self, TrustedDevice};
 
 #[derive(Deserialize)]
@@ -137,28 +138,9 @@ struct RawAdmin {
     token_file: Option<PathBuf>,
 }
 
-/// Collects problems while building the validated config.
-struct Checker {
-    problems: Vec<Problem>,
-}
-
-impl Checker {
-    fn bad(&mut self, key: &str, message: impl Into<String>) {
-        self.problems.push(Problem { key: key.into(), line: None, message: message.into() });
-    }
-
-    fn addr(&mut self, key: &str, value: Option<&str>, default: &str) -> SocketAddr {
-        let value = value.unwrap_or(default);
-        value.parse().unwrap_or_else(|_| {
-            self.bad(key, format!("{value:?} is not an address:port (like {default:?} or \"[::]:8080\")"));
-            ([0, 0, 0, 0], 0).into()
-        })
-    }
-}
-
 pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| vec![locate(text, &e)])?;
-    let mut c = Checker { problems: Vec::new() };
+    let mut c = Checker::default();
 
     let venue = validate_venue(&mut c, raw.venue);
 
@@ -167,22 +149,13 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         c.bad("portal.public_url", format!("{:?} {e}", raw.portal.public_url));
         PublicUrl::parse("http://invalid/").expect("placeholder URL parses")
     });
-    let session_text = raw.portal.session.as_deref().unwrap_or("12h");
-    let session = match parse_duration(session_text) {
-        Ok(d) if d < Duration::from_secs(1) => {
-            c.bad("portal.session", "must be at least 1s");
-            d
-        }
-        Ok(d) if d > Duration::from_secs(30 * 86_400) => {
-            c.bad("portal.session", "must be at most 30d: the reminder is meant to come back");
-            d
-        }
-        Ok(d) => d,
-        Err(e) => {
-            c.bad("portal.session", e);
-            Duration::ZERO
-        }
-    };
+    // At most 30 days: the reminder is meant to come back.
+    let session = c.duration(
+        "portal.session",
+        raw.portal.session.as_deref(),
+        Duration::from_secs(12 * 3_600),
+        Duration::from_secs(1)..=Duration::from_secs(30 * 86_400),
+    );
     let keys = SourceKeys {
         source: "portal.campaign",
         key: "portal.campaign_key",
@@ -192,7 +165,7 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     let shorthand = raw.portal.campaign.as_deref().unwrap_or("bluezone");
     let (key, ca, poll) = (raw.portal.campaign_key, raw.portal.campaign_ca, raw.portal.campaign_poll);
     let campaign = campaign_source(&mut c, &keys, shorthand, BundleKeys { key, ca, poll }, base);
-    let portal = Portal { listen, public_url, session, campaign };
+    let portal = PortalSection { listen, public_url, session, campaign };
     let campaigns = validate_campaigns(&mut c, raw.campaigns, base);
 
     let tls = raw.tls.map(|t| Tls {
@@ -203,7 +176,7 @@ pub(super) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
 
     let firewall = validate_firewall(&mut c, raw.firewall);
     let state = validate_state(&mut c, raw.state, base);
-    let limits = super::limits::validate(raw.limits, &mut |key, message| c.bad(key, message));
+    let limits = super::limits::validate(raw.limits, &mut c);
     let admin = validate_admin(&mut c, raw.admin, base);
     let walled_garden = validate_garden(&mut c, raw.walled_garden, &firewall);
     let trusted = validate_trusted(&mut c, raw.trusted);
@@ -284,13 +257,14 @@ fn campaign_source(
             if !url.starts_with("https://") || url.len() <= "https://".len() || url.contains(char::is_whitespace) {
                 c.bad(keys.source, format!("{url:?}: a campaign bundle is fetched over https:// only"));
             }
-            let key = match key.map(|k| k.trim().to_owned()) {
-                Some(k) if !k.is_empty() => {
-                    if let Err(e) = k.parse::<crate::campaign::bundle::BundleKey>() {
+            let key = match key.as_deref().map(str::trim) {
+                Some(k) if !k.is_empty() => match k.parse::<BundleKey>() {
+                    Ok(key) => Some(key),
+                    Err(e) => {
                         c.bad(keys.key, e);
+                        None
                     }
-                    k
-                }
+                },
                 _ => {
                     c.bad(
                         keys.key,
@@ -299,23 +273,21 @@ fn campaign_source(
                              (the RW… line of minisign.pub)"
                         ),
                     );
-                    String::new()
+                    None
                 }
             };
             let ca = ca.map(|p| base.join(p));
-            let poll = match poll.as_deref().map(parse_duration) {
-                None => DEFAULT_POLL,
-                Some(Ok(d)) if d >= Duration::from_secs(1) && d <= Duration::from_secs(7 * 86_400) => d,
-                Some(Ok(_)) => {
-                    c.bad(keys.poll, "must be from 1s to 7d");
-                    DEFAULT_POLL
-                }
-                Some(Err(e)) => {
-                    c.bad(keys.poll, e);
-                    DEFAULT_POLL
-                }
-            };
-            CampaignSource::Bundle(crate::config::BundleSource { url: url.to_owned(), key, ca, poll })
+            let poll = c.duration(
+                keys.poll,
+                poll.as_deref(),
+                DEFAULT_POLL,
+                Duration::from_secs(1)..=Duration::from_secs(7 * 86_400),
+            );
+            // Without a key the config is refused (the problem is noted
+            // above); what stands in for the source is never used.
+            key.map_or(CampaignSource::Builtin(String::new()), |key| {
+                CampaignSource::Bundle(BundleSource { url: url.to_owned(), key, ca, poll })
+            })
         }
         name if !name.contains(['/', '.']) => CampaignSource::Builtin(name.to_owned()),
         path => CampaignSource::Folder(base.join(path)),
@@ -393,19 +365,13 @@ fn validate_admin(c: &mut Checker, raw: RawAdmin, base: &Path) -> Admin {
 fn validate_state(c: &mut Checker, raw: RawState, base: &Path) -> State {
     let dir = raw.dir.map_or_else(|| PathBuf::from("/var/lib/portico"), |d| base.join(d));
     // Whole days: the counts are kept one file per day.
-    let retention_days = match raw.retention.as_deref().map(parse_duration) {
-        None => 400,
-        Some(Ok(d)) if d.as_secs() % 86_400 == 0 && (1..=36_500).contains(&(d.as_secs() / 86_400)) => {
-            (d.as_secs() / 86_400) as u32
-        }
-        Some(Ok(_)) => {
-            c.bad("state.retention", "must be whole days from \"1d\" to \"36500d\" (like \"400d\")");
-            400
-        }
-        Some(Err(e)) => {
-            c.bad("state.retention", e);
-            400
-        }
+    const DAY: Duration = Duration::from_secs(86_400);
+    let retention = c.duration("state.retention", raw.retention.as_deref(), DAY * 400, DAY..=DAY * 36_500);
+    let retention_days = if retention.as_secs().is_multiple_of(DAY.as_secs()) {
+        (retention.as_secs() / DAY.as_secs()) as u32
+    } else {
+        c.bad("state.retention", "must be whole days (like \"400d\")");
+        400
     };
     State { dir, retention_days }
 }
@@ -433,7 +399,7 @@ fn validate_venue(c: &mut Checker, raw: RawVenue) -> Venue {
     Venue { name, kind, province, timezone }
 }
 
-fn validate_firewall(c: &mut Checker, raw: RawFirewall) -> Firewall {
+fn validate_firewall(c: &mut Checker, raw: RawFirewall) -> FirewallSection {
     let backend = match raw.backend.as_deref().unwrap_or("nftables") {
         "nftables" => Backend::Nftables,
         "none" => Backend::None,
@@ -475,10 +441,10 @@ fn validate_firewall(c: &mut Checker, raw: RawFirewall) -> Firewall {
     if backend == Backend::None && (device_rate.is_some() || device_upload_rate.is_some()) {
         c.bad("firewall.device_rate", "needs backend = \"nftables\": the rate is enforced in the kernel");
     }
-    Firewall { backend, interfaces, table, device_rate, device_upload_rate, limit_trusted: raw.limit_trusted }
+    FirewallSection { backend, interfaces, table, device_rate, device_upload_rate, limit_trusted: raw.limit_trusted }
 }
 
-fn validate_garden(c: &mut Checker, raw: RawGarden, firewall: &Firewall) -> WalledGarden {
+fn validate_garden(c: &mut Checker, raw: RawGarden, firewall: &FirewallSection) -> WalledGarden {
     let mut hosts: Vec<String> = Vec::new();
     for host in raw.hosts {
         let host = host.trim().trim_end_matches('.').to_owned();
@@ -529,34 +495,6 @@ fn validate_trusted(c: &mut Checker, raw: Vec<RawTrusted>) -> Vec<TrustedDevice>
         devices.push(TrustedDevice { mac, name });
     }
     devices
-}
-
-/// Parses `"12h"`, `"90s"`, `"1h30m"`, `"2d"`, `"500ms"`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err = || format!("{s:?} is not a duration (like \"12h\", \"90s\", \"1h30m\"; units d h m s ms)");
-    let mut total = Duration::ZERO;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err(err());
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let number: u64 = rest[..digits].parse().map_err(|_| err())?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = match &rest[..unit_len] {
-            "d" => Duration::from_secs(86_400),
-            "h" => Duration::from_secs(3_600),
-            "m" => Duration::from_secs(60),
-            "s" => Duration::from_secs(1),
-            "ms" => Duration::from_millis(1),
-            _ => return Err(err()),
-        };
-        rest = &rest[unit_len..];
-        let part = u32::try_from(number).ok().and_then(|n| unit.checked_mul(n)).ok_or_else(err)?;
-        total = total.checked_add(part).ok_or_else(err)?;
-    }
-    Ok(total)
 }
 
 /// Turns a TOML/serde error into a problem naming the key and line: the
@@ -646,17 +584,6 @@ mod tests {
         assert_eq!(keys(with("timezone = \"Asia/Saigon City\"", "")), ["venue.timezone"]);
         for bad in ["\"12h\"", "\"0d\"", "\"soon\""] {
             assert_eq!(keys(with("", &format!("retention = {bad}"))), ["state.retention"], "{bad}");
-        }
-    }
-
-    #[test]
-    fn durations_parse_and_bad_ones_say_why() {
-        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        for bad in ["", "12", "h", "12x", "-1s", "1.5h", "99999999999999999999s"] {
-            let e = parse_duration(bad).unwrap_err();
-            assert!(e.contains("not a duration"), "{bad}: {e}");
         }
     }
 }

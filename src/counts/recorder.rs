@@ -21,7 +21,6 @@ use std::time::{Duration, SystemTime};
 use super::day_file::{self, DayFile};
 use super::zone::{HourCache, unix_secs};
 use super::{At, Day, DayCounts, Device, Platform, Tally, Zone};
-use crate::sessions::Sessions;
 
 /// How often today's file is rewritten when something changed.
 pub const WRITE_EVERY: Duration = Duration::from_secs(1);
@@ -193,18 +192,14 @@ impl Counts {
 
     /// Carries the running grants into today once, then takes what must be
     /// written, if anything changed.
-    fn take(&self, now: SystemTime, sessions: Option<&Sessions>) -> Option<Snapshot> {
+    fn take(&self, now: SystemTime, running: Option<&Running>) -> Option<Snapshot> {
         let secs = unix_secs(now);
         let unseeded = !self.current(secs).seeded;
         // Read before the counts' lock, so the two locks are never taken
         // in the other order than a splash view takes them.
-        let running: Vec<(Device, i64)> = match (unseeded, sessions) {
-            (true, Some(sessions)) => {
-                let mut running = Vec::new();
-                sessions.each_live(&sessions.live_devices(now), now, |g| {
-                    running.push((g.device, unix_secs(g.expires)));
-                });
-                running
+        let running: Vec<(Device, i64)> = match (unseeded, running) {
+            (true, Some(running)) => {
+                running(now).into_iter().map(|(device, until)| (device, unix_secs(until))).collect()
             }
             _ => Vec::new(),
         };
@@ -263,8 +258,8 @@ impl Counts {
     }
 
     /// Writes what changed now (a clean stop).
-    pub async fn flush(&self, sessions: &Sessions) {
-        if let Some(snapshot) = self.take(SystemTime::now(), Some(sessions)) {
+    pub async fn flush(&self, running: &Running) {
+        if let Some(snapshot) = self.take(SystemTime::now(), Some(running)) {
             let counts = self.clone();
             let _ = tokio::task::spawn_blocking(move || counts.write(snapshot)).await;
         }
@@ -272,14 +267,14 @@ impl Counts {
 
     /// Starts the task that writes every [`WRITE_EVERY`]; it stops when
     /// the returned guard is dropped.
-    pub fn spawn_writer(&self, sessions: Sessions) -> Writer {
+    pub fn spawn_writer(&self, running: Box<Running>) -> Writer {
         let counts = self.clone();
         Writer(tokio::spawn(async move {
             let mut tick = tokio::time::interval(WRITE_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Some(snapshot) = counts.take(SystemTime::now(), Some(&sessions)) {
+                if let Some(snapshot) = counts.take(SystemTime::now(), Some(&*running)) {
                     let counts = counts.clone();
                     let _ = tokio::task::spawn_blocking(move || counts.write(snapshot)).await;
                 }
@@ -304,6 +299,12 @@ impl Current {
         self.dirty = true;
     }
 }
+
+/// The grants running at a time, with their ends: each device on the
+/// grants (the grant table's, see `sessions`) when the counts begin, counts
+/// as connected today. Given by the caller, so the counts need nothing of
+/// the grant table.
+pub type Running = dyn Fn(SystemTime) -> Vec<(Device, SystemTime)> + Send + Sync;
 
 /// The writer task, aborted when dropped.
 pub struct Writer(tokio::task::JoinHandle<()>);

@@ -714,126 +714,8 @@ impl Checker {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Recording;
     use super::*;
-    use std::sync::atomic::AtomicU32;
-
-    /// A backend that records what it is asked and keeps a generation
-    /// that its own changes and [`Fake::someone_else`] move on.
-    #[derive(Default)]
-    struct Fake {
-        generation: AtomicU32,
-        checks: AtomicU32,
-        /// What `check` answers.
-        intact: AtomicBool,
-        /// Whether it can tell its generation at all.
-        blind: bool,
-        fail: AtomicBool,
-        allowed: Mutex<Vec<(Vec<Allowed>, Vec<Allowed>)>>,
-        /// Every call that changes something, in order.
-        calls: Mutex<Vec<&'static str>>,
-        /// Someone else changes the ruleset right after each install.
-        interloper: AtomicBool,
-        /// How long an install takes, in milliseconds.
-        install_ms: std::sync::atomic::AtomicU64,
-        /// Grants `check` finds missing (when `intact`).
-        lost: Mutex<Vec<Allowed>>,
-        /// How long a comparison takes, in milliseconds, and whether one is
-        /// under way.
-        check_ms: std::sync::atomic::AtomicU64,
-        checking: AtomicBool,
-        /// The trusted devices of each install and trust, in order.
-        trusted: Mutex<Vec<Vec<MacAddr>>>,
-        /// What `rules_intact` answers.
-        rules: Mutex<Option<bool>>,
-        /// Whether the gate is open, as the backend keeps it.
-        open: AtomicBool,
-        /// Each install's grants (by device) and whether it installed the
-        /// gate open.
-        installs: Mutex<Vec<(Vec<Device>, bool)>>,
-    }
-
-    impl Fake {
-        fn someone_else(&self) {
-            self.generation.fetch_add(1, Relaxed);
-        }
-
-        fn change(&self) -> Result<(), FirewallError> {
-            if self.fail.load(Relaxed) {
-                self.calls.lock().unwrap().push("refused");
-                return Err(FirewallError::Failed("refused".into()));
-            }
-            self.generation.fetch_add(1, Relaxed);
-            Ok(())
-        }
-    }
-
-    impl Firewall for Fake {
-        fn name(&self) -> &'static str {
-            "fake"
-        }
-        fn install(&self, live: &[Allowed], trusted: &[MacAddr], _: SystemTime) -> Result<(), FirewallError> {
-            std::thread::sleep(Duration::from_millis(self.install_ms.load(Relaxed)));
-            self.calls.lock().unwrap().push("install");
-            self.change()?;
-            self.trusted.lock().unwrap().push(trusted.to_vec());
-            let mut devices: Vec<Device> = live.iter().map(|a| a.device).collect();
-            devices.sort_by_key(|d| d.to_string());
-            self.installs.lock().unwrap().push((devices, self.open.load(Relaxed)));
-            if self.interloper.load(Relaxed) {
-                self.someone_else();
-            }
-            Ok(())
-        }
-        fn validate(&self) -> Result<(), FirewallError> {
-            if self.fail.load(Relaxed) { Err(FirewallError::Unavailable("no nft".into())) } else { Ok(()) }
-        }
-        fn allow(&self, fresh: &[Allowed], renewed: &[Allowed], _: SystemTime) -> Result<(), FirewallError> {
-            self.calls.lock().unwrap().push("allow");
-            self.change()?;
-            self.allowed.lock().unwrap().push((fresh.to_vec(), renewed.to_vec()));
-            Ok(())
-        }
-        fn revoke(&self, _: &[Allowed]) -> Result<(), FirewallError> {
-            self.change()
-        }
-        fn trust(&self, trusted: &[MacAddr]) -> Result<(), FirewallError> {
-            self.calls.lock().unwrap().push("trust");
-            // As nft: a script with nothing to change commits nothing.
-            let last = self.trusted.lock().unwrap().last().cloned().unwrap_or_default();
-            if last != trusted || self.fail.load(Relaxed) {
-                self.change()?;
-            }
-            self.trusted.lock().unwrap().push(trusted.to_vec());
-            Ok(())
-        }
-        fn set_open(&self, open: bool) -> Result<(), FirewallError> {
-            self.calls.lock().unwrap().push("set_open");
-            // As nftables: the state is kept even if the kernel refuses.
-            self.open.store(open, Relaxed);
-            self.change()
-        }
-        fn generation(&self) -> Option<u32> {
-            (!self.blind).then(|| self.generation.load(Relaxed))
-        }
-        fn rules_intact(&self) -> Option<bool> {
-            *self.rules.lock().unwrap()
-        }
-        fn check(&self, _: &[Allowed], _: &[MacAddr], _: SystemTime) -> Result<Found, FirewallError> {
-            self.checking.store(true, Relaxed);
-            std::thread::sleep(Duration::from_millis(self.check_ms.load(Relaxed)));
-            self.checking.store(false, Relaxed);
-            self.checks.fetch_add(1, Relaxed);
-            let lost = self.lost.lock().unwrap().clone();
-            Ok(match self.intact.load(Relaxed) {
-                false => Found::Broken,
-                true if lost.is_empty() => Found::Intact,
-                true => Found::Missing(lost),
-            })
-        }
-        fn ruleset(&self) -> String {
-            String::new()
-        }
-    }
 
     fn phone(last: u8, minutes: u64) -> Grant {
         let mac = crate::grant::MacAddr([2, 0, 0, 0, 0, last]);
@@ -842,7 +724,7 @@ mod tests {
     }
 
     /// The worker and checker of [`Gate::start`], without their threads.
-    fn parts(fake: Arc<Fake>) -> (Worker, Checker) {
+    fn parts(fake: Arc<Recording>) -> (Worker, Checker) {
         fake.intact.store(true, Relaxed);
         let firewall: Arc<dyn Firewall> = fake;
         let (applied, repair, stopped, missing) =
@@ -891,7 +773,7 @@ mod tests {
 
     #[test]
     fn the_kernel_is_listed_only_after_someone_else_changed_the_ruleset() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         let (worker, checker) = parts(fake.clone());
         checker.check_once();
         assert_eq!(fake.checks.load(Relaxed), 0, "nothing changed since the install");
@@ -917,7 +799,7 @@ mod tests {
 
     #[test]
     fn a_look_waits_for_portico_own_transaction_but_not_for_ever() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         let (worker, checker) = parts(fake.clone());
         // The worker's transaction has committed in the kernel and not yet
         // been noted: the generation moved for Portico's own reason.
@@ -943,7 +825,7 @@ mod tests {
 
     #[test]
     fn drift_asks_for_a_repair_and_the_repair_is_known_clean() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         let (worker, checker) = parts(fake.clone());
         allow(&worker, phone(1, 30)).unwrap();
         fake.someone_else();
@@ -958,7 +840,7 @@ mod tests {
 
     #[test]
     fn a_lost_element_is_put_back_alone_unless_its_grant_was_revoked_meanwhile() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         let (worker, checker) = parts(fake.clone());
         let (kept, revoked) = (phone(1, 30), phone(2, 30));
         allow(&worker, kept.clone()).unwrap();
@@ -995,8 +877,41 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_revoke_keeps_the_grant_applied_so_a_lost_element_is_still_put_back() {
+        let fake = Arc::new(Recording::default());
+        let (worker, checker) = parts(fake.clone());
+        let phone = phone(1, 30);
+        allow(&worker, phone.clone()).unwrap();
+        fake.refuse(true);
+        let (done, mut answer) = oneshot::channel();
+        worker.apply(vec![Request { change: Change::Revoke(phone.clone()), done }]);
+        assert!(answer.try_recv().unwrap().is_err(), "the operator is told the revoke failed");
+        assert!(fake.revoked.lock().unwrap().is_empty());
+        // The kernel still holds the grant, and Portico still expects it
+        // there: when someone deletes its element, it comes back.
+        fake.refuse(false);
+        fake.someone_else();
+        *fake.lost.lock().unwrap() = vec![Allowed::of(&phone)];
+        checker.check_once();
+        fake.allowed.lock().unwrap().clear();
+        worker.put_back();
+        assert_eq!(fake.allowed_devices(), [phone.device], "put back: the refused revoke left it applied");
+
+        // A revoke the kernel takes forgets it: lost again, it stays out.
+        let (done, mut answer) = oneshot::channel();
+        worker.apply(vec![Request { change: Change::Revoke(phone.clone()), done }]);
+        assert!(answer.try_recv().unwrap().is_ok());
+        assert_eq!(*fake.revoked.lock().unwrap(), [vec![Allowed::of(&phone)]]);
+        fake.someone_else();
+        fake.allowed.lock().unwrap().clear();
+        checker.check_once();
+        worker.put_back();
+        assert!(fake.allowed_devices().is_empty(), "a revoked grant is never put back");
+    }
+
+    #[test]
     fn a_changed_chain_is_seen_without_listing_the_sets() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         let (_worker, checker) = parts(fake.clone());
         *fake.rules.lock().unwrap() = Some(true);
         fake.someone_else();
@@ -1011,7 +926,7 @@ mod tests {
 
     #[test]
     fn full_comparisons_are_spaced_by_what_they_cost() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         let (_worker, checker) = parts(fake.clone());
         fake.check_ms.store(150, Relaxed);
         let started = Instant::now();
@@ -1031,7 +946,7 @@ mod tests {
 
     #[tokio::test]
     async fn trusted_devices_are_installed_changed_and_kept_through_a_rebuild() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         let metrics = Arc::new(Metrics::new("Bluezone", &["vi".to_string()]));
         let screen = MacAddr([2, 0, 0, 0, 0, 0xaa]);
         let kiosk = MacAddr([2, 0, 0, 0, 0, 0xbb]);
@@ -1054,7 +969,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_start_installs_before_any_grant_unless_the_last_stop_left_it_as_it_is() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         let metrics = Arc::new(Metrics::new("Bluezone", &["vi".to_string()]));
         let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], vec![], metrics.clone(), None).unwrap();
         gate.allow(phone(2, 30)).await.unwrap();
@@ -1082,9 +997,47 @@ mod tests {
         assert!(Gate::start(fake.clone(), vec![], vec![], metrics, None).is_err());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_accepts_shares_a_few_transactions_and_each_is_answered() {
+        let fake = Arc::new(Recording::default());
+        let metrics = Arc::new(Metrics::new("Bluezone", &["vi".to_string()]));
+        let gate = Gate::start(fake.clone(), vec![], vec![], metrics.clone(), None).unwrap();
+        // The kernel takes its time, as it does under load: what arrives
+        // meanwhile waits for the next transaction, together.
+        fake.allow_ms.store(50, Relaxed);
+        let phones: Vec<Grant> = (1..=200).map(|i| phone(i as u8, 30)).collect();
+        let answers: Vec<_> = phones
+            .iter()
+            .cloned()
+            .map(|p| {
+                let gate = gate.clone();
+                tokio::spawn(async move { gate.allow(p).await })
+            })
+            .collect();
+        for (answer, phone) in answers.into_iter().zip(&phones) {
+            assert_eq!(answer.await.unwrap().unwrap().device, phone.device, "each accept gets its own grant back");
+        }
+        let transactions = fake.allowed.lock().unwrap().len();
+        assert!(transactions <= 5, "200 accepts took {transactions} transactions");
+        assert_eq!(metrics.firewall_batches.load(Relaxed), transactions as u64);
+        let mut devices = fake.allowed_devices();
+        devices.sort_by_key(|d| d.to_string());
+        devices.dedup();
+        assert_eq!(devices.len(), 200, "every device reached the kernel once");
+
+        // A second tap of a phone already let through is a renewal, not a
+        // new element.
+        fake.allow_ms.store(0, Relaxed);
+        fake.allowed.lock().unwrap().clear();
+        gate.allow(phone(7, 60)).await.unwrap();
+        let allowed = fake.allowed.lock().unwrap().clone();
+        assert_eq!(allowed.len(), 1);
+        assert!(allowed[0].0.is_empty() && allowed[0].1.len() == 1, "renewed, not fresh: {allowed:?}");
+    }
+
     #[tokio::test]
     async fn a_stop_waits_for_the_install_in_hand_before_saying_where_it_left_the_kernel() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         fake.install_ms.store(300, Relaxed);
         let metrics = Arc::new(Metrics::new("Bluezone", &["vi".to_string()]));
         let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], vec![], metrics, None).unwrap();
@@ -1096,7 +1049,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stop_ends_the_drift_checker_after_the_comparison_it_is_making() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         fake.intact.store(true, Relaxed);
         fake.check_ms.store(300, Relaxed);
         let metrics = Arc::new(Metrics::new("Bluezone", &["vi".to_string()]));
@@ -1118,7 +1071,7 @@ mod tests {
     /// taken as part of the rebuild and never looked at again.
     #[test]
     fn a_change_right_after_a_rebuild_is_still_looked_at() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         let (worker, checker) = parts(fake.clone());
         fake.interloper.store(true, Relaxed);
         worker.reinstall(false);
@@ -1132,7 +1085,7 @@ mod tests {
 
     #[test]
     fn a_refused_install_is_told_until_one_succeeds() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         let (worker, _checker) = parts(fake.clone());
         fake.fail.store(true, Relaxed);
         worker.reinstall(false);
@@ -1145,7 +1098,7 @@ mod tests {
 
     #[test]
     fn a_backend_that_cannot_tell_its_generation_is_always_compared() {
-        let fake = Arc::new(Fake { blind: true, ..Fake::default() });
+        let fake = Arc::new(Recording { blind: true, ..Recording::default() });
         let (_worker, checker) = parts(fake.clone());
         checker.check_once();
         checker.check_once();
@@ -1154,7 +1107,7 @@ mod tests {
 
     #[test]
     fn renewals_are_told_apart_from_fresh_grants_and_a_refusal_applies_nothing() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         let (worker, checker) = parts(fake.clone());
         allow(&worker, phone(1, 30)).unwrap();
         // The same phone again, from another address: a renewal.
@@ -1174,7 +1127,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_open_gate_reaches_the_backend_once_and_a_rebuild_keeps_it_and_every_grant() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         fake.intact.store(true, Relaxed);
         let metrics = Arc::new(Metrics::new("Bluezone", &["vi".to_string()]));
         let gate = Gate::start(fake.clone(), vec![Allowed::of(&phone(1, 30))], vec![], metrics, None).unwrap();
@@ -1212,7 +1165,7 @@ mod tests {
 
     #[test]
     fn a_refused_open_gate_is_installed_by_the_rebuild_it_asks_for() {
-        let fake = Arc::new(Fake::default());
+        let fake = Arc::new(Recording::default());
         let (worker, _checker) = parts(fake.clone());
         allow(&worker, phone(1, 30)).unwrap();
         fake.fail.store(true, Relaxed);

@@ -10,7 +10,7 @@
 //! - nothing from the request becomes a `Location` (no open redirect);
 //! - an answer to a foreign host closes its connection: the firewall's NAT
 //!   sent it here, and conntrack would send every later request on it here
-//!   too, even after the grant (see [`super::intercepts`]);
+//!   too, even after the grant (see [`crate::intercepts`]);
 //! - TLS (and so HTTP/2) only ever carries the portal's own host: a foreign
 //!   host there is misdirected (421), as Portico never intercepts TLS;
 //! - a request with two `Host` headers, or one that disagrees with the
@@ -31,11 +31,12 @@ use super::{Live, Portal, ProxiedSlot, Rejection, captive};
 use crate::campaign::Campaign;
 use crate::client::Client;
 use crate::counts::{Action, Seen};
+use crate::grant::Device;
 use crate::metrics::Outcome;
 use crate::pages::Pages;
+use crate::platform::Platform;
 use crate::probes::{self, ProbeAnswer};
 use crate::schedule;
-use crate::views::Platform;
 
 /// Facts about the connection a request arrived on.
 #[derive(Clone)]
@@ -153,14 +154,14 @@ fn foreign(
 
 async fn own_page(
     portal: &Portal,
-    content: &Live,
+    live: &Live,
     client: IpAddr,
     now: SystemTime,
     req: Request<Incoming>,
 ) -> (Response<Body>, Outcome) {
     let query_lang = query_param(req.uri().query(), "lang");
     let accept_language = header_str(&req, header::ACCEPT_LANGUAGE);
-    let (campaign, pages) = showing(portal, content, client, now);
+    let (campaign, pages, device) = showing(portal, live, client, now);
     let lang = campaign.negotiate(query_lang, accept_language);
     let tag = campaign.locales[lang].tag.as_str();
     let platform = Platform::from_user_agent(header_str(&req, header::USER_AGENT).unwrap_or(""));
@@ -171,12 +172,12 @@ async fn own_page(
         (true, "/") => {
             portal.metrics.splash_view(&campaign.name, tag);
             if method == Method::GET {
-                count_splash(portal, client, Seen { lang: tag, campaign: &campaign.name, platform }, now);
+                count_splash(portal, device, client, Seen { lang: tag, campaign: &campaign.name, platform }, now);
             }
             (body::page(StatusCode::OK, pages.splash(lang, platform), tag), Outcome::Splash)
         }
         (true, "/welcome") => (body::page(StatusCode::OK, pages.welcome(lang, platform), tag), Outcome::Welcome),
-        (true, "/api/captive") => (captive::api(portal, content, portal.client_at(client), now), Outcome::Api),
+        (true, "/api/captive") => (captive::api(portal, live, portal.client_at(client), now), Outcome::Api),
         (true, "/signage") => {
             let mut res = body::page(StatusCode::OK, pages.signage(lang), tag);
             let after = crate::views::reload_after(pages.board_languages);
@@ -205,6 +206,12 @@ async fn own_page(
                     let mut res = body::response(StatusCode::OK, image.content_type, image.bytes.clone());
                     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
                     res.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+                    // An SVG opened on its own is a document of the portal's
+                    // origin. `sandbox`: an opaque origin, no script, no forms;
+                    // `default-src 'none'`: it loads nothing; `style-src
+                    // 'unsafe-inline'`: its own style="" still draws.
+                    let csp = "default-src 'none'; style-src 'unsafe-inline'; sandbox";
+                    res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
                     (res, Outcome::Asset)
                 }
                 None => (body::page(StatusCode::NOT_FOUND, pages.not_found(lang), tag), Outcome::NotFound),
@@ -227,7 +234,7 @@ async fn own_page(
             (body::redirect(StatusCode::SEE_OTHER, &location, Bytes::new()), Outcome::Installed)
         }
         (false, "/") if method == Method::POST => {
-            accept(portal, (campaign, pages), portal.client_at(client), lang, platform, req).await
+            accept(portal, live, (campaign, pages), portal.client_at(client), lang, platform, req).await
         }
         (false, "/" | "/welcome" | "/api/captive") => {
             let mut res = body::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -239,26 +246,36 @@ async fn own_page(
     }
 }
 
-/// The campaign a request from `ip` is served (see [`crate::schedule`]).
-/// The device is looked up only when the choice depends on it.
-fn showing<'a>(portal: &Portal, live: &'a Live, ip: IpAddr, now: SystemTime) -> (&'a Campaign, &'a Pages) {
+/// The campaign a request from `ip` is served (see [`crate::schedule`]),
+/// and the device, if the choice depended on it. The device is looked up
+/// only then.
+fn showing<'a>(
+    portal: &Portal,
+    live: &'a Live,
+    ip: IpAddr,
+    now: SystemTime,
+) -> (&'a Campaign, &'a Pages, Option<Device>) {
     let entries = &live.config.campaigns;
     if entries.is_empty() {
-        return live.showing(None);
+        let (campaign, pages) = live.showing(None);
+        return (campaign, pages, None);
     }
     let (day, kind) = (portal.counts.day(now), live.config.venue.kind);
     let available = |i| live.available(i);
-    let hash = if schedule::depends_on_device(entries, kind, day, available) {
-        portal.counts.device_hash(&portal.client_at(ip).device(), now)
+    let (hash, device) = if schedule::depends_on_device(entries, kind, day, available) {
+        let device = portal.client_at(ip).device();
+        (portal.counts.device_hash(&device, now), Some(device))
     } else {
-        0
+        (0, None)
     };
-    live.showing(schedule::pick(entries, kind, day, hash, available))
+    let (campaign, pages) = live.showing(schedule::pick(entries, kind, day, hash, available));
+    (campaign, pages, device)
 }
 
-/// Counts a splash view by the device at `ip` (see [`crate::counts`]).
-fn count_splash(portal: &Portal, ip: IpAddr, seen: Seen, now: SystemTime) {
-    let device = portal.client_at(ip).device();
+/// Counts a splash view by the device at `ip` (see [`crate::counts`]),
+/// looked up unless `showing` already did.
+fn count_splash(portal: &Portal, device: Option<Device>, ip: IpAddr, seen: Seen, now: SystemTime) {
+    let device = device.unwrap_or_else(|| portal.client_at(ip).device());
     // Asked only of a device the counts saw granted until later: whether
     // its grant was revoked.
     let still_granted = || portal.sessions.get(device, now).is_some();
@@ -285,6 +302,7 @@ fn stylesheet(css: Bytes) -> Response<Body> {
 /// the next page; who is granted is the TCP peer.
 async fn accept(
     portal: &Portal,
+    live: &Live,
     (campaign, pages): (&Campaign, &Pages),
     client: Client,
     lang: usize,
@@ -314,7 +332,7 @@ async fn accept(
     let lang = form_lang.and_then(|t| campaign.locale_index(t)).unwrap_or(lang);
     let tag = campaign.locales[lang].tag.as_str();
     let also = client.mac.map(|mac| portal.neighbours.addresses_of(mac)).unwrap_or_default();
-    match portal.sessions.accept(&client, &also).await {
+    match portal.sessions.accept(&client, &also, live.config.portal.session).await {
         Ok(grant) => {
             let seen = Seen { lang: tag, campaign: &campaign.name, platform };
             portal.counts.connected(&grant.device, seen, SystemTime::now(), grant.expires);

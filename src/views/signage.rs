@@ -40,12 +40,9 @@ pub fn reload_after(languages: usize) -> u32 {
     SECONDS_PER_LANGUAGE * languages.max(1) as u32
 }
 
-/// The board, starting with `page.lang` and then the others in campaign
-/// order.
-pub fn signage(page: &Page) -> Markup {
-    if let Some(notice) = page.alert {
-        return super::alert::signage(page, notice);
-    }
+/// The campaign's board, starting with `page.lang` and then the others in
+/// campaign order.
+pub fn board(page: &Page) -> Markup {
     let campaign = page.campaign;
     let locale = &campaign.locales[page.lang];
     let n = campaign.locales.len();

@@ -158,6 +158,19 @@ async function runAxe(page) {
   }, AXE_TAGS);
 }
 
+// axe's violations on the page fail `where`; what it could not decide is
+// noted for review.
+async function checkAxe(where, page) {
+  const { violations, incomplete } = await runAxe(page);
+  for (const v of violations) {
+    const targets = v.nodes.map((n) => `${n.target}${n.summary ? ` [${n.summary}]` : ''}`).join(' | ');
+    fail(where, `axe ${v.id} (${v.impact}): ${v.help} — ${targets}`);
+  }
+  for (const v of incomplete) {
+    note(where, `axe needs review: ${v.id} (${v.help}) on ${v.nodes.map((n) => n.target).join(' | ')}`);
+  }
+}
+
 // Interactive elements smaller than 44×44 CSS px. A link that is part of a
 // sentence (display inline, with other text around it) is exempt, as in
 // WCAG 2.5.5's "inline" exception; it is reported separately.
@@ -292,14 +305,7 @@ async function onPhone(browser, name, pathname, taps, lang) {
 
     await page.screenshot({ path: path.join(OUT, `${name}-${lang}.png`), fullPage: true });
 
-    const { violations, incomplete } = await runAxe(page);
-    for (const v of violations) {
-      const targets = v.nodes.map((n) => `${n.target}${n.summary ? ` [${n.summary}]` : ''}`).join(' | ');
-      fail(where, `axe ${v.id} (${v.impact}): ${v.help} — ${targets}`);
-    }
-    for (const v of incomplete) {
-      note(where, `axe needs review: ${v.id} (${v.help}) on ${v.nodes.map((n) => n.target).join(' | ')}`);
-    }
+    await checkAxe(where, page);
   } catch (e) {
     fail(where, `error: ${e.message.split('\n')[0]}`);
   } finally {
@@ -514,14 +520,7 @@ async function operator(browser, lang, counted) {
     for (const s of inline) note(where, `inline link in running text, exempt from the tap-target size: ${s}`);
 
     await page.screenshot({ path: path.join(OUT, `operator-${counted ? '' : 'empty-'}${lang}.png`), fullPage: true });
-    const { violations, incomplete } = await runAxe(page);
-    for (const v of violations) {
-      const targets = v.nodes.map((n) => `${n.target}${n.summary ? ` [${n.summary}]` : ''}`).join(' | ');
-      fail(where, `axe ${v.id} (${v.impact}): ${v.help} — ${targets}`);
-    }
-    for (const v of incomplete) {
-      note(where, `axe needs review: ${v.id} (${v.help}) on ${v.nodes.map((n) => n.target).join(' | ')}`);
-    }
+    await checkAxe(where, page);
   } catch (e) {
     fail(where, `error: ${e.message.split('\n')[0]}`);
   } finally {

@@ -1,8 +1,9 @@
-//! The splash's form read as a browser reads it; shared by the in-process
-//! tests (`common`) and the namespace venue (`venue`), which includes this
-//! file on its own because it has no use for the rest of `common`.
+//! The splash's form read as a browser reads it, and percent-encoding for
+//! what a test sends; shared by the in-process tests (`common`), the
+//! namespace venue (`venue`) and the scale benchmark, which include this
+//! file on their own because they have no use for the rest of `common`.
 
-#![allow(dead_code)] // the venue encodes its own form body
+#![allow(dead_code)] // each includer uses a different part of this
 
 /// The splash's `<form method="post">`, read the way a browser reads it:
 /// its action and its hidden inputs.
@@ -42,4 +43,15 @@ fn attr(tag: &str, name: &str) -> Option<String> {
     let start = tag.find(&needle)? + needle.len();
     let len = tag[start..].find('"')?;
     Some(tag[start..start + len].to_owned())
+}
+
+/// Percent-encoding of a form value or a query parameter (everything but
+/// RFC 3986's unreserved characters), for the few values a test sends.
+pub fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -1,9 +1,13 @@
-//! A whole Portico in-process on pre-bound loopback ports, and a minimal
-//! HTTP/1.1 client that sends exactly the Host header a phone's probe would.
+//! What the tests share: a whole Portico in-process on pre-bound loopback
+//! ports ([`TestPortal`], in `portal.rs`), a minimal HTTP/1.1 client that
+//! sends exactly the Host header a phone's probe would, the built binary
+//! started and waited for, certificates, and a full disk.
 
 #![allow(dead_code)] // each test binary uses a different part of this
 
+mod binary;
 mod form;
+mod portal;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,32 +17,14 @@ use http_body_util::{BodyExt, Full};
 use hyper::header::HeaderMap;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use portico::config::Config;
-use portico::firewall::NoFirewall;
-use portico::neighbours::Neighbours;
-use portico::reload::ConfigSource;
-use portico::server::{self, Control, Gateway, Listeners};
-use std::sync::Arc;
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
 
-pub use form::Form;
-use tokio::task::JoinHandle;
-
-pub struct TestPortal {
-    pub addr: SocketAddr,
-    pub admin: SocketAddr,
-    pub state: PathBuf,
-    /// The config file the server was started with, which a reload re-reads.
-    pub config_file: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    reload: mpsc::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-/// Tests send many requests from one address; rate limits are tested on
-/// their own (tests/limits.rs), so elsewhere they are off.
-pub const NO_RATE_LIMITS: &str = "per_client_rps = 0\nglobal_rps = 0";
+// As with dead code: what one test binary leaves unused is not a stray import.
+#[allow(unused_imports)]
+pub use binary::{Started, lines, spawn_binary, start_binary};
+#[allow(unused_imports)]
+pub use form::{Form, encode};
+#[allow(unused_imports)]
+pub use portal::{NO_RATE_LIMITS, TestPortal, config_text};
 
 /// A copy of the built-in campaign's folder in `dir`, its name changed to
 /// `name`: a province's own campaign.
@@ -60,193 +46,25 @@ pub fn campaign_folder(dir: &Path, name: &str) -> PathBuf {
     campaign
 }
 
-/// A config for a portal on `port`, with extra TOML lines appended to
-/// `[portal]` and `[limits]`.
-pub fn config_text(port: u16, state: &Path, portal_extra: &str, limits: &str) -> String {
-    format!(
-        r#"[venue]
-name = "Ga Thử Nghiệm"
-kind = "station"
-
-[portal]
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}/"
-{portal_extra}
-
-[firewall]
-backend = "none"
-
-[state]
-dir = "{}"
-
-[admin]
-listen = "127.0.0.1:0"
-
-[limits]
-{limits}
-"#,
-        state.display()
-    )
+/// A self-signed certificate for `host`, good until `not_after` (year,
+/// month, day) if given.
+pub fn certificate(host: &str, not_after: Option<(i32, u8, u8)>) -> rcgen::CertifiedKey<rcgen::KeyPair> {
+    let mut params = rcgen::CertificateParams::new(vec![host.to_owned()]).unwrap();
+    if let Some((year, month, day)) = not_after {
+        params.not_after = rcgen::date_time_ymd(year, month, day);
+    }
+    let signing_key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&signing_key).unwrap();
+    rcgen::CertifiedKey { cert, signing_key }
 }
 
-/// How to start a [`TestPortal`]: `TestPortal::builder(dir).portal("…")
-/// .limits("…").neighbours(table).start()`.
-pub struct Builder {
-    state: PathBuf,
-    portal_extra: String,
-    limits: String,
-    tables: String,
-    neighbours: Neighbours,
-}
-
-impl Builder {
-    /// Extra TOML lines for `[portal]`.
-    pub fn portal(mut self, lines: &str) -> Builder {
-        self.portal_extra = lines.to_owned();
-        self
-    }
-
-    /// The TOML lines of `[limits]` (rate limits are off unless given).
-    pub fn limits(mut self, lines: &str) -> Builder {
-        self.limits = lines.to_owned();
-        self
-    }
-
-    /// Tables appended to the config (`[[campaigns]]`).
-    pub fn tables(mut self, text: &str) -> Builder {
-        self.tables = text.to_owned();
-        self
-    }
-
-    /// The neighbour table the portal sees (none: every client is its
-    /// address, as on loopback).
-    pub fn neighbours(mut self, table: Neighbours) -> Builder {
-        self.neighbours = table;
-        self
-    }
-
-    pub async fn start(self) -> TestPortal {
-        // `RUST_LOG=portico=debug cargo test -- --nocapture` shows the server's log.
-        use tracing_subscriber::layer::SubscriberExt as _;
-        use tracing_subscriber::util::SubscriberInitExt as _;
-        let targets =
-            std::env::var("RUST_LOG").ok().and_then(|v| v.parse::<tracing_subscriber::filter::Targets>().ok());
-        let _ = tracing_subscriber::registry()
-            .with(
-                targets
-                    .unwrap_or_else(|| tracing_subscriber::filter::Targets::new().with_default(tracing::Level::ERROR)),
-            )
-            .with(tracing_subscriber::fmt::layer().with_test_writer())
-            .try_init();
-        let state = self.state;
-        let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = portal.local_addr().unwrap();
-        let admin_addr = admin.local_addr().unwrap();
-        let text = config_text(addr.port(), &state, &self.portal_extra, &self.limits) + "\n" + &self.tables;
-        std::fs::create_dir_all(&state).unwrap();
-        let config_file = state.join("portico.toml");
-        std::fs::write(&config_file, &text).unwrap();
-        let config = Config::load(&config_file).expect("test config is valid");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let (reload, reloads) = mpsc::channel(4);
-        let listeners = Listeners { portal, tls: None, admin };
-        let shutdown = async {
-            let _ = stopped.await;
-        };
-        let source = ConfigSource::File(config_file.clone());
-        let gateway = Gateway { firewall: Arc::new(NoFirewall), neighbours: self.neighbours };
-        let task = tokio::spawn(server::run_on(config, listeners, Control { shutdown, reloads, source }, gateway));
-        let portal = TestPortal { addr, admin: admin_addr, state, config_file, stop: Some(stop), reload, task };
-        // Serving begins after start-up reads the campaign and the store; a
-        // test that edits those files must not race it.
-        let health = send(admin_addr, "GET", "127.0.0.1", "/healthz", &[], Bytes::new()).await;
-        assert_eq!(health.status, StatusCode::OK, "the server did not start");
-        portal
-    }
-}
-
-impl TestPortal {
-    pub fn builder(state: &Path) -> Builder {
-        Builder {
-            state: state.to_owned(),
-            portal_extra: "session = \"12h\"".into(),
-            limits: NO_RATE_LIMITS.into(),
-            tables: String::new(),
-            neighbours: Neighbours::none(),
-        }
-    }
-
-    pub async fn start(state: &Path) -> TestPortal {
-        Self::builder(state).start().await
-    }
-
-    pub async fn start_with(state: &Path, portal_extra: &str) -> TestPortal {
-        Self::builder(state).portal(portal_extra).start().await
-    }
-
-    pub async fn start_with_limits(state: &Path, portal_extra: &str, limits: &str) -> TestPortal {
-        Self::builder(state).portal(portal_extra).limits(limits).start().await
-    }
-
-    /// What SIGHUP does: re-read the config file and campaign.
-    pub async fn reload(&self) {
-        self.reload.send(()).await.unwrap();
-    }
-
-    /// Stops the server the way SIGTERM does and waits for it to finish.
-    pub async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/", self.addr.port())
-    }
-
-    pub async fn get(&self, host: &str, path: &str) -> Reply {
-        send(self.addr, "GET", host, path, &[], Bytes::new()).await
-    }
-
-    /// A request for the portal's own pages.
-    pub async fn page(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
-        let host = format!("127.0.0.1:{}", self.addr.port());
-        send(self.addr, "GET", &host, path, headers, Bytes::new()).await
-    }
-
-    /// Loads the splash, finds its form as a browser would and submits it.
-    pub async fn accept(&self) -> Reply {
-        self.accept_from("127.0.0.1".parse().unwrap()).await
-    }
-
-    /// [`Self::accept`] from another loopback address.
-    pub async fn accept_from(&self, from: std::net::IpAddr) -> Reply {
-        let splash = self.page("/", &[]).await;
-        let form = Form::parse(&splash.text()).expect("the splash has a post form");
-        let host = format!("127.0.0.1:{}", self.addr.port());
-        send_from(
-            from,
-            self.addr,
-            "POST",
-            &host,
-            &form.action,
-            &[("content-type", "application/x-www-form-urlencoded")],
-            Bytes::from(form.body()),
-        )
-        .await
-    }
-
-    /// `GET path` with this `Host` from another loopback address.
-    pub async fn get_from(&self, from: std::net::IpAddr, host: &str, path: &str) -> Reply {
-        send_from(from, self.addr, "GET", host, path, &[], Bytes::new()).await
-    }
-
-    /// The grants as `portico clients list --json` prints them.
-    pub async fn clients(&self) -> serde_json::Value {
-        let reply = send(self.admin, "GET", "127.0.0.1", "/clients", &[], Bytes::new()).await;
-        assert_eq!(reply.status, StatusCode::OK);
-        serde_json::from_slice(&reply.body).expect("clients JSON")
-    }
+/// Writes `cert` as `dir/cert.pem` and its key as `dir/key.pem`; returns
+/// the two paths, as [`Builder::tls`] takes them.
+pub fn write_certificate(dir: &Path, cert: &rcgen::CertifiedKey<rcgen::KeyPair>) -> (PathBuf, PathBuf) {
+    let (cert_file, key_file) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    (cert_file, key_file)
 }
 
 #[derive(Debug)]
@@ -321,9 +139,16 @@ pub fn tiny_filesystem(dir: &Path, what: &str) -> Option<TinyFs> {
     } else {
         return Some(TinyFs(dir.to_owned()));
     };
-    println!("SKIPPED {what} test: {why}");
-    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "under CI the {what} test must run ({why})");
+    skip(&format!("{what} test: {why}"));
     None
+}
+
+/// Says `SKIPPED: why` and lets the test pass, for a test this machine
+/// cannot run; except under `CI=true`, where every test must run, and the
+/// skip fails it.
+pub fn skip(why: &str) {
+    println!("SKIPPED: {why}");
+    assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{why}: CI must run this test");
 }
 
 pub struct TinyFs(std::path::PathBuf);
@@ -341,29 +166,4 @@ pub fn fill(dir: &Path) {
     let mut file = std::fs::File::create(dir.join("junk")).unwrap();
     while file.write_all(&[0u8; 1024]).is_ok() {}
     let _ = file.write_all(&[0u8; 1]);
-}
-
-/// Starts the built binary on `config_file` and waits for its start-up
-/// line; returns it with its portal and admin addresses, read from that
-/// line. Its log keeps being drained, so it never blocks on a full pipe.
-pub fn start_binary(config_file: &Path) -> (std::process::Child, std::net::SocketAddr, std::net::SocketAddr) {
-    use std::io::BufRead as _;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(["run", "--config"])
-        .arg(config_file)
-        .env("RUST_LOG", "portico=info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("Portico serving") {
-        line.clear();
-    }
-    let addr = |key: &str| -> std::net::SocketAddr {
-        line.split(&format!("{key}=")).nth(1).and_then(|s| s.split_whitespace().next()).unwrap().parse().unwrap()
-    };
-    let (portal, admin) = (addr("portal"), addr("admin"));
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (child, portal, admin)
 }

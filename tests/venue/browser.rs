@@ -19,7 +19,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde::Deserialize;
 
-use crate::netns::Phone;
+use crate::wiring::Phone;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/venue-phone.mjs");
 const LAUNCH_WITHIN: Duration = Duration::from_secs(60);

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::netns::Phone;
+use crate::wiring::Phone;
 
 const LEASE_WITHIN: Duration = Duration::from_secs(15);
 const SLAAC_WITHIN: Duration = Duration::from_secs(10);

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use crate::dns;
-use crate::netns::{Netns, Venue};
+use crate::netns::Netns;
+use crate::wiring::Venue;
 
 /// A name of the test's own that resolves to the upstream. Under the
 /// reserved `.test` TLD, so chromium never upgrades it to https.

@@ -16,9 +16,9 @@ use anyhow::{Context as _, Result, bail, ensure};
 use crate::dns;
 use crate::dnsmasq::{GARDEN_HOST, OTHER_HOST};
 use crate::internet::{BULK_PATH, SINK_PORT};
-use crate::netns::Phone;
 use crate::portico::{Extra, TABLE, metric};
 use crate::scenarios::{Scenario, Site, poll};
+use crate::wiring::Phone;
 
 pub const ALL: [Scenario; 4] = [
     ("18 walled garden: held D reaches the garden's name on 443 once dnsmasq resolves it, not another name", garden),

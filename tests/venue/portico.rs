@@ -1,24 +1,24 @@
 //! The built `portico` binary as the gateway runs it: `ip netns exec GW
-//! portico run --config F` as a child process, its output in a log file the
-//! report prints when a scenario fails, and the CLI commands run the same
-//! way (they talk to the admin listener on the gateway's loopback).
+//! portico run --config F` as a child process (see `running.rs`), its
+//! output in a log file the report prints when a scenario fails, and the
+//! CLI commands run the same way (they talk to the admin listener on the
+//! gateway's loopback).
 //!
 //! `ip netns exec` execs the program in place, so the child's pid is
-//! Portico's own and `Child::kill` is a real `kill -9` of Portico.
+//! Portico's own and a kill is a real `kill -9` of Portico.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use crate::netns::Netns;
-use crate::phone::exchange;
+use crate::running::{self, Entry, Running};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_portico");
 /// The table Portico owns in the gateway namespace.
@@ -33,7 +33,7 @@ pub struct Portico {
     pub config: PathBuf,
     dir: PathBuf,
     log: PathBuf,
-    child: Option<Child>,
+    running: Option<Running>,
     starts: u32,
 }
 
@@ -53,7 +53,7 @@ impl Portico {
             config: dir.join("portico.toml"),
             dir: dir.to_owned(),
             log: dir.join("portico.log"),
-            child: None,
+            running: None,
             starts: 0,
         };
         portico.configure(lan_v4, "12h", "state")?;
@@ -126,36 +126,24 @@ listen = "{ADMIN}"
         self.starts += 1;
         let mut log = OpenOptions::new().create(true).append(true).open(&self.log)?;
         writeln!(log, "==== venue test: start {} ====", self.starts)?;
-        let child = gw
-            .command(BIN, &["run", "--config", &self.config.to_string_lossy()])
-            .env("RUST_LOG", "portico=debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .context("spawning portico")?;
-        self.child = Some(child);
-        let deadline = Instant::now() + READY_WITHIN;
-        loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok()?) {
-                self.child = None;
-                bail!("portico exited during start-up: {status}");
-            }
-            if healthy(gw) {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("portico's /healthz did not answer within {READY_WITHIN:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let bin = Path::new(BIN);
+        let mut portico = Running::start(gw, Entry::IpNetnsExec, bin, &self.config, "portico=debug", &self.log)?;
+        let admin = admin();
+        let ready =
+            portico.wait_until("portico's /healthz did not answer", READY_WITHIN, Duration::from_millis(50), || {
+                gw.run(|| running::healthy(admin))
+            });
+        if ready.is_ok() {
+            self.running = Some(portico);
         }
+        ready.map(drop)
     }
 
     /// Starts Portico unless it is already running, so that one scenario's
     /// failure does not doom the next.
     pub fn ensure_running(&mut self, gw: &Netns) -> Result<()> {
-        let running = match self.child.as_mut() {
-            Some(child) => child.try_wait()?.is_none(),
+        let running = match self.running.as_mut() {
+            Some(portico) => portico.is_running()?,
             None => false,
         };
         if running { Ok(()) } else { self.start(gw) }
@@ -163,36 +151,23 @@ listen = "{ADMIN}"
 
     /// SIGHUP: reload the config.
     pub fn reload(&self) -> Result<()> {
-        let child = self.child.as_ref().context("portico is not running")?;
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGHUP)?;
-        Ok(())
+        self.running.as_ref().context("portico is not running")?.signal(Signal::SIGHUP)
     }
 
     /// `kill -9`, and reap it.
     pub fn kill(&mut self) -> Result<()> {
-        if let Some(mut child) = self.child.take() {
-            child.kill()?;
-            child.wait()?;
+        match self.running.take() {
+            Some(mut portico) => portico.kill(),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// A normal stop (SIGTERM); `kill -9` if it overstays.
     pub fn stop(&mut self) -> Result<()> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM)?;
-        let deadline = Instant::now() + STOP_WITHIN;
-        while child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                child.kill()?;
-                child.wait()?;
-                bail!("portico did not stop within {STOP_WITHIN:?} of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match self.running.take() {
+            Some(mut portico) => portico.stop(STOP_WITHIN).map(drop),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// `portico ARGS... --config F` inside `gw`, failing on a non-zero exit.
@@ -237,24 +212,12 @@ impl Drop for Portico {
     }
 }
 
-/// The value of one metric family's sample on the admin listener.
-pub fn metric(gw: &Netns, name: &str) -> Result<f64> {
-    let admin: SocketAddr = ADMIN.parse().expect("a socket address");
-    let stream = gw.run(|| TcpStream::connect_timeout(&admin, Duration::from_millis(500)))?;
-    let reply = exchange(stream, "GET", ADMIN, "/metrics", None)?;
-    let text = reply.text();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .with_context(|| format!("no {name} in /metrics"))?;
-    let value = line.rsplit(' ').next().unwrap_or_default();
-    value.parse().with_context(|| format!("{name}: {line:?}"))
+fn admin() -> SocketAddr {
+    ADMIN.parse().expect("a socket address")
 }
 
-fn healthy(gw: &Netns) -> bool {
-    let admin: SocketAddr = ADMIN.parse().expect("a socket address");
-    gw.run(|| TcpStream::connect_timeout(&admin, Duration::from_millis(200)))
-        .ok()
-        .and_then(|stream| exchange(stream, "GET", ADMIN, "/healthz", None).ok())
-        .is_some_and(|reply| reply.status == 200)
+/// The value of one metric family's sample on the admin listener.
+pub fn metric(gw: &Netns, name: &str) -> Result<f64> {
+    let (_, text) = running::admin_get(gw, ADMIN, "/metrics")?;
+    running::metric(&text, name).with_context(|| format!("no {name} in /metrics"))
 }

@@ -26,10 +26,10 @@ use crate::browser::Browser;
 use crate::dhcp::{Dhcp, Lease, Resolver};
 use crate::dnsmasq::{PORTAL_HOST, SITE_HOST, captive_api_url};
 use crate::internet::{STREAM_PATH, UPSTREAM_MARK};
-use crate::netns::{Phone, Venue};
 use crate::phone::PROBE_HOST;
 use crate::portico::PORTAL_PORT;
 use crate::scenarios::{Scenario, Site, poll};
+use crate::wiring::{Phone, Venue};
 
 /// The bound on how long a grant that ended may keep traffic going.
 const CUT_WITHIN: Duration = Duration::from_secs(5);

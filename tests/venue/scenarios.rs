@@ -15,9 +15,9 @@ use tempfile::TempDir;
 
 use crate::dnsmasq::{Dnsmasq, SITE_HOST};
 use crate::internet::Internet;
-use crate::netns::{Phone, Venue};
 use crate::portico::{PORTAL_PORT, Portico, TABLE};
 use crate::real::Real;
+use crate::wiring::{Phone, Venue};
 
 /// Everything one run owns. Field order is drop order: Portico first (it
 /// lives in the gateway namespace), then the phones' browsers and DHCP
@@ -102,9 +102,7 @@ impl Site {
     }
 
     pub fn nft(&self, args: &[&str]) -> Result<String> {
-        let out = self.venue.gw.exec("nft", args)?;
-        ensure!(out.status.success(), "nft {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        self.venue.gw.nft(args)
     }
 }
 
@@ -318,7 +316,7 @@ fn print_agrees(site: &mut Site) -> Result<()> {
     let gw = &site.venue.gw;
     let script = site.portico.cli(gw, &["firewall", "print"])?;
     let mut check = gw.command("nft", &["-c", "-f", "-"]);
-    let out = crate::pipe(&mut check, &script)?;
+    let out = crate::netns::pipe(&mut check, &script)?;
     ensure!(out.status.success(), "nft -c rejects the printed script: {}", String::from_utf8_lossy(&out.stderr).trim());
     let names = declared_names(&script);
     ensure!(names.iter().any(|n| n.starts_with("chain ")), "the printed script declares no chain:\n{script}");

@@ -19,21 +19,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::Limits;
-
-crate::metrics::labelled! {
-    /// Why a request or connection was turned away; also the metric label.
-    pub enum Rejection {
-        ClientRate => "client_rate",
-        GlobalRate => "global_rate",
-        ClientConnections => "client_connections",
-        /// A request body (the accept form) that did not arrive in time.
-        BodyTimeout => "body_timeout",
-        /// An admin request without the right token (`admin.token_file`).
-        AdminToken => "admin_token",
-        /// An admin request from an address out of token attempts.
-        AdminAttempts => "admin_attempts",
-    }
-}
+use crate::metrics::Rejection;
 
 pub struct Guard {
     per_client: Option<DefaultKeyedRateLimiter<IpAddr>>,
