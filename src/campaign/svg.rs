@@ -6,8 +6,9 @@
 //! (no DTD, hence no entities) and every element and attribute, named by
 //! namespace URI and local name, never by prefix, must be on the allowlists
 //! below: shapes, text, gradients, clips, masks, patterns and `use` of a part
-//! of the same image. Anything else (script, `foreignObject`, animation,
-//! links, images, `<style>`, event handlers, a reference to another file) is
+//! of the same image, and a drawing program's own data (Inkscape's, an RDF
+//! licence block). Anything else (script, `foreignObject`, animation, links,
+//! images, `<style>`, event handlers, a reference to another file) is
 //! refused, naming the first offending thing with its line and column.
 //!
 //! The router also serves every campaign image under a sandboxing
@@ -21,6 +22,20 @@ use roxmltree::{Attribute, Document, Node, NodeType, ParsingOptions};
 const SVG: &str = "http://www.w3.org/2000/svg";
 const XLINK: &str = "http://www.w3.org/1999/xlink";
 const XML: &str = "http://www.w3.org/XML/1998/namespace";
+
+/// Namespaces of a drawing program's own data: Inkscape's, and the RDF
+/// licence block Inkscape and others write in `<metadata>`. A browser
+/// neither draws nor runs an element or attribute in them, so an image
+/// saved as it came from the editor passes; what they hold is checked like
+/// everything else (an XHTML script inside one is still refused).
+const EDITOR: &[&str] = &[
+    "http://www.inkscape.org/namespaces/inkscape",
+    "http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd",
+    "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "http://purl.org/dc/elements/1.1/",
+    "http://creativecommons.org/ns#",
+    "http://web.resource.org/cc/",
+];
 
 /// Elements of the SVG namespace that only draw. Not here, so refused:
 /// `script`, `foreignObject`, `a`, `image`, `animate*`, `set`, `mpath`,
@@ -36,6 +51,7 @@ const ELEMENTS: &[&str] = &[
     "defs",
     "title",
     "desc",
+    "metadata",
     "symbol",
     "use",
     "path",
@@ -212,6 +228,7 @@ fn check_element(doc: &Document, text: &str, node: Node) -> Result<(), String> {
     let here = || at(doc, node.range().start);
     match name.namespace() {
         Some(SVG) if ELEMENTS.contains(&name.name()) => {}
+        Some(ns) if EDITOR.contains(&ns) => {}
         Some(SVG) => {
             // Drawing programs often export a sheet of classes: say what would do.
             let instead =
@@ -249,9 +266,10 @@ fn check_attribute(doc: &Document, text: &str, node: Node, attribute: &Attribute
             }
             true
         }
-        (None, _) => ATTRIBUTES.contains(&local),
+        // An editor's element is drawn by no one, whatever its attributes.
+        (None, _) => ATTRIBUTES.contains(&local) || node.tag_name().namespace().is_some_and(|ns| EDITOR.contains(&ns)),
         (Some(XML), "space" | "lang") => true,
-        _ => false,
+        (Some(ns), _) => EDITOR.contains(&ns),
     };
     if !allowed {
         return Err(format!("attribute {shown}= on <{element}> is not allowed {}", here()));
@@ -445,6 +463,26 @@ mod tests {
         for svg in [LOGO, drawing] {
             check(svg).unwrap();
             audit(svg).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_drawing_program_s_own_data_passes_and_what_it_holds_is_still_checked() {
+        // As Inkscape saves a drawing: its namespaces, a named view and a
+        // licence block in <metadata>.
+        check(include_bytes!("../../fuzz/seeds/svg/accepted-inkscape.svg")).unwrap();
+        const SODIPODI: &str = r#"xmlns:sodipodi="http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd""#;
+        for (inner, wanted) in [
+            (
+                r#"<sodipodi:namedview><h:script xmlns:h="http://www.w3.org/1999/xhtml">alert(1)</h:script></sodipodi:namedview>"#,
+                "element <h:script> is in the namespace http://www.w3.org/1999/xhtml",
+            ),
+            (r#"<sodipodi:namedview onload="alert(1)"/>"#, "the event handler onload= on <sodipodi:namedview>"),
+            (r#"<g sodipodi:x="url(http://x/)"/>"#, "sodipodi:x= on <g> holds a url("),
+            (r#"<metadata><script>alert(1)</script></metadata>"#, "element <script> is not allowed"),
+        ] {
+            let e = refusal(&format!(r#"<svg xmlns="http://www.w3.org/2000/svg" {SODIPODI}>{inner}</svg>"#));
+            assert!(e.contains(wanted), "{inner}: {e}");
         }
     }
 
