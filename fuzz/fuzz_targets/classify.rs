@@ -11,7 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use portico::config::split_host_port;
-use portico::http::probes;
+use portico::probes;
 use portico::lang::is_valid_tag;
 
 fuzz_target!(|data: &[u8]| {
