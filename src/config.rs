@@ -224,6 +224,12 @@ pub struct State {
     pub retention_days: u32,
 }
 
+impl State {
+    /// `state.retention` when the file does not set it: a little more
+    /// than a year.
+    pub const DEFAULT_RETENTION_DAYS: u32 = 400;
+}
+
 #[derive(Clone, Debug)]
 pub struct Admin {
     pub listen: SocketAddr,
@@ -414,7 +420,7 @@ impl Config {
                 device_upload_rate: None,
                 limit_trusted: false,
             },
-            state: State { dir: demo_state_dir(), retention_days: 400 },
+            state: State { dir: demo_state_dir(), retention_days: State::DEFAULT_RETENTION_DAYS },
             admin: Admin { listen: ([127, 0, 0, 1], 9090).into(), token_file: None },
             limits: Limits::default(),
             walled_garden: WalledGarden::default(),

@@ -366,12 +366,13 @@ fn validate_state(c: &mut Checker, raw: RawState, base: &Path) -> State {
     let dir = raw.dir.map_or_else(|| PathBuf::from("/var/lib/portico"), |d| base.join(d));
     // Whole days: the counts are kept one file per day.
     const DAY: Duration = Duration::from_secs(86_400);
-    let retention = c.duration("state.retention", raw.retention.as_deref(), DAY * 400, DAY..=DAY * 36_500);
+    let default = State::DEFAULT_RETENTION_DAYS;
+    let retention = c.duration("state.retention", raw.retention.as_deref(), DAY * default, DAY..=DAY * 36_500);
     let retention_days = if retention.as_secs().is_multiple_of(DAY.as_secs()) {
         (retention.as_secs() / DAY.as_secs()) as u32
     } else {
         c.bad("state.retention", "must be whole days (like \"400d\")");
-        400
+        default
     };
     State { dir, retention_days }
 }
